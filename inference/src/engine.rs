@@ -310,7 +310,7 @@ impl<'m> Session<'m> {
     }
 
     /// Start generating after `prompt` (token ids, BOS included if wanted): evaluates the prompt
-    /// as one batch and returns a [`Generator`] that yields one token per [`Generator::next`] call
+    /// as one batch and returns a [`Generator`] that yields one token per [`Generator::next_token`] call
     /// (so a worker can check for Stop between tokens).
     pub fn start<'s>(
         &'s mut self,
@@ -358,7 +358,7 @@ impl<'m> Session<'m> {
             prefill_s: t1 - t0,
             ..Default::default()
         };
-        while let Some((id, piece)) = gen.next()? {
+        while let Some((id, piece)) = gen.next_token()? {
             g.tokens.push(id);
             g.text.push_str(&piece);
             if !on_piece(id, &piece) {
@@ -392,7 +392,7 @@ pub struct Generator<'s, 'm> {
 
 impl Generator<'_, '_> {
     /// The next token and its text piece, or `None` when generation is over.
-    pub fn next(&mut self) -> Result<Option<(u32, String)>> {
+    pub fn next_token(&mut self) -> Result<Option<(u32, String)>> {
         if self.stop.is_some() {
             return Ok(None);
         }
