@@ -1,1 +1,373 @@
-//! TODO
+//! The public API: load a model from bytes that arrive in chunks (with progress), open a session
+//! with a KV cache, and generate text as a stream of pieces.
+//!
+//! ```text
+//! ModelLoader::new(file_size) ─ push(chunk)… ─ finish() ─► Model
+//! Model ─ Session::new(&model, n_ctx, threads) ─ generate(prompt, params, on_piece) ─► Generation
+//! ```
+
+use std::collections::HashMap;
+
+use crate::backend::cpu::{Cpu, Logits};
+use crate::chat::{ChatMessage, ChatTemplate};
+use crate::error::{Error, Result};
+use crate::gguf::{GgufHeader, TensorStream};
+use crate::model::{Bytes, HParams, KvCache, Weights};
+use crate::sampler::{Sampler, SamplerParams};
+use crate::tokenizer::{Detokenizer, Tokenizer};
+
+/// Prompt tokens evaluated per batch during prefill (bounds activation memory for long prompts).
+pub const PREFILL_BATCH: usize = 256;
+
+// ----------------------------------------------------------------------------------------------
+// Model
+// ----------------------------------------------------------------------------------------------
+
+/// A loaded model: hyper-parameters, quantized weights, tokenizer and chat template.
+pub struct Model {
+    pub hp: HParams,
+    pub weights: Weights,
+    pub tokenizer: Tokenizer,
+    pub chat: ChatTemplate,
+    /// `general.name`, or the architecture when absent.
+    pub name: String,
+    pub file_size: u64,
+    pub tensor_bytes: u64,
+    pub n_params: u64,
+}
+
+/// What the header says, checked before any tensor byte is read (the UI validates a dropped file
+/// with this, so an unsupported model fails in milliseconds, not after a download).
+pub struct Preflight {
+    pub header: GgufHeader,
+    pub hp: HParams,
+    pub tokenizer: Tokenizer,
+    pub chat: ChatTemplate,
+}
+
+impl Preflight {
+    pub fn new(header: GgufHeader) -> Result<Self> {
+        let hp = HParams::from_metadata(&header.metadata)?;
+        let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
+        if tokenizer.vocab_size() != hp.n_vocab {
+            return Err(Error::Model(format!(
+                "tokenizer has {} tokens, the model {}",
+                tokenizer.vocab_size(),
+                hp.n_vocab
+            )));
+        }
+        let chat = ChatTemplate::from_metadata(&header.metadata)?;
+        // Every tensor the architecture needs must be present with the right shape: check now with
+        // placeholder bytes, so a bad file fails before its tensor data is read.
+        Weights::check(&hp, &header)?;
+        Ok(Preflight {
+            header,
+            hp,
+            tokenizer,
+            chat,
+        })
+    }
+}
+
+/// Builds a [`Model`] from file bytes pushed in order, in chunks of any size.
+pub struct ModelLoader {
+    file_size: u64,
+    received: u64,
+    prefix: Vec<u8>,
+    pre: Option<Preflight>,
+    stream: Option<TensorStream>,
+    tensors: HashMap<String, Bytes>,
+}
+
+impl ModelLoader {
+    pub fn new(file_size: u64) -> Self {
+        ModelLoader {
+            file_size,
+            received: 0,
+            prefix: Vec::new(),
+            pre: None,
+            stream: None,
+            tensors: HashMap::new(),
+        }
+    }
+
+    /// Bytes pushed so far, of `file_size`.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.received, self.file_size)
+    }
+
+    /// The validated header, once it has been read.
+    pub fn preflight(&self) -> Option<&Preflight> {
+        self.pre.as_ref()
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
+        self.received += chunk.len() as u64;
+        if self.received > self.file_size {
+            return Err(Error::Invalid(format!(
+                "received more than the announced {} bytes",
+                self.file_size
+            )));
+        }
+        let tensors = &mut self.tensors;
+        let mut keep = |t: &crate::gguf::TensorInfo, d: std::borrow::Cow<'_, [u8]>| {
+            tensors.insert(t.name.clone(), Bytes::from_vec(d.into_owned()));
+            Ok(())
+        };
+        if let Some(s) = &mut self.stream {
+            return s.push(chunk, &mut keep);
+        }
+        self.prefix.extend_from_slice(chunk);
+        let Some(header) = GgufHeader::parse(&self.prefix, self.file_size)? else {
+            return Ok(());
+        };
+        let pre = Preflight::new(header)?;
+        let mut s = TensorStream::new(pre.header.clone(), 0);
+        let prefix = std::mem::take(&mut self.prefix);
+        s.push(&prefix, &mut keep)?;
+        self.stream = Some(s);
+        self.pre = Some(pre);
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Model> {
+        let (Some(pre), Some(stream)) = (self.pre.take(), self.stream.take()) else {
+            return Err(Error::Gguf(format!(
+                "file is truncated: {} bytes end inside the header",
+                self.received
+            )));
+        };
+        stream.finish()?;
+        let tensors = std::mem::take(&mut self.tensors);
+        let weights = Weights::load(&pre.hp, &pre.header, |t| {
+            tensors
+                .get(&t.name)
+                .cloned()
+                .ok_or_else(|| Error::Gguf(format!("tensor `{}` was not received", t.name)))
+        })?;
+        let md = &pre.header.metadata;
+        Ok(Model {
+            name: md
+                .get_str("general.name")
+                .unwrap_or(pre.hp.arch.name())
+                .to_owned(),
+            file_size: self.file_size,
+            tensor_bytes: pre.header.tensor_bytes(),
+            n_params: pre.header.tensors.iter().map(|t| t.n_elements()).sum(),
+            hp: pre.hp,
+            weights,
+            tokenizer: pre.tokenizer,
+            chat: pre.chat,
+        })
+    }
+}
+
+impl Model {
+    /// Load a model from bytes already in memory.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        let mut l = ModelLoader::new(bytes.len() as u64);
+        for c in bytes.chunks(16 << 20) {
+            l.push(c)?;
+        }
+        l.finish()
+    }
+
+    /// Load a GGUF file from disk, streaming it tensor by tensor (memory ≈ the tensors' bytes).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_file(path: &std::path::Path) -> Result<Model> {
+        use std::io::Read;
+        let io = |e: std::io::Error| Error::Invalid(format!("cannot read {}: {e}", path.display()));
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let size = f.metadata().map_err(io)?.len();
+        let mut l = ModelLoader::new(size);
+        let mut buf = vec![0u8; 8 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            l.push(&buf[..n])?;
+        }
+        l.finish()
+    }
+
+    /// Render one user message (plus an optional system prompt) with the model's chat template.
+    pub fn chat_prompt(&self, system: Option<&str>, user: &str) -> Result<String> {
+        let mut msgs = Vec::new();
+        if let Some(s) = system {
+            msgs.push(ChatMessage::new("system", s));
+        }
+        msgs.push(ChatMessage::new("user", user));
+        self.chat.render(&msgs, true)
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Session and generation
+// ----------------------------------------------------------------------------------------------
+
+/// One conversation: the KV cache (preallocated for `n_ctx` tokens) and the tokens in it.
+pub struct Session<'m> {
+    pub model: &'m Model,
+    cpu: Cpu,
+    pub kv: KvCache,
+    pub tokens: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GenerateParams {
+    pub max_tokens: usize,
+    pub sampler: SamplerParams,
+    /// Keep going past end-of-generation tokens.
+    pub ignore_eos: bool,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        GenerateParams {
+            max_tokens: 256,
+            sampler: SamplerParams::default(),
+            ignore_eos: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    pub prompt_len: usize,
+    /// Why it stopped: "eos", "length", "stopped" or "context".
+    pub stop: &'static str,
+}
+
+impl Generation {
+    pub fn prefill_tok_s(&self) -> f64 {
+        rate(self.prompt_len, self.prefill_s)
+    }
+    /// Decode rate: tokens after the first (which comes from the prefill logits) per second.
+    pub fn decode_tok_s(&self) -> f64 {
+        rate(self.tokens.len().saturating_sub(1), self.decode_s)
+    }
+}
+
+fn rate(n: usize, s: f64) -> f64 {
+    if s > 0.0 {
+        n as f64 / s
+    } else {
+        0.0
+    }
+}
+
+fn now() -> f64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static T0: OnceLock<std::time::Instant> = OnceLock::new();
+        T0.get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        0.0
+    }
+}
+
+impl<'m> Session<'m> {
+    pub fn new(model: &'m Model, n_ctx: usize, threads: usize) -> Result<Self> {
+        let n_ctx = n_ctx.clamp(1, model.hp.n_ctx_train);
+        Ok(Session {
+            model,
+            cpu: Cpu::new(threads),
+            kv: KvCache::new(&model.hp, n_ctx)?,
+            tokens: Vec::new(),
+        })
+    }
+
+    pub fn reset(&mut self) {
+        self.kv.clear();
+        self.tokens.clear();
+    }
+
+    /// Evaluate `tokens` after those already in the cache; logits of the last one or of all.
+    pub fn eval(&mut self, tokens: &[u32], want: Logits) -> Result<Vec<f32>> {
+        let m = self.model;
+        let mut out = Vec::new();
+        for chunk in tokens.chunks(PREFILL_BATCH) {
+            let l = self
+                .cpu
+                .forward(&m.hp, &m.weights, &mut self.kv, chunk, want)?;
+            match want {
+                Logits::All => out.extend_from_slice(&l),
+                Logits::Last => out = l,
+            }
+            self.tokens.extend_from_slice(chunk);
+        }
+        Ok(out)
+    }
+
+    /// Generate after `prompt` (token ids, BOS included if wanted). `on_piece` gets each new piece
+    /// of text (whole UTF-8 characters only) and returns `false` to stop.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        mut on_piece: impl FnMut(u32, &str) -> bool,
+    ) -> Result<Generation> {
+        if prompt.is_empty() {
+            return Err(Error::Invalid("the prompt is empty".into()));
+        }
+        let tok = &self.model.tokenizer;
+        let mut g = Generation {
+            prompt_len: prompt.len(),
+            stop: "length",
+            ..Default::default()
+        };
+        let room = self.kv.n_ctx.saturating_sub(self.kv.len);
+        if prompt.len() > room {
+            return Err(Error::Invalid(format!(
+                "the prompt has {} tokens but only {room} fit in the {}-token context",
+                prompt.len(),
+                self.kv.n_ctx
+            )));
+        }
+        let t0 = now();
+        let mut logits = self.eval(prompt, Logits::Last)?;
+        let t1 = now();
+        g.prefill_s = t1 - t0;
+        let mut sampler = Sampler::new(params.sampler.clone());
+        let mut detok = Detokenizer::new(tok);
+        for i in 0..params.max_tokens {
+            let next = sampler.sample(&mut logits, &self.tokens);
+            if !params.ignore_eos && tok.is_eog(next) {
+                g.stop = "eos";
+                break;
+            }
+            g.tokens.push(next);
+            let piece = detok.push(next);
+            g.text.push_str(&piece);
+            if !on_piece(next, &piece) {
+                g.stop = "stopped";
+                break;
+            }
+            if i + 1 == params.max_tokens {
+                break;
+            }
+            if self.kv.len >= self.kv.n_ctx {
+                g.stop = "context";
+                break;
+            }
+            logits = self.eval(&[next], Logits::Last)?;
+        }
+        let rest = detok.flush();
+        if !rest.is_empty() {
+            g.text.push_str(&rest);
+            on_piece(u32::MAX, &rest);
+        }
+        g.decode_s = now() - t1;
+        Ok(g)
+    }
+}

@@ -18,6 +18,7 @@
 //! - [`TensorStream`] takes the rest of the file in chunks of any size, in order, and hands out each
 //!   tensor's bytes as soon as they are complete (the browser streams from IndexedDB or File slices).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
@@ -341,7 +342,12 @@ impl<'a> Cursor<'a> {
     }
 
     /// Check that `count` items of at least `min_size` bytes each can still fit in the file.
-    fn check_count(&self, count: u64, min_size: u64, what: &str) -> std::result::Result<usize, ReadErr> {
+    fn check_count(
+        &self,
+        count: u64,
+        min_size: u64,
+        what: &str,
+    ) -> std::result::Result<usize, ReadErr> {
         let need = count.checked_mul(min_size);
         match need {
             Some(n) if n <= self.file_remaining() => usize::try_from(count)
@@ -468,7 +474,11 @@ impl GgufHeader {
     /// `Ok(None)`: the prefix ends inside the header; call again with more bytes.
     /// `Err`: the file is malformed (including truncated, when `prefix` is the whole file).
     pub fn parse(prefix: &[u8], file_size: u64) -> Result<Option<GgufHeader>> {
-        let mut c = Cursor { buf: prefix, pos: 0, file_size };
+        let mut c = Cursor {
+            buf: prefix,
+            pos: 0,
+            file_size,
+        };
         match Self::parse_inner(&mut c) {
             Ok(h) => Ok(Some(h)),
             Err(ReadErr::Bad(e)) => Err(e),
@@ -527,7 +537,9 @@ impl GgufHeader {
             let name = c.string("tensor name length")?;
             let n_dims = c.u32()? as usize;
             if n_dims == 0 || n_dims > MAX_DIMS {
-                return Err(bad(format!("tensor `{name}` has {n_dims} dimensions (1..=4 allowed)")));
+                return Err(bad(format!(
+                    "tensor `{name}` has {n_dims} dimensions (1..=4 allowed)"
+                )));
             }
             let mut dims = Vec::with_capacity(n_dims);
             for _ in 0..n_dims {
@@ -546,7 +558,9 @@ impl GgufHeader {
                 .try_fold(1u64, |a, &d| a.checked_mul(d))
                 .ok_or_else(|| bad(format!("tensor `{name}` shape {dims:?} overflows")))?;
             if dims.contains(&0) {
-                return Err(bad(format!("tensor `{name}` has an empty dimension {dims:?}")));
+                return Err(bad(format!(
+                    "tensor `{name}` has an empty dimension {dims:?}"
+                )));
             }
             let row_bytes = ty.row_bytes(dims[0]).ok_or_else(|| {
                 bad(format!(
@@ -564,7 +578,13 @@ impl GgufHeader {
                     "tensor `{name}` offset {offset} is not a multiple of the alignment {alignment}"
                 )));
             }
-            tensors.push(TensorInfo { name, dims, ty, offset, size });
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                ty,
+                offset,
+                size,
+            });
         }
 
         let data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
@@ -588,7 +608,10 @@ impl GgufHeader {
         spans.sort_unstable();
         for w in spans.windows(2) {
             if w[1].0 < w[0].1 {
-                return Err(bad(format!("tensors `{}` and `{}` overlap", w[0].2, w[1].2)));
+                return Err(bad(format!(
+                    "tensors `{}` and `{}` overlap",
+                    w[0].2, w[1].2
+                )));
             }
         }
         let mut seen = std::collections::HashSet::with_capacity(tensors.len());
@@ -652,7 +675,13 @@ impl TensorStream {
     /// whole file again, or the prefix length used for the header).
     pub fn new(header: GgufHeader, start: u64) -> Self {
         let order = header.file_order();
-        TensorStream { order, next: 0, pos: start, buf: Vec::new(), header }
+        TensorStream {
+            order,
+            next: 0,
+            pos: start,
+            buf: Vec::new(),
+            header,
+        }
     }
 
     pub fn header(&self) -> &GgufHeader {
@@ -664,11 +693,12 @@ impl TensorStream {
         self.next == self.order.len()
     }
 
-    /// Push the next chunk; `on_tensor` gets each tensor whose bytes are now complete.
+    /// Push the next chunk; `on_tensor` gets each tensor whose bytes are now complete (borrowed
+    /// from the chunk when it lies inside it, owned when it was assembled from several).
     pub fn push(
         &mut self,
         mut chunk: &[u8],
-        mut on_tensor: impl FnMut(&TensorInfo, &[u8]) -> Result<()>,
+        mut on_tensor: impl FnMut(&TensorInfo, Cow<'_, [u8]>) -> Result<()>,
     ) -> Result<()> {
         while !chunk.is_empty() && self.next < self.order.len() {
             let t = &self.header.tensors[self.order[self.next]];
@@ -691,16 +721,16 @@ impl TensorStream {
             let want = (end - self.pos) as usize;
             let take = want.min(chunk.len());
             if self.buf.is_empty() && take == t.size as usize {
-                // The whole tensor is inside this chunk: no copy.
-                on_tensor(t, &chunk[..take])?;
+                // The whole tensor is inside this chunk: no copy here.
+                on_tensor(t, Cow::Borrowed(&chunk[..take]))?;
             } else {
                 if self.buf.is_empty() {
                     self.buf.reserve_exact(t.size as usize);
                 }
                 self.buf.extend_from_slice(&chunk[..take]);
                 if self.buf.len() == t.size as usize {
-                    let buf = std::mem::take(&mut self.buf);
-                    on_tensor(t, &buf)?;
+                    // Assembled across chunks: hand the buffer over instead of copying it.
+                    on_tensor(t, Cow::Owned(std::mem::take(&mut self.buf)))?;
                 }
             }
             chunk = &chunk[take..];
@@ -803,9 +833,128 @@ impl GgufWriter {
         self.raw_kv(key, 9, &b)
     }
 
+    /// Add a key with any metadata value.
+    pub fn value_kv(&mut self, key: &str, v: &Value) -> &mut Self {
+        let mut b = Vec::new();
+        let ty = Self::encode_value(&mut b, v);
+        self.raw_kv(key, ty, &b)
+    }
+
+    fn encode_value(b: &mut Vec<u8>, v: &Value) -> u32 {
+        match v {
+            Value::U8(x) => {
+                b.push(*x);
+                0
+            }
+            Value::I8(x) => {
+                b.push(*x as u8);
+                1
+            }
+            Value::U16(x) => {
+                b.extend_from_slice(&x.to_le_bytes());
+                2
+            }
+            Value::I16(x) => {
+                b.extend_from_slice(&x.to_le_bytes());
+                3
+            }
+            Value::U32(x) => {
+                b.extend_from_slice(&x.to_le_bytes());
+                4
+            }
+            Value::I32(x) => {
+                b.extend_from_slice(&x.to_le_bytes());
+                5
+            }
+            Value::F32(x) => {
+                b.extend_from_slice(&x.to_le_bytes());
+                6
+            }
+            Value::Bool(x) => {
+                b.push(*x as u8);
+                7
+            }
+            Value::String(s) => {
+                Self::put_str(b, s);
+                8
+            }
+            Value::Array(a) => {
+                Self::encode_array(b, a);
+                9
+            }
+            Value::U64(x) => {
+                b.extend_from_slice(&x.to_le_bytes());
+                10
+            }
+            Value::I64(x) => {
+                b.extend_from_slice(&x.to_le_bytes());
+                11
+            }
+            Value::F64(x) => {
+                b.extend_from_slice(&x.to_le_bytes());
+                12
+            }
+        }
+    }
+
+    fn encode_array(b: &mut Vec<u8>, a: &Array) {
+        fn put<T>(b: &mut Vec<u8>, ty: u32, v: &[T], f: impl Fn(&mut Vec<u8>, &T)) {
+            b.extend_from_slice(&ty.to_le_bytes());
+            b.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            for x in v {
+                f(b, x);
+            }
+        }
+        match a {
+            Array::U8(v) => put(b, 0, v, |b, x| b.push(*x)),
+            Array::I8(v) => put(b, 1, v, |b, x| b.push(*x as u8)),
+            Array::U16(v) => put(b, 2, v, |b, x| b.extend_from_slice(&x.to_le_bytes())),
+            Array::I16(v) => put(b, 3, v, |b, x| b.extend_from_slice(&x.to_le_bytes())),
+            Array::U32(v) => put(b, 4, v, |b, x| b.extend_from_slice(&x.to_le_bytes())),
+            Array::I32(v) => put(b, 5, v, |b, x| b.extend_from_slice(&x.to_le_bytes())),
+            Array::F32(v) => put(b, 6, v, |b, x| b.extend_from_slice(&x.to_le_bytes())),
+            Array::Bool(v) => put(b, 7, v, |b, x| b.push(*x as u8)),
+            Array::String(v) => put(b, 8, v, |b, x| Self::put_str(b, x)),
+            Array::Array(v) => put(b, 9, v, Self::encode_array_inner),
+            Array::U64(v) => put(b, 10, v, |b, x| b.extend_from_slice(&x.to_le_bytes())),
+            Array::I64(v) => put(b, 11, v, |b, x| b.extend_from_slice(&x.to_le_bytes())),
+            Array::F64(v) => put(b, 12, v, |b, x| b.extend_from_slice(&x.to_le_bytes())),
+        }
+    }
+
+    // Nested arrays are written without the outer type/count (those come from `put`).
+    fn encode_array_inner(b: &mut Vec<u8>, a: &Array) {
+        Self::encode_array(b, a)
+    }
+
+    /// A writer holding a copy of a parsed file (`bytes` is the whole file), for tools and tests
+    /// that derive variants of a real model. `keep_key` / `keep_tensor` filter what is copied.
+    pub fn copy_of(
+        header: &GgufHeader,
+        bytes: &[u8],
+        keep_key: impl Fn(&str) -> bool,
+        keep_tensor: impl Fn(&TensorInfo) -> bool,
+    ) -> Self {
+        let mut w = GgufWriter::new();
+        for (k, v) in &header.metadata.0 {
+            if keep_key(k) && k != "general.alignment" {
+                w.value_kv(k, v);
+            }
+        }
+        for i in header.file_order() {
+            let t = &header.tensors[i];
+            if keep_tensor(t) {
+                let data = bytes[header.tensor_range(t)].to_vec();
+                w.tensor(&t.name, &t.dims, t.ty.id(), data);
+            }
+        }
+        w
+    }
+
     /// Add a tensor with raw data; `ty` is a ggml type id (unchecked, so tests can lie).
     pub fn tensor(&mut self, name: &str, dims: &[u64], ty: u32, data: Vec<u8>) -> &mut Self {
-        self.tensors.push((name.to_owned(), dims.to_vec(), ty, data));
+        self.tensors
+            .push((name.to_owned(), dims.to_vec(), ty, data));
         self
     }
 
@@ -887,11 +1036,15 @@ mod tests {
         let bytes = sample();
         let h = GgufHeader::parse_complete(&bytes).unwrap();
         for cut in [0, 3, 10, 40, 100] {
-            assert!(GgufHeader::parse(&bytes[..cut], bytes.len() as u64).unwrap().is_none());
+            assert!(GgufHeader::parse(&bytes[..cut], bytes.len() as u64)
+                .unwrap()
+                .is_none());
         }
-        assert!(GgufHeader::parse(&bytes[..h.data_offset as usize], bytes.len() as u64)
-            .unwrap()
-            .is_some());
+        assert!(
+            GgufHeader::parse(&bytes[..h.data_offset as usize], bytes.len() as u64)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -903,7 +1056,7 @@ mod tests {
             let mut got = Vec::new();
             for c in bytes.chunks(chunk) {
                 s.push(c, |t, d| {
-                    got.push((t.name.clone(), d.to_vec()));
+                    got.push((t.name.clone(), d.into_owned()));
                     Ok(())
                 })
                 .unwrap();
@@ -928,7 +1081,9 @@ mod tests {
         v.extend_from_slice(&8u32.to_le_bytes());
         v.extend_from_slice(&(1u64 << 60).to_le_bytes());
         w.raw_kv("tokenizer.ggml.tokens", 9, &v);
-        let e = GgufHeader::parse_complete(&w.to_bytes()).unwrap_err().to_string();
+        let e = GgufHeader::parse_complete(&w.to_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("array count 1152921504606846976"), "{e}");
 
         // A tensor count of 2^60.
@@ -940,18 +1095,27 @@ mod tests {
 
     #[test]
     fn bad_files_give_clear_errors() {
-        let e = GgufHeader::parse_complete(b"GGML\x03\0\0\0").unwrap_err().to_string();
+        let e = GgufHeader::parse_complete(b"GGML\x03\0\0\0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a GGUF file"), "{e}");
 
         let bytes = sample();
         for cut in [6, 30, 50, 120] {
-            let e = GgufHeader::parse_complete(&bytes[..cut]).unwrap_err().to_string();
-            assert!(e.contains("truncated") || e.contains("bytes left in the file"), "{cut}: {e}");
+            let e = GgufHeader::parse_complete(&bytes[..cut])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("truncated") || e.contains("bytes left in the file"),
+                "{cut}: {e}"
+            );
         }
 
         let mut w = GgufWriter::new();
         w.tensor("t", &[32], 16, vec![0; 66]);
-        let e = GgufHeader::parse_complete(&w.to_bytes()).unwrap_err().to_string();
+        let e = GgufHeader::parse_complete(&w.to_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("IQ2_XXS"), "{e}");
 
         let mut w = GgufWriter::new();

@@ -1,0 +1,162 @@
+//! Fidelity of the CPU engine against llama.cpp golden data and the exact-math reference
+//! (`../shared/golden/README.md` explains the rules):
+//! 1. teacher forcing: at every position whose golden margin is >= 1.0, our argmax is llama.cpp's token;
+//! 2. last-position logits: top-1 equal, top-20 max |Δ| <= 1.5 against llama.cpp;
+//! 3. activations are f32, so the top-20 must also be within 0.05 of the float64 reference.
+
+mod common;
+
+use common::*;
+use inference::backend::cpu::Logits;
+use inference::engine::{Model, Session};
+use inference::sampler::argmax;
+
+struct Report {
+    worst_llama: f32,
+    worst_ref: f32,
+    forced: usize,
+}
+
+fn check_model(name: &str, threads: usize) -> Report {
+    let g = golden(name);
+    let model = Model::load_file(&model_path(name)).expect("model loads");
+    let nv = model.hp.n_vocab;
+    let mut rep = Report {
+        worst_llama: 0.0,
+        worst_ref: 0.0,
+        forced: 0,
+    };
+    for p in g["prompts"].as_array().expect("prompts") {
+        let pname = p["name"].as_str().expect("name");
+        let prompt = ids(&p["tokens"]);
+        let greedy = ids(&p["greedy"]["tokens"]);
+        let margins: Vec<f64> = p["greedy"]["top1_minus_top2"]
+            .as_array()
+            .expect("margins")
+            .iter()
+            .map(|x| x.as_f64().expect("margin"))
+            .collect();
+        let mut seq = prompt.clone();
+        seq.extend_from_slice(&greedy[..greedy.len() - 1]);
+        let mut s = Session::new(&model, seq.len(), threads).expect("session");
+        let logits = s.eval(&seq, Logits::All).expect("forward");
+        let row = |pos: usize| &logits[pos * nv..(pos + 1) * nv];
+
+        // Rule 1: teacher forcing.
+        for (i, (&want, &m)) in greedy.iter().zip(&margins).enumerate() {
+            if m >= 1.0 {
+                let got = argmax(row(prompt.len() - 1 + i));
+                assert_eq!(
+                    got, want,
+                    "{name}/{pname}: step {i} (margin {m:.2}): argmax {got}, llama.cpp {want}"
+                );
+                rep.forced += 1;
+            }
+        }
+
+        // Rule 2: last-position logits against llama.cpp.
+        let last = row(prompt.len() - 1);
+        let ll = &p["last_logits"];
+        assert_eq!(
+            argmax(last),
+            ll["argmax"].as_u64().unwrap() as u32,
+            "{name}/{pname}: top-1"
+        );
+        let top20: Vec<(usize, f32)> = ll["top20"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e[0].as_u64().unwrap() as usize,
+                    e[1].as_f64().unwrap() as f32,
+                )
+            })
+            .collect();
+        let d_llama = top20
+            .iter()
+            .map(|&(i, v)| (last[i] - v).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            d_llama <= 1.5,
+            "{name}/{pname}: top-20 max |Δ| vs llama.cpp {d_llama}"
+        );
+        rep.worst_llama = rep.worst_llama.max(d_llama);
+
+        // Rule 3: exact-math reference (every golden prompt here is public and has one).
+        {
+            let r = reference_logits(name, pname)
+                .unwrap_or_else(|| panic!("{name}/{pname}: reference logits missing"));
+            assert_eq!(r.len(), nv);
+            let d_ref = top20
+                .iter()
+                .map(|&(i, _)| (last[i] - r[i]).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                d_ref <= 0.05,
+                "{name}/{pname}: top-20 max |Δ| vs reference {d_ref}"
+            );
+            rep.worst_ref = rep.worst_ref.max(d_ref);
+        }
+    }
+    eprintln!(
+        "{name}: {} forced positions agree; top-20 max |Δ| llama.cpp {:.3}, reference {:.6}",
+        rep.forced, rep.worst_llama, rep.worst_ref
+    );
+    rep
+}
+
+#[test]
+fn smollm2_4layer_mixed_every_quant_type() {
+    check_model("smollm2-4layer-mixed", 2);
+}
+
+#[test]
+fn smollm2_135m_q4_1() {
+    check_model("smollm2-135m-q4_1", 2);
+}
+
+#[test]
+fn gemma3_270m_q4_k_m() {
+    check_model("gemma-3-270m-q4_k_m", 2);
+}
+
+#[test]
+fn qwen2_5_coder_1_5b_q4_k_m() {
+    check_model("qwen2.5-coder-1.5b-q4_k_m", 2);
+}
+
+/// One thread and two threads give the same logits (rows are split, sums are not reordered).
+#[test]
+fn threads_do_not_change_results() {
+    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).unwrap();
+    let toks: Vec<u32> = (1..40).collect();
+    let run = |t| {
+        Session::new(&model, 64, t)
+            .unwrap()
+            .eval(&toks, Logits::All)
+            .unwrap()
+    };
+    assert_eq!(run(1), run(2));
+}
+
+/// Decoding token by token equals one batched prefill (the KV cache is used correctly).
+#[test]
+fn incremental_decode_equals_batched_prefill() {
+    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).unwrap();
+    let toks: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 253, 1345, 30, 2];
+    let mut a = Session::new(&model, 16, 1).unwrap();
+    let batched = a.eval(&toks, Logits::All).unwrap();
+    let mut b = Session::new(&model, 16, 1).unwrap();
+    let nv = model.hp.n_vocab;
+    for (i, &t) in toks.iter().enumerate() {
+        let l = b.eval(&[t], Logits::Last).unwrap();
+        let want = &batched[i * nv..(i + 1) * nv];
+        let d = l
+            .iter()
+            .zip(want)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-3, "position {i}: max |Δ| {d}");
+    }
+}
