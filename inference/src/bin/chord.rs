@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use inference::backend::cpu::Logits;
+#[cfg(feature = "webgpu")]
+use inference::backend::webgpu;
 use inference::engine::{GenerateParams, Model, Session};
 use inference::gguf::GgufHeader;
 use inference::sampler::SamplerParams;
@@ -144,11 +146,20 @@ fn load(args: &Args) -> CliResult<(Model, f64)> {
 fn check_backend(args: &Args) -> CliResult<&'static str> {
     match args.get("--backend").unwrap_or("cpu") {
         "cpu" => Ok("cpu"),
-        "webgpu" => {
-            Err("the webgpu backend is not available in this build yet; use --backend cpu".into())
-        }
+        #[cfg(feature = "webgpu")]
+        "webgpu" => Ok("webgpu"),
+        #[cfg(not(feature = "webgpu"))]
+        "webgpu" => Err("this build has no webgpu backend (feature `webgpu`); use --backend cpu".into()),
         other => Err(format!("unknown backend `{other}` (cpu or webgpu)")),
     }
+}
+
+#[cfg(feature = "webgpu")]
+fn open_gpu(model: &Model) -> CliResult<(webgpu::GpuModel, f64)> {
+    let t = Instant::now();
+    let gm = webgpu::GpuModel::new_blocking(model, &webgpu::GpuOptions::default())
+        .map_err(|e| e.to_string())?;
+    Ok((gm, t.elapsed().as_secs_f64()))
 }
 
 fn threads(args: &Args) -> CliResult<usize> {
@@ -211,23 +222,52 @@ fn generate(raw: &[String]) -> CliResult<()> {
     let prompt = model.tokenizer.encode(&text, true);
     // The KV cache holds what this run needs, not the model's whole training context.
     let n_ctx = a.num("--ctx-size", prompt.len() + params.max_tokens)?;
-    let mut session = Session::new(&model, n_ctx, threads).map_err(|e| e.to_string())?;
     let json_out = a.flag("--json");
     let mut stdout = std::io::stdout();
-    let g = session
-        .generate(&prompt, &params, |_, piece| {
-            if !json_out {
-                let _ = stdout.write_all(piece.as_bytes());
-                let _ = stdout.flush();
-            }
-            true
-        })
-        .map_err(|e| e.to_string())?;
+    let on_piece = |_: u32, piece: &str| {
+        if !json_out {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+        true
+    };
+    let (g, adapter, kv_cache_bytes, gpu, load_s) = if backend == "webgpu" {
+        #[cfg(feature = "webgpu")]
+        {
+            let (gm, upload_s) = open_gpu(&model)?;
+            let mut session = webgpu::GpuSession::new(&gm, n_ctx, &webgpu::GpuOptions::default())
+                .map_err(|e| e.to_string())?;
+            let g = pollster::block_on(session.generate(&model.tokenizer, &prompt, &params, on_piece))
+                .map_err(|e| e.to_string())?;
+            let st = session.stats();
+            let gpu = json!({
+                "dispatches_per_token": st.dispatches_per_token,
+                "submits_per_token": st.submits_per_token,
+                "readback_bytes_per_token": st.readback_bytes_per_token,
+                "buffer_bytes": st.buffer_bytes,
+                "tensor_bytes": st.tensor_bytes,
+                "kv_cache_bytes": st.kv_cache_bytes,
+                "scratch_bytes": st.scratch_bytes,
+            });
+            (g, gm.adapter_info(), st.kv_cache_bytes as usize, Some(gpu), load_s + upload_s)
+        }
+        #[cfg(not(feature = "webgpu"))]
+        {
+            unreachable!("check_backend rejects webgpu without the feature")
+        }
+    } else {
+        let mut session = Session::new(&model, n_ctx, threads).map_err(|e| e.to_string())?;
+        let g = session
+            .generate(&prompt, &params, on_piece)
+            .map_err(|e| e.to_string())?;
+        let adapter = format!("CPU ({threads} thread{})", if threads == 1 { "" } else { "s" });
+        (g, adapter, session.kv.bytes(), None, load_s)
+    };
     if json_out {
-        let out = json!({
+        let mut out = json!({
             "model": model.name,
             "backend": backend,
-            "adapter": format!("CPU ({threads} thread{})", if threads == 1 { "" } else { "s" }),
+            "adapter": adapter,
             "prompt_tokens": prompt,
             "tokens": g.tokens,
             "text": g.text,
@@ -235,8 +275,11 @@ fn generate(raw: &[String]) -> CliResult<()> {
             "load_s": load_s,
             "prefill_tok_s": g.prefill_tok_s(),
             "decode_tok_s": g.decode_tok_s(),
-            "kv_cache_bytes": session.kv.bytes(),
+            "kv_cache_bytes": kv_cache_bytes,
         });
+        if let (Some(gpu), Some(o)) = (gpu, out.as_object_mut()) {
+            o.insert("gpu".into(), gpu);
+        }
         println!("{out}");
     } else {
         println!();
@@ -284,7 +327,7 @@ fn logits(raw: &[String]) -> CliResult<()> {
             "--json",
         ],
     )?;
-    check_backend(&a)?;
+    let backend = check_backend(&a)?;
     let threads = threads(&a)?;
     let top: usize = a.num("--top", 10)?;
     let (model, _) = load(&a)?;
@@ -305,9 +348,27 @@ fn logits(raw: &[String]) -> CliResult<()> {
         return Err("no tokens to evaluate".into());
     }
     let all = a.flag("--all-positions");
-    let mut session = Session::new(&model, tokens.len(), threads).map_err(|e| e.to_string())?;
-    let want = if all { Logits::All } else { Logits::Last };
-    let logits = session.eval(&tokens, want).map_err(|e| e.to_string())?;
+    let logits = if backend == "webgpu" {
+        #[cfg(feature = "webgpu")]
+        {
+            let (gm, _) = open_gpu(&model)?;
+            let mut session =
+                webgpu::GpuSession::new(&gm, tokens.len(), &webgpu::GpuOptions::default())
+                    .map_err(|e| e.to_string())?;
+            session
+                .logits_blocking(&tokens, all)
+                .map_err(|e| e.to_string())?
+        }
+        #[cfg(not(feature = "webgpu"))]
+        {
+            unreachable!("check_backend rejects webgpu without the feature")
+        }
+    } else {
+        let mut session =
+            Session::new(&model, tokens.len(), threads).map_err(|e| e.to_string())?;
+        let want = if all { Logits::All } else { Logits::Last };
+        session.eval(&tokens, want).map_err(|e| e.to_string())?
+    };
     let nv = model.hp.n_vocab;
     let first = if all { 0 } else { tokens.len() - 1 };
     let mut positions = Vec::new();

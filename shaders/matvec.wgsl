@@ -1,0 +1,90 @@
+// Quantized matrix × activations: y (n, out_stride)[:, out_off + r] = W (rows, cols) · x (n, cols) + bias.
+//
+// W is one row-chunk of a GGUF tensor, its blocks as-is in `wq` (a tensor larger than the binding
+// limit is split by rows: each chunk is dispatched with its own `out_off`). One workgroup per row
+// and per group of NT tokens: the 64 threads stride over the row's 32-element chunks, dequantize
+// each chunk once into registers (`dq`, see dequant_*.wgsl) and dot it with up to NT token rows of
+// x; a shared-memory tree reduction gives the NT sums. f32 accumulation throughout.
+// Decoding (n = 1) and prefill (n ≤ max batch) use the same kernel.
+//
+// Dispatch: (min(rows, 32768), ceil(rows / 32768), ceil(n / NT)) workgroups.
+// The host prepends: `const BLOCK_BYTES`, `const SUBS`, the dequant sources, and replaces DECODE.
+
+struct Step {
+    n_tok: u32,     // tokens in this batch
+    start: u32,     // position of the first one
+    out_row0: u32,  // first row that needs logits
+    n_out: u32,     // rows that need logits
+}
+
+struct Params {
+    rows: u32,       // rows of this chunk
+    cols: u32,
+    row_bytes: u32,
+    out_off: u32,    // first output column written (row offset of this chunk in the tensor)
+    out_stride: u32, // output row length (rows of the whole tensor)
+    tok_mode: u32,   // 0: n = step.n_tok, 1: n = step.n_out (lm head)
+    has_bias: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> wq: array<u32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+
+const WG: u32 = 64u;
+const NT: u32 = 8u;
+var<workgroup> red: array<f32, 512>; // NT * WG
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = wid.x + wid.y * nwg.x;
+    let t0 = wid.z * NT;
+    let n = select(step.n_tok, step.n_out, p.tok_mode == 1u);
+    let nt = min(NT, n - min(n, t0));
+    var acc: array<f32, 8>;
+    for (var t = 0u; t < NT; t++) {
+        acc[t] = 0.0;
+    }
+    if (row < p.rows) {
+        let nchunks = p.cols / 32u;
+        let rb = row * p.row_bytes;
+        for (var j = lid; j < nchunks; j += WG) {
+            DECODE(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS);
+            for (var t = 0u; t < nt; t++) {
+                let xo = (t0 + t) * p.cols + j * 32u;
+                var s = 0.0;
+                for (var i = 0u; i < 32u; i++) {
+                    s += dq[i] * x[xo + i];
+                }
+                acc[t] += s;
+            }
+        }
+    }
+    for (var t = 0u; t < NT; t++) {
+        red[t * WG + lid] = acc[t];
+    }
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            for (var t = 0u; t < NT; t++) {
+                red[t * WG + lid] += red[t * WG + lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid < nt && row < p.rows) {
+        var v = red[lid * WG];
+        if (p.has_bias != 0u) {
+            v += bias[p.out_off + row];
+        }
+        y[(t0 + lid) * p.out_stride + p.out_off + row] = v;
+    }
+}
