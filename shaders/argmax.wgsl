@@ -17,7 +17,7 @@ struct Params {
     _p0: u32,
 }
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> st: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
@@ -27,7 +27,7 @@ struct Params {
 fn finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if (i >= step.n_out * p.n_vocab) {
+    if (i >= st.n_out * p.n_vocab) {
         return;
     }
     var l = logits[i];
@@ -45,7 +45,7 @@ var<workgroup> best_i: array<u32, 256>;
 
 @compute @workgroup_size(256)
 fn argmax(@builtin(local_invocation_index) lid: u32) {
-    let base = (step.n_out - 1u) * p.n_vocab;
+    let base = (st.n_out - 1u) * p.n_vocab;
     var bv = -3.4e38;
     var bi = 0xffffffffu;
     for (var i = lid; i < p.n_vocab; i += 256u) {

@@ -25,7 +25,7 @@ struct Params {
     _p1: u32,
 }
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> st: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> kc: array<f32>;
@@ -39,7 +39,7 @@ var<workgroup> red: array<f32, 64>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
     let t = wid.y;
-    let pos = step.start + t;
+    let pos = st.start + t;
     var lo = 0u;
     if (p.window > 0u) {
         lo = pos + 1u - min(pos + 1u, p.window);

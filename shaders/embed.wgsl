@@ -22,7 +22,7 @@ struct Params {
     _p2: u32,
 }
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> st: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
 @group(0) @binding(3) var<storage, read> tokens: array<u32>;
@@ -31,7 +31,7 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = wid.x;
-    if (t >= step.n_tok) {
+    if (t >= st.n_tok) {
         return;
     }
     let tok = tokens[t];

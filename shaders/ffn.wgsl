@@ -16,7 +16,7 @@ struct Params {
     _p1: u32,
 }
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> st: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> u: array<f32>;
 @group(0) @binding(3) var<storage, read_write> g: array<f32>;
@@ -30,7 +30,7 @@ fn gelu_tanh(x: f32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if (i >= step.n_tok * p.n_ff) {
+    if (i >= st.n_tok * p.n_ff) {
         return;
     }
     let x = g[i];

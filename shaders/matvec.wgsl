@@ -23,12 +23,12 @@ struct Params {
     row_bytes: u32,
     out_off: u32,    // first output column written (row offset of this chunk in the tensor)
     out_stride: u32, // output row length (rows of the whole tensor)
-    tok_mode: u32,   // 0: n = step.n_tok, 1: n = step.n_out (lm head)
+    tok_mode: u32,   // 0: n = st.n_tok, 1: n = st.n_out (lm head)
     has_bias: u32,
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> st: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
 @group(0) @binding(3) var<storage, read> x: array<f32>;
@@ -47,7 +47,7 @@ fn main(
 ) {
     let row = wid.x + wid.y * nwg.x;
     let t0 = wid.z * NT;
-    let n = select(step.n_tok, step.n_out, p.tok_mode == 1u);
+    let n = select(st.n_tok, st.n_out, p.tok_mode == 1u);
     let nt = min(NT, n - min(n, t0));
     var acc: array<f32, 8>;
     for (var t = 0u; t < NT; t++) {

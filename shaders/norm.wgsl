@@ -1,7 +1,7 @@
 // RMSNorm × weight and residual adds. One workgroup (64 threads) per row of `dim` values.
 //   out = v / sqrt(mean(v²) + eps) * w
 //
-// norm_rows:    b[r] = norm(a[r + src]) * w           r < dispatched rows; src = step.out_row0
+// norm_rows:    b[r] = norm(a[r + src]) * w           r < dispatched rows; src = st.out_row0
 //                                                     when p.from_out != 0 (final norm), else 0
 // norm_inplace: b[r] = norm(b[r]) * w                 (Gemma 3 per-head Q/K norms: dim = head_dim)
 // add_norm:     b[r] += norm(a[r]) * w  (p.has_w) or b[r] += a[r]   (residual, Gemma post-norms)
@@ -21,7 +21,7 @@ struct Params {
     has_w: u32,
 }
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> st: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> a: array<f32>;
@@ -49,7 +49,7 @@ fn inv_rms(ss: f32) -> f32 {
 
 @compute @workgroup_size(64)
 fn norm_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let src = select(0u, step.out_row0, p.from_out != 0u);
+    let src = select(0u, st.out_row0, p.from_out != 0u);
     let ai = (wid.x + src) * p.dim;
     let bi = wid.x * p.dim;
     var ss = 0.0;

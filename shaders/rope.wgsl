@@ -26,7 +26,7 @@ struct Params {
     _p2: u32,
 }
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> st: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> cs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> q: array<f32>;
@@ -36,9 +36,9 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> vc: array<f32>;
 
 fn pair(i: u32) -> vec2<u32> {
-    let half = p.hd / 2u;
+    let hv = p.hd / 2u;
     if (p.neox != 0u) {
-        return vec2<u32>(i, i + half);
+        return vec2<u32>(i, i + hv);
     }
     return vec2<u32>(2u * i, 2u * i + 1u);
 }
@@ -46,26 +46,26 @@ fn pair(i: u32) -> vec2<u32> {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = wid.x;
-    let pos = step.start + t;
-    let half = p.hd / 2u;
+    let pos = st.start + t;
+    let hv = p.hd / 2u;
     let qd = p.n_head * p.hd;
     let kvd = p.n_head_kv * p.hd;
-    for (var i = lid; i < p.n_head * half; i += 64u) {
-        let h = i / half;
-        let f = i % half;
-        let c = cs[(pos * half + f) * 2u];
-        let s = cs[(pos * half + f) * 2u + 1u];
+    for (var i = lid; i < p.n_head * hv; i += 64u) {
+        let h = i / hv;
+        let f = i % hv;
+        let c = cs[(pos * hv + f) * 2u];
+        let s = cs[(pos * hv + f) * 2u + 1u];
         let ab = pair(f) + vec2<u32>(t * qd + h * p.hd);
         let x0 = q[ab.x];
         let x1 = q[ab.y];
         q[ab.x] = (x0 * c - x1 * s) * p.q_scale;
         q[ab.y] = (x0 * s + x1 * c) * p.q_scale;
     }
-    for (var i = lid; i < p.n_head_kv * half; i += 64u) {
-        let h = i / half;
-        let f = i % half;
-        let c = cs[(pos * half + f) * 2u];
-        let s = cs[(pos * half + f) * 2u + 1u];
+    for (var i = lid; i < p.n_head_kv * hv; i += 64u) {
+        let h = i / hv;
+        let f = i % hv;
+        let c = cs[(pos * hv + f) * 2u];
+        let s = cs[(pos * hv + f) * 2u + 1u];
         let pr = pair(f) + vec2<u32>(h * p.hd);
         let x0 = k[t * kvd + pr.x];
         let x1 = k[t * kvd + pr.y];

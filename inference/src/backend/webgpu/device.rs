@@ -240,9 +240,15 @@ impl GpuDevice {
             mapped_at_creation: true,
         });
         {
-            let mut m = buf.slice(..).get_mapped_range_mut();
-            m[..bytes.len()].copy_from_slice(bytes);
-            m[bytes.len()..].fill(0);
+            let mut m = buf
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| gpu_err(format!("mapping `{label}` for upload failed: {e}")))?;
+            m.slice(..bytes.len()).copy_from_slice(bytes);
+            let pad = size as usize - bytes.len();
+            if pad > 0 {
+                m.slice(bytes.len()..).copy_from_slice(&[0u8; 4][..pad]);
+            }
         }
         buf.unmap();
         Ok(buf)
@@ -311,7 +317,10 @@ impl GpuDevice {
             Some(Err(e)) => return Err(gpu_err(format!("reading a GPU buffer failed: {e}"))),
             None => return Err(gpu_err("reading a GPU buffer was cancelled")),
         }
-        let out = slice.get_mapped_range().to_vec();
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| gpu_err(format!("reading a GPU buffer failed: {e}")))?
+            .to_vec();
         buf.unmap();
         Ok(out)
     }

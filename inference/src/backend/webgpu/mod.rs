@@ -511,10 +511,6 @@ impl<'m> GpuSession<'m> {
             };
             layer_table.push(idx);
         }
-        for (_, t) in &tables {
-            // counted with the scratch buffers
-            let _ = t;
-        }
         let scratch_bytes = scratch_bytes + tables.iter().map(|(_, t)| t.size()).sum::<u64>();
 
         let mut kv_bytes = 0;
@@ -778,7 +774,8 @@ impl<'m> GpuSession<'m> {
     /// One batch (≤ max_batch tokens, ≤ max_out when all logits are wanted): one command buffer,
     /// one submit; returns what `read` asks for.
     async fn forward(&mut self, tokens: &[u32], all: bool, read: Read) -> Result<Vec<u8>> {
-        let dev = &self.m.dev;
+        let m = self.m;
+        let dev = &m.dev;
         dev.check()?;
         let n = tokens.len() as u32;
         let (out_row0, n_out) = if all { (0, n) } else { (n - 1, 1) };
