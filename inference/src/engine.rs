@@ -110,8 +110,8 @@ impl ModelLoader {
             )));
         }
         let tensors = &mut self.tensors;
-        let mut keep = |t: &crate::gguf::TensorInfo, d: &[u8]| {
-            tensors.insert(t.name.clone(), Bytes::from_vec(d.to_vec()));
+        let mut keep = |t: &crate::gguf::TensorInfo, d: std::borrow::Cow<'_, [u8]>| {
+            tensors.insert(t.name.clone(), Bytes::from_vec(d.into_owned()));
             Ok(())
         };
         if let Some(s) = &mut self.stream {

@@ -18,6 +18,7 @@
 //! - [`TensorStream`] takes the rest of the file in chunks of any size, in order, and hands out each
 //!   tensor's bytes as soon as they are complete (the browser streams from IndexedDB or File slices).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
@@ -692,11 +693,12 @@ impl TensorStream {
         self.next == self.order.len()
     }
 
-    /// Push the next chunk; `on_tensor` gets each tensor whose bytes are now complete.
+    /// Push the next chunk; `on_tensor` gets each tensor whose bytes are now complete (borrowed
+    /// from the chunk when it lies inside it, owned when it was assembled from several).
     pub fn push(
         &mut self,
         mut chunk: &[u8],
-        mut on_tensor: impl FnMut(&TensorInfo, &[u8]) -> Result<()>,
+        mut on_tensor: impl FnMut(&TensorInfo, Cow<'_, [u8]>) -> Result<()>,
     ) -> Result<()> {
         while !chunk.is_empty() && self.next < self.order.len() {
             let t = &self.header.tensors[self.order[self.next]];
@@ -719,16 +721,16 @@ impl TensorStream {
             let want = (end - self.pos) as usize;
             let take = want.min(chunk.len());
             if self.buf.is_empty() && take == t.size as usize {
-                // The whole tensor is inside this chunk: no copy.
-                on_tensor(t, &chunk[..take])?;
+                // The whole tensor is inside this chunk: no copy here.
+                on_tensor(t, Cow::Borrowed(&chunk[..take]))?;
             } else {
                 if self.buf.is_empty() {
                     self.buf.reserve_exact(t.size as usize);
                 }
                 self.buf.extend_from_slice(&chunk[..take]);
                 if self.buf.len() == t.size as usize {
-                    let buf = std::mem::take(&mut self.buf);
-                    on_tensor(t, &buf)?;
+                    // Assembled across chunks: hand the buffer over instead of copying it.
+                    on_tensor(t, Cow::Owned(std::mem::take(&mut self.buf)))?;
                 }
             }
             chunk = &chunk[take..];
@@ -1054,7 +1056,7 @@ mod tests {
             let mut got = Vec::new();
             for c in bytes.chunks(chunk) {
                 s.push(c, |t, d| {
-                    got.push((t.name.clone(), d.to_vec()));
+                    got.push((t.name.clone(), d.into_owned()));
                     Ok(())
                 })
                 .unwrap();

@@ -83,8 +83,10 @@ fn check_model(name: &str, threads: usize) -> Report {
         );
         rep.worst_llama = rep.worst_llama.max(d_llama);
 
-        // Rule 3: exact-math reference (public prompts).
-        if let Some(r) = reference_logits(name, pname) {
+        // Rule 3: exact-math reference (every golden prompt here is public and has one).
+        {
+            let r = reference_logits(name, pname)
+                .unwrap_or_else(|| panic!("{name}/{pname}: reference logits missing"));
             assert_eq!(r.len(), nv);
             let d_ref = top20
                 .iter()
@@ -98,7 +100,7 @@ fn check_model(name: &str, threads: usize) -> Report {
         }
     }
     eprintln!(
-        "{name}: {} forced positions agree; top-20 max |Δ| llama.cpp {:.3}, reference {:.4}",
+        "{name}: {} forced positions agree; top-20 max |Δ| llama.cpp {:.3}, reference {:.6}",
         rep.forced, rep.worst_llama, rep.worst_ref
     );
     rep

@@ -5,6 +5,45 @@
 
 use crate::error::{Error, Result};
 
+mod scalar;
+
+// ---------------------------------------------------------------------------------------------
+// Kernels. This is the single dispatch point: ISA-specific files (`x86.rs`, `simd128.rs`) slot in
+// here behind the same signatures; `scalar.rs` is the portable reference every variant must match.
+// Inputs are validated by the caller (tensor shapes come from the GGUF reader / model loader), so
+// a length mismatch is a programmer error and panics.
+// ---------------------------------------------------------------------------------------------
+
+/// Dequantize `dst.len()` elements (a multiple of `ty.block_size()`) from the blocks in `src`.
+///
+/// `src` must hold exactly `ty.row_bytes(dst.len())` bytes.
+pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
+    scalar::dequantize(ty, src, dst)
+}
+
+/// Dot product of one quantized row of `x.len()` elements with f32 `x`.
+///
+/// `row` must hold exactly `ty.row_bytes(x.len())` bytes.
+pub fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+    scalar::vec_dot(ty, row, x)
+}
+
+/// `out[r] = row_r · x` for `r in 0..out.len()`; `w` holds `out.len()` contiguous rows of
+/// `x.len()` elements.
+pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
+    scalar::matvec(ty, w, x, out)
+}
+
+/// Batched product (prefill): `x` is `(n_tok, cols)` row-major, `out` is `(n_tok, rows)`
+/// row-major with `rows = out.len() / n_tok`; `out[t*rows + r] = row_r · x[t*cols..(t+1)*cols]`.
+///
+/// Each weight block is decoded once into a stack buffer and dotted with every token, so the
+/// weights are read once and never expanded to f32. For each token the result is bit-identical
+/// to [`matvec`].
+pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out: &mut [f32]) {
+    scalar::matmul(ty, w, cols, x, n_tok, out)
+}
+
 /// A tensor element type as numbered in GGUF (`ggml_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(non_camel_case_types)]
@@ -120,7 +159,7 @@ impl GgmlType {
     /// or the size overflows.
     pub fn row_bytes(self, n: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
-        if n % bs != 0 {
+        if !n.is_multiple_of(bs) {
             return None;
         }
         (n / bs).checked_mul(self.type_size() as u64)
