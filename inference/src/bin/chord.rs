@@ -149,7 +149,9 @@ fn check_backend(args: &Args) -> CliResult<&'static str> {
         #[cfg(feature = "webgpu")]
         "webgpu" => Ok("webgpu"),
         #[cfg(not(feature = "webgpu"))]
-        "webgpu" => Err("this build has no webgpu backend (feature `webgpu`); use --backend cpu".into()),
+        "webgpu" => {
+            Err("this build has no webgpu backend (feature `webgpu`); use --backend cpu".into())
+        }
         other => Err(format!("unknown backend `{other}` (cpu or webgpu)")),
     }
 }
@@ -237,8 +239,9 @@ fn generate(raw: &[String]) -> CliResult<()> {
             let (gm, upload_s) = open_gpu(&model)?;
             let mut session = webgpu::GpuSession::new(&gm, n_ctx, &webgpu::GpuOptions::default())
                 .map_err(|e| e.to_string())?;
-            let g = pollster::block_on(session.generate(&model.tokenizer, &prompt, &params, on_piece))
-                .map_err(|e| e.to_string())?;
+            let g =
+                pollster::block_on(session.generate(&model.tokenizer, &prompt, &params, on_piece))
+                    .map_err(|e| e.to_string())?;
             let st = session.stats();
             let gpu = json!({
                 "dispatches_per_token": st.dispatches_per_token,
@@ -249,7 +252,13 @@ fn generate(raw: &[String]) -> CliResult<()> {
                 "kv_cache_bytes": st.kv_cache_bytes,
                 "scratch_bytes": st.scratch_bytes,
             });
-            (g, gm.adapter_info(), st.kv_cache_bytes as usize, Some(gpu), load_s + upload_s)
+            (
+                g,
+                gm.adapter_info(),
+                st.kv_cache_bytes as usize,
+                Some(gpu),
+                load_s + upload_s,
+            )
         }
         #[cfg(not(feature = "webgpu"))]
         {
@@ -260,7 +269,10 @@ fn generate(raw: &[String]) -> CliResult<()> {
         let g = session
             .generate(&prompt, &params, on_piece)
             .map_err(|e| e.to_string())?;
-        let adapter = format!("CPU ({threads} thread{})", if threads == 1 { "" } else { "s" });
+        let adapter = format!(
+            "CPU ({threads} thread{})",
+            if threads == 1 { "" } else { "s" }
+        );
         (g, adapter, session.kv.bytes(), None, load_s)
     };
     if json_out {
@@ -364,8 +376,7 @@ fn logits(raw: &[String]) -> CliResult<()> {
             unreachable!("check_backend rejects webgpu without the feature")
         }
     } else {
-        let mut session =
-            Session::new(&model, tokens.len(), threads).map_err(|e| e.to_string())?;
+        let mut session = Session::new(&model, tokens.len(), threads).map_err(|e| e.to_string())?;
         let want = if all { Logits::All } else { Logits::Last };
         session.eval(&tokens, want).map_err(|e| e.to_string())?
     };

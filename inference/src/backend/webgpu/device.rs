@@ -41,7 +41,8 @@ impl GpuDevice {
     /// `WGPU_ADAPTER_NAME` and `VK_ICD_FILENAMES` select another) with the adapter's own limits and
     /// no optional features.
     pub async fn new(opts: &GpuOptions) -> Result<GpuDevice> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -74,7 +75,9 @@ impl GpuDevice {
         let sink = errors.clone();
         device.set_device_lost_callback(move |reason, msg| {
             if let Ok(mut g) = sink.lock() {
-                g.get_or_insert_with(|| format!("GPU device lost ({reason:?}): {}", one_line(&msg)));
+                g.get_or_insert_with(|| {
+                    format!("GPU device lost ({reason:?}): {}", one_line(&msg))
+                });
             }
         });
         let mut max_binding = limits
@@ -259,7 +262,12 @@ impl GpuDevice {
     }
 
     /// A zeroed read-write storage buffer of `n` f32 values.
-    pub(crate) fn scratch(&self, label: &str, n: usize, extra: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+    pub(crate) fn scratch(
+        &self,
+        label: &str,
+        n: usize,
+        extra: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
         let size = (n.max(1) as u64) * 4;
         if size > self.max_binding {
             return Err(Error::Gpu(format!(

@@ -101,40 +101,58 @@ impl Kernels {
             "rope",
             &[Uniform, Uniform, Read, Write, Read, Read, Write, Write],
         );
-        let attn_layout = dev.layout("attention", &[Uniform, Uniform, Read, Read, Read, Write, Write]);
+        let attn_layout = dev.layout(
+            "attention",
+            &[Uniform, Uniform, Read, Read, Read, Write, Write],
+        );
         let ffn_layout = dev.layout("ffn", &[Uniform, Uniform, Read, Write]);
         let argmax_layout = dev.layout("argmax", &[Uniform, Uniform, Read, Write, Write]);
         let mut matvec = HashMap::new();
         for &ty in matvec_types {
-            if !matvec.contains_key(&ty) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = matvec.entry(ty) {
                 let src = quant_source(MATVEC, ty);
                 let p = dev
-                    .pipeline(&format!("matvec_{}", ty.name()), &src, "main", &matvec_layout)
+                    .pipeline(
+                        &format!("matvec_{}", ty.name()),
+                        &src,
+                        "main",
+                        &matvec_layout,
+                    )
                     .await?;
-                matvec.insert(ty, p);
+                slot.insert(p);
             }
         }
         let mut embed = HashMap::new();
         for &ty in embed_types {
-            if !embed.contains_key(&ty) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = embed.entry(ty) {
                 let src = quant_source(EMBED, ty);
                 let p = dev
                     .pipeline(&format!("embed_{}", ty.name()), &src, "main", &embed_layout)
                     .await?;
-                embed.insert(ty, p);
+                slot.insert(p);
             }
         }
         Ok(Kernels {
-            norm_rows: dev.pipeline("norm_rows", NORM, "norm_rows", &norm_layout).await?,
+            norm_rows: dev
+                .pipeline("norm_rows", NORM, "norm_rows", &norm_layout)
+                .await?,
             norm_inplace: dev
                 .pipeline("norm_inplace", NORM, "norm_inplace", &norm_layout)
                 .await?,
-            add_norm: dev.pipeline("add_norm", NORM, "add_norm", &norm_layout).await?,
+            add_norm: dev
+                .pipeline("add_norm", NORM, "add_norm", &norm_layout)
+                .await?,
             rope: dev.pipeline("rope", ROPE, "main", &rope_layout).await?,
-            attention: dev.pipeline("attention", ATTENTION, "main", &attn_layout).await?,
+            attention: dev
+                .pipeline("attention", ATTENTION, "main", &attn_layout)
+                .await?,
             ffn: dev.pipeline("ffn", FFN, "main", &ffn_layout).await?,
-            finish: dev.pipeline("finish", ARGMAX, "finish", &argmax_layout).await?,
-            argmax: dev.pipeline("argmax", ARGMAX, "argmax", &argmax_layout).await?,
+            finish: dev
+                .pipeline("finish", ARGMAX, "finish", &argmax_layout)
+                .await?,
+            argmax: dev
+                .pipeline("argmax", ARGMAX, "argmax", &argmax_layout)
+                .await?,
             matvec_layout,
             embed_layout,
             norm_layout,

@@ -53,7 +53,7 @@ impl GpuMatrix {
         cols: usize,
         data: &[u8],
     ) -> Result<GpuMatrix> {
-        if cols % 32 != 0 || cols % ty.block_size() != 0 {
+        if !cols.is_multiple_of(32) || !cols.is_multiple_of(ty.block_size()) {
             return Err(Error::Unsupported(format!(
                 "GPU matrix `{name}`: row length {cols} is not a multiple of 32 / the {} block",
                 ty.name()
@@ -294,13 +294,22 @@ enum Grid {
     /// (n, 1, 1)
     Tokens,
     /// matvec over `rows` for n (or n_out) tokens
-    Rows { rows: u32, out: bool },
+    Rows {
+        rows: u32,
+        out: bool,
+    },
     /// one workgroup per row: n·per (or n_out) rows
-    NormRows { per: u32, out: bool },
+    NormRows {
+        per: u32,
+        out: bool,
+    },
     /// (heads, n, 1)
     Heads(u32),
     /// 256-thread elementwise over n·per (or n_out·per) values
-    Elems { per: u32, out: bool },
+    Elems {
+        per: u32,
+        out: bool,
+    },
     One,
 }
 
@@ -540,16 +549,20 @@ impl<'m> GpuSession<'m> {
         }
         let eps = f(hp.norm_eps);
         let norm_p = |dim: usize, from_out: bool, has_w: bool| {
-            dev.uniform("norm", &[dim as u32, eps, from_out as u32, has_w as u32, 0, 0, 0, 0])
+            dev.uniform(
+                "norm",
+                &[dim as u32, eps, from_out as u32, has_w as u32, 0, 0, 0, 0],
+            )
         };
         for (il, l) in m.layers.iter().enumerate() {
             let kc = dev.scratch("k_cache", n_ctx * kvd, u)?;
             let vc = dev.scratch("v_cache", n_ctx * kvd, u)?;
             kv_bytes += kc.size() + vc.size();
-            let norm = |w: &wgpu::Buffer, a: &wgpu::Buffer, b: &wgpu::Buffer, dim, from_out, has_w| {
-                let p = norm_p(dim, from_out, has_w);
-                dev.bind_group(&k.norm_layout, &[&step, &p, w, a, b])
-            };
+            let norm =
+                |w: &wgpu::Buffer, a: &wgpu::Buffer, b: &wgpu::Buffer, dim, from_out, has_w| {
+                    let p = norm_p(dim, from_out, has_w);
+                    dev.bind_group(&k.norm_layout, &[&step, &p, w, a, b])
+                };
             // attention
             body.push(Op {
                 pipeline: k.norm_rows.clone(),
@@ -596,7 +609,16 @@ impl<'m> GpuSession<'m> {
                 pipeline: k.rope.clone(),
                 bind: dev.bind_group(
                     &k.rope_layout,
-                    &[&step, &p, &tables[layer_table[il]].1, &q, &kb, &vb, &kc, &vc],
+                    &[
+                        &step,
+                        &p,
+                        &tables[layer_table[il]].1,
+                        &q,
+                        &kb,
+                        &vb,
+                        &kc,
+                        &vc,
+                    ],
                 ),
                 grid: Grid::Tokens,
             });
@@ -786,7 +808,9 @@ impl<'m> GpuSession<'m> {
             .write_buffer(&self.tokens, 0, bytemuck::cast_slice(tokens));
         let mut enc = dev
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("token") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("token"),
+            });
         let mut dispatches = 0;
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
