@@ -1,1 +1,10 @@
-fn main() {}
+//! wasm-chord web app entry point: install the panic hook and mount the root component.
+
+mod app;
+mod components;
+mod platform;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

@@ -309,23 +309,17 @@ impl<'m> Session<'m> {
         Ok(out)
     }
 
-    /// Generate after `prompt` (token ids, BOS included if wanted). `on_piece` gets each new piece
-    /// of text (whole UTF-8 characters only) and returns `false` to stop.
-    pub fn generate(
-        &mut self,
+    /// Start generating after `prompt` (token ids, BOS included if wanted): evaluates the prompt
+    /// as one batch and returns a [`Generator`] that yields one token per [`Generator::next_token`] call
+    /// (so a worker can check for Stop between tokens).
+    pub fn start<'s>(
+        &'s mut self,
         prompt: &[u32],
         params: &GenerateParams,
-        mut on_piece: impl FnMut(u32, &str) -> bool,
-    ) -> Result<Generation> {
+    ) -> Result<Generator<'s, 'm>> {
         if prompt.is_empty() {
             return Err(Error::Invalid("the prompt is empty".into()));
         }
-        let tok = &self.model.tokenizer;
-        let mut g = Generation {
-            prompt_len: prompt.len(),
-            stop: "length",
-            ..Default::default()
-        };
         let room = self.kv.n_ctx.saturating_sub(self.kv.len);
         if prompt.len() > room {
             return Err(Error::Invalid(format!(
@@ -334,40 +328,118 @@ impl<'m> Session<'m> {
                 self.kv.n_ctx
             )));
         }
+        let logits = self.eval(prompt, Logits::Last)?;
+        let tok = &self.model.tokenizer;
+        Ok(Generator {
+            sampler: Sampler::new(params.sampler.clone()),
+            detok: Detokenizer::new(tok),
+            logits,
+            pending: None,
+            produced: 0,
+            params: params.clone(),
+            stop: None,
+            session: self,
+        })
+    }
+
+    /// Generate after `prompt`; `on_piece` gets each new piece of text (whole UTF-8 characters
+    /// only; a final flush comes with id `u32::MAX`) and returns `false` to stop.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        mut on_piece: impl FnMut(u32, &str) -> bool,
+    ) -> Result<Generation> {
         let t0 = now();
-        let mut logits = self.eval(prompt, Logits::Last)?;
+        let mut gen = self.start(prompt, params)?;
         let t1 = now();
-        g.prefill_s = t1 - t0;
-        let mut sampler = Sampler::new(params.sampler.clone());
-        let mut detok = Detokenizer::new(tok);
-        for i in 0..params.max_tokens {
-            let next = sampler.sample(&mut logits, &self.tokens);
-            if !params.ignore_eos && tok.is_eog(next) {
-                g.stop = "eos";
-                break;
-            }
-            g.tokens.push(next);
-            let piece = detok.push(next);
+        let mut g = Generation {
+            prompt_len: prompt.len(),
+            prefill_s: t1 - t0,
+            ..Default::default()
+        };
+        while let Some((id, piece)) = gen.next_token()? {
+            g.tokens.push(id);
             g.text.push_str(&piece);
-            if !on_piece(next, &piece) {
-                g.stop = "stopped";
-                break;
+            if !on_piece(id, &piece) {
+                gen.stop();
             }
-            if i + 1 == params.max_tokens {
-                break;
-            }
-            if self.kv.len >= self.kv.n_ctx {
-                g.stop = "context";
-                break;
-            }
-            logits = self.eval(&[next], Logits::Last)?;
         }
-        let rest = detok.flush();
+        let rest = gen.flush();
         if !rest.is_empty() {
             g.text.push_str(&rest);
             on_piece(u32::MAX, &rest);
         }
+        g.stop = gen.stop_reason().unwrap_or("length");
         g.decode_s = now() - t1;
         Ok(g)
+    }
+}
+
+/// Token-by-token generation over a [`Session`].
+pub struct Generator<'s, 'm> {
+    session: &'s mut Session<'m>,
+    sampler: Sampler,
+    detok: Detokenizer<'m>,
+    /// Logits for the next choice.
+    logits: Vec<f32>,
+    /// The last token chosen, not yet evaluated (its K/V are not in the cache yet).
+    pending: Option<u32>,
+    produced: usize,
+    params: GenerateParams,
+    stop: Option<&'static str>,
+}
+
+impl Generator<'_, '_> {
+    /// The next token and its text piece, or `None` when generation is over.
+    pub fn next_token(&mut self) -> Result<Option<(u32, String)>> {
+        if self.stop.is_some() {
+            return Ok(None);
+        }
+        if self.produced >= self.params.max_tokens {
+            self.stop = Some("length");
+            return Ok(None);
+        }
+        if let Some(prev) = self.pending.take() {
+            if self.session.kv.len >= self.session.kv.n_ctx {
+                self.stop = Some("context");
+                return Ok(None);
+            }
+            self.logits = self.session.eval(&[prev], Logits::Last)?;
+        }
+        let history = &self.session.tokens;
+        let next = self.sampler.sample(&mut self.logits, history);
+        if !self.params.ignore_eos && self.session.model.tokenizer.is_eog(next) {
+            self.stop = Some("eos");
+            return Ok(None);
+        }
+        self.pending = Some(next);
+        self.produced += 1;
+        Ok(Some((next, self.detok.push(next))))
+    }
+
+    /// Stop early (the user pressed Stop).
+    pub fn stop(&mut self) {
+        self.stop.get_or_insert("stopped");
+    }
+
+    /// "eos", "length", "stopped" or "context" once generation is over.
+    pub fn stop_reason(&self) -> Option<&'static str> {
+        self.stop
+    }
+
+    /// Bytes held back by the detokenizer (an incomplete UTF-8 character), as text.
+    pub fn flush(&mut self) -> String {
+        self.detok.flush()
+    }
+
+    /// Put the last chosen token into the KV cache, so a conversation can continue after it.
+    pub fn commit(mut self) -> Result<()> {
+        if let Some(prev) = self.pending.take() {
+            if self.session.kv.len < self.session.kv.n_ctx {
+                self.session.eval(&[prev], Logits::Last)?;
+            }
+        }
+        Ok(())
     }
 }

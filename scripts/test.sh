@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The README's "test" command, and what CI runs (.ci/run): installs what is missing (wasm32 target,
+# the Python gguf + numpy packages, the three test models), then formatting, clippy (native and
+# wasm32), the test suite, and the wasm32 release build of the app. Every step runs; the summary at
+# the end lists each one, and the exit status is non-zero if any failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/toolchain.sh
+source scripts/toolchain.sh
+START=$(date +%s)
+
+log "setup"
+ensure_wasm_target
+if ! python3 -c 'import gguf, numpy' >/dev/null 2>&1; then
+  log "installing python packages gguf, numpy"
+  python3 -m pip install --quiet gguf numpy || python3 -m pip install --quiet --break-system-packages gguf numpy
+fi
+scripts/fetch-models.sh all
+
+RESULTS=()
+FAILED=0
+step() {
+  local name=$1; shift
+  local t0; t0=$(date +%s)
+  log "$name: $*"
+  if "$@"; then
+    RESULTS+=("ok      $name ($(( $(date +%s) - t0 ))s)")
+  else
+    RESULTS+=("FAILED  $name ($(( $(date +%s) - t0 ))s)")
+    FAILED=$((FAILED + 1))
+  fi
+}
+
+step "fmt"          cargo fmt --all --check
+step "clippy"       cargo clippy --workspace --all-targets -- -D warnings
+# wasm32: the engine library and the app. The `chord` CLI is native by contract (files, mmap), so it
+# is checked by the native clippy step only.
+step "clippy-wasm"  cargo clippy -p inference -p app --target wasm32-unknown-unknown --lib --bin app -- -D warnings
+step "test"         cargo test --workspace
+step "wasm-build"   cargo build -p app --target wasm32-unknown-unknown --release
+
+echo
+echo "==== scripts/test.sh summary ($(( $(date +%s) - START ))s) ===="
+printf '  %s\n' "${RESULTS[@]}"
+if [ "$FAILED" -ne 0 ]; then
+  echo "scripts/test.sh: $FAILED step(s) FAILED"
+  exit 1
+fi
+echo "scripts/test.sh: all ${#RESULTS[@]} steps ok"
