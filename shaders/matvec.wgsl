@@ -1,13 +1,14 @@
 // Quantized matrix × activations: y (n, out_stride)[:, out_off + r] = W (rows, cols) · x (n, cols) + bias.
 //
 // W is one row-chunk of a GGUF tensor, its blocks as-is in `wq` (a tensor larger than the binding
-// limit is split by rows: each chunk is dispatched with its own `out_off`). One workgroup per row
-// and per group of NT tokens: the 64 threads stride over the row's 32-element chunks, dequantize
-// each chunk once into registers (`dq`, see dequant_*.wgsl) and dot it with up to NT token rows of
-// x; a shared-memory tree reduction gives the NT sums. f32 accumulation throughout.
+// limit is split by rows: each chunk is dispatched with its own `out_off`). A workgroup of 64
+// threads takes RPW = 8 rows and NT = 8 tokens: the TPR = 8 threads of a row stride over its
+// 32-element chunks, dequantize each chunk once into registers (`dq`, see dequant_*.wgsl) and dot
+// it with up to NT token rows of x; one barrier, then a shared-memory sum of the 8 partials.
+// f32 accumulation throughout.
 // Decoding (n = 1) and prefill (n ≤ max batch) use the same kernel.
 //
-// Dispatch: (min(rows, 32768), ceil(rows / 32768), ceil(n / NT)) workgroups.
+// Dispatch: (min(g, 32768), ceil(g / 32768), ceil(n / NT)) workgroups, g = ceil(rows / RPW).
 // The host prepends: `const BLOCK_BYTES`, `const SUBS`, the dequant sources, and replaces DECODE.
 
 struct Step {
@@ -35,9 +36,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 
-const WG: u32 = 64u;
-const NT: u32 = 8u;
-var<workgroup> red: array<f32, 512>; // NT * WG
+const TPR: u32 = 8u;   // threads per row
+const RPW: u32 = 8u;   // rows per workgroup (64 threads)
+const NT: u32 = 8u;    // tokens per workgroup
+var<workgroup> red: array<f32, 512>; // NT * 64
 
 @compute @workgroup_size(64)
 fn main(
@@ -45,7 +47,8 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = wid.x + wid.y * nwg.x;
+    let sub = lid % TPR;
+    let row = (wid.x + wid.y * nwg.x) * RPW + lid / TPR;
     let t0 = wid.z * NT;
     let n = select(st.n_tok, st.n_out, p.tok_mode == 1u);
     let nt = min(NT, n - min(n, t0));
@@ -56,7 +59,7 @@ fn main(
     if (row < p.rows) {
         let nchunks = p.cols / 32u;
         let rb = row * p.row_bytes;
-        for (var j = lid; j < nchunks; j += WG) {
+        for (var j = sub; j < nchunks; j += TPR) {
             DECODE(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS);
             for (var t = 0u; t < nt; t++) {
                 let xo = (t0 + t) * p.cols + j * 32u;
@@ -68,23 +71,20 @@ fn main(
             }
         }
     }
-    for (var t = 0u; t < NT; t++) {
-        red[t * WG + lid] = acc[t];
+    for (var t = 0u; t < nt; t++) {
+        red[t * 64u + lid] = acc[t];
     }
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            for (var t = 0u; t < NT; t++) {
-                red[t * WG + lid] += red[t * WG + lid + s];
+    if (sub == 0u && row < p.rows) {
+        for (var t = 0u; t < nt; t++) {
+            var v = 0.0;
+            for (var k = 0u; k < TPR; k++) {
+                v += red[t * 64u + lid + k];
             }
+            if (p.has_bias != 0u) {
+                v += bias[p.out_off + row];
+            }
+            y[(t0 + t) * p.out_stride + p.out_off + row] = v;
         }
-        workgroupBarrier();
-    }
-    if (lid < nt && row < p.rows) {
-        var v = red[lid * WG];
-        if (p.has_bias != 0u) {
-            v += bias[p.out_off + row];
-        }
-        y[(t0 + lid) * p.out_stride + p.out_off + row] = v;
     }
 }

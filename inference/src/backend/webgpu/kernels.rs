@@ -23,6 +23,8 @@ const ARGMAX: &str = include_str!("../../../../shaders/argmax.wgsl");
 
 /// Tokens per matvec workgroup (`NT` in matvec.wgsl).
 pub(crate) const MATVEC_NT: u32 = 8;
+/// Rows per matvec workgroup (`RPW` in matvec.wgsl).
+pub(crate) const MATVEC_RPW: u32 = 8;
 
 /// How a type is laid out for the kernels: bytes per "block" of `32 × subs` elements.
 pub(crate) fn block_geometry(ty: GgmlType) -> (u32, u32) {

@@ -17,7 +17,7 @@ mod kernels;
 use std::sync::Arc;
 
 pub use device::{GpuDevice, GpuOptions};
-use kernels::{Kernels, MATVEC_NT};
+use kernels::{Kernels, MATVEC_NT, MATVEC_RPW};
 
 use crate::error::{Error, Result};
 use crate::model::{Arch, HParams, QTensor, Weights};
@@ -326,7 +326,7 @@ impl Grid {
         match self {
             Grid::Tokens => (n, 1, 1),
             Grid::Rows { rows, out } => {
-                let (x, y) = split2(rows);
+                let (x, y) = split2(rows.div_ceil(MATVEC_RPW));
                 (x, y, pick(out).div_ceil(MATVEC_NT))
             }
             Grid::NormRows { per, out } => (if out { n_out } else { n * per }, 1, 1),
