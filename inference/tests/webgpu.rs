@@ -373,6 +373,13 @@ fn fidelity_smollm2_135m_q4_1() {
     check_model("smollm2-135m-q4_1", &GpuOptions::default());
 }
 
+/// Gemma 3: sliding-window layers with their own RoPE base, Q/K norms, post-norms, GeGLU, and a
+/// 178 MB token embedding that exceeds lavapipe's 128 MiB binding limit (so it is split).
+#[test]
+fn fidelity_gemma3_270m_q4_k_m() {
+    check_model("gemma-3-270m-q4_k_m", &GpuOptions::default());
+}
+
 /// The same model with the token embedding / lm head split across buffers (4 MiB bindings) and
 /// small prefill batches gives the same logits.
 #[test]
