@@ -11,6 +11,7 @@ START=$(date +%s)
 
 log "setup"
 ensure_wasm_target
+ensure_vulkan
 if ! python3 -c 'import gguf, numpy' >/dev/null 2>&1; then
   log "installing python packages gguf, numpy"
   python3 -m pip install --quiet gguf numpy || python3 -m pip install --quiet --break-system-packages gguf numpy

@@ -20,6 +20,20 @@ ensure_wasm_target() {
   rustup target add wasm32-unknown-unknown
 }
 
+# A Vulkan driver for the WebGPU tests: lavapipe (Mesa's software Vulkan) when no ICD is installed.
+# The GPU tests FAIL without an adapter, by design, so CI must have one.
+ensure_vulkan() {
+  if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || [ -n "${VK_ICD_FILENAMES:-}" ]; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing mesa-vulkan-drivers (lavapipe) for the WebGPU tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1
+  else
+    echo "warning: no Vulkan driver; the WebGPU tests will fail (install mesa-vulkan-drivers)" >&2
+  fi
+}
+
 ensure_trunk() {
   if [ "$(trunk --version 2>/dev/null || true)" = "trunk $TRUNK_VERSION" ]; then
     return

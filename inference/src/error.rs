@@ -19,6 +19,9 @@ pub enum Error {
     Template(String),
     #[error("{0}")]
     Invalid(String),
+    /// The GPU backend failed: no adapter, a shader that does not compile, a lost device.
+    #[error("GPU: {0}")]
+    Gpu(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }

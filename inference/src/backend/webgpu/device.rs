@@ -1,0 +1,409 @@
+//! The wgpu device: adapter selection, limits, error capture, buffer helpers and async readback.
+//!
+//! Every wgpu error is turned into [`Error::Gpu`]: shader compilation runs inside an error scope,
+//! uncaptured errors and device loss are recorded by callbacks and reported by the next call.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+
+/// How to pick and configure the GPU.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Upper bound on the bytes of one storage binding, below the adapter's own
+    /// `max_storage_buffer_binding_size` (tests use a small value to exercise tensor splitting).
+    pub max_binding_bytes: Option<u64>,
+    /// Tokens per batch on the GPU during prefill (default 64; bounded by the binding limit).
+    pub max_batch: Option<usize>,
+}
+
+/// A device and queue with the limits this engine respects.
+pub struct GpuDevice {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    /// Largest storage binding (and buffer) we create, in bytes (a multiple of 4).
+    pub(crate) max_binding: u64,
+    errors: Arc<Mutex<Option<String>>>,
+}
+
+fn gpu_err(what: impl std::fmt::Display) -> Error {
+    Error::Gpu(what.to_string())
+}
+
+impl GpuDevice {
+    /// Open the default high-performance adapter (natively: Vulkan/Metal/DX12; `WGPU_BACKEND`,
+    /// `WGPU_ADAPTER_NAME` and `VK_ICD_FILENAMES` select another) with the adapter's own limits and
+    /// no optional features.
+    pub async fn new(opts: &GpuOptions) -> Result<GpuDevice> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::Gpu(format!(
+                    "no WebGPU adapter available ({e}); install a Vulkan driver (e.g. mesa-vulkan-drivers) or use --backend cpu"
+                ))
+            })?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wasm-chord"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("cannot open the GPU device: {e}")))?;
+        let errors: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut g) = sink.lock() {
+                g.get_or_insert_with(|| one_line(&e.to_string()));
+            }
+        }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut g) = sink.lock() {
+                g.get_or_insert_with(|| {
+                    format!("GPU device lost ({reason:?}): {}", one_line(&msg))
+                });
+            }
+        });
+        let mut max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        if let Some(m) = opts.max_binding_bytes {
+            max_binding = max_binding.min(m);
+        }
+        let max_binding = max_binding & !3;
+        if max_binding < 1024 {
+            return Err(Error::Gpu(format!(
+                "storage binding limit of {max_binding} bytes is too small"
+            )));
+        }
+        Ok(GpuDevice {
+            device,
+            queue,
+            info,
+            max_binding,
+            errors,
+        })
+    }
+
+    /// "name (backend, device type)" of the adapter.
+    pub fn adapter_info(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}{})",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            if self.info.driver.is_empty() {
+                String::new()
+            } else {
+                format!(", {} {}", self.info.driver, self.info.driver_info)
+            }
+        )
+    }
+
+    /// The storage binding limit in force (bytes).
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.max_binding
+    }
+
+    /// The first error recorded by the callbacks, if any (then the device is unusable).
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.errors.lock() {
+            Ok(g) => match &*g {
+                Some(e) => Err(Error::Gpu(e.clone())),
+                None => Ok(()),
+            },
+            Err(_) => Err(Error::Gpu("GPU error state poisoned".into())),
+        }
+    }
+
+    /// Compile `src` and build a compute pipeline for `entry` inside a validation error scope.
+    pub(crate) async fn pipeline(
+        &self,
+        label: &str,
+        src: &str,
+        entry: &str,
+        layout: &wgpu::BindGroupLayout,
+    ) -> Result<wgpu::ComputePipeline> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        if let Some(e) = scope.pop().await {
+            return Err(Error::Gpu(format!(
+                "shader `{label}` failed to compile: {}",
+                one_line(&e.to_string())
+            )));
+        }
+        self.check()?;
+        Ok(pipeline)
+    }
+
+    /// Compile a standalone WGSL compute shader (no bindings) and report errors as [`Error::Gpu`].
+    pub async fn compile(&self, label: &str, src: &str, entry: &str) -> Result<()> {
+        let layout = self.layout(label, &[]);
+        self.pipeline(label, src, entry, &layout).await.map(|_| ())
+    }
+
+    /// A bind group layout of compute-stage bindings 0.. of the given kinds.
+    pub(crate) fn layout(&self, label: &str, kinds: &[Bind]) -> wgpu::BindGroupLayout {
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match k {
+                        Bind::Uniform => wgpu::BufferBindingType::Uniform,
+                        Bind::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Bind::Write => wgpu::BufferBindingType::Storage { read_only: false },
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        self.device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &entries,
+            })
+    }
+
+    pub(crate) fn bind_group(
+        &self,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout,
+            entries: &entries,
+        })
+    }
+
+    /// A storage buffer holding `bytes` (padded with zeros to a multiple of 4).
+    pub(crate) fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        let size = (bytes.len().max(4) as u64).div_ceil(4) * 4;
+        if size > self.max_binding {
+            return Err(Error::Gpu(format!(
+                "buffer `{label}` of {size} bytes exceeds the {}-byte binding limit",
+                self.max_binding
+            )));
+        }
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: true,
+        });
+        {
+            let mut m = buf
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| gpu_err(format!("mapping `{label}` for upload failed: {e}")))?;
+            m.slice(..bytes.len()).copy_from_slice(bytes);
+            let pad = size as usize - bytes.len();
+            if pad > 0 {
+                m.slice(bytes.len()..).copy_from_slice(&[0u8; 4][..pad]);
+            }
+        }
+        buf.unmap();
+        Ok(buf)
+    }
+
+    pub(crate) fn upload_f32(&self, label: &str, v: &[f32]) -> Result<wgpu::Buffer> {
+        self.upload(label, bytemuck::cast_slice(v))
+    }
+
+    /// A zeroed read-write storage buffer of `n` f32 values.
+    pub(crate) fn scratch(
+        &self,
+        label: &str,
+        n: usize,
+        extra: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        let size = (n.max(1) as u64) * 4;
+        if size > self.max_binding {
+            return Err(Error::Gpu(format!(
+                "buffer `{label}` of {size} bytes exceeds the {}-byte binding limit; use a smaller context",
+                self.max_binding
+            )));
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC
+                | extra,
+            mapped_at_creation: false,
+        }))
+    }
+
+    pub(crate) fn uniform(&self, label: &str, words: &[u32; 8]) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(words),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    pub(crate) fn readback_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).div_ceil(4) * 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Wait for the queue and read `buf` (a MAP_READ buffer) back.
+    pub(crate) async fn read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let slice = buf.slice(..bytes);
+        let (tx, rx) = oneshot();
+        slice.map_async(wgpu::MapMode::Read, move |r| tx.send(r));
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: None,
+                    timeout: Some(std::time::Duration::from_secs(300)),
+                })
+                .map_err(|e| gpu_err(format!("waiting for the GPU failed: {e}")))?;
+        }
+        let r = rx.await;
+        self.check()?;
+        match r {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(gpu_err(format!("reading a GPU buffer failed: {e}"))),
+            None => return Err(gpu_err("reading a GPU buffer was cancelled")),
+        }
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| gpu_err(format!("reading a GPU buffer failed: {e}")))?
+            .to_vec();
+        buf.unmap();
+        Ok(out)
+    }
+}
+
+/// Binding kinds of a bind group layout.
+#[derive(Clone, Copy)]
+pub(crate) enum Bind {
+    Uniform,
+    Read,
+    Write,
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+// ----------------------------------------------------------------------------------------------
+// A minimal oneshot channel (map_async callbacks → async readback), no extra dependency.
+// ----------------------------------------------------------------------------------------------
+
+struct Slot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+pub(crate) struct Sender<T>(Arc<Mutex<Slot<T>>>);
+pub(crate) struct Receiver<T>(Arc<Mutex<Slot<T>>>);
+
+pub(crate) fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
+    let s = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+        closed: false,
+    }));
+    (Sender(s.clone()), Receiver(s))
+}
+
+impl<T> Sender<T> {
+    pub(crate) fn send(self, v: T) {
+        if let Ok(mut g) = self.0.lock() {
+            g.value = Some(v);
+            if let Some(w) = g.waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.0.lock() {
+            g.closed = true;
+            if let Some(w) = g.waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl<T> Future for Receiver<T> {
+    /// `None` when the sender was dropped without sending.
+    type Output = Option<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let Ok(mut g) = self.0.lock() else {
+            return Poll::Ready(None);
+        };
+        if let Some(v) = g.value.take() {
+            return Poll::Ready(Some(v));
+        }
+        if g.closed {
+            return Poll::Ready(None);
+        }
+        g.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}

@@ -1,0 +1,181 @@
+//! The kernel table: WGSL sources (from `shaders/`), bind group layouts and compute pipelines.
+//!
+//! Quantized-weight kernels (matvec, embedding lookup) are specialised per [`GgmlType`] by
+//! prepending the block constants and the matching dequant family, and naming its decoder.
+
+use std::collections::HashMap;
+
+use super::device::{Bind, GpuDevice};
+use crate::error::{Error, Result};
+use crate::quant::GgmlType;
+
+const DEQUANT_COMMON: &str = include_str!("../../../../shaders/dequant_common.wgsl");
+const DEQUANT_FLOAT: &str = include_str!("../../../../shaders/dequant_float.wgsl");
+const DEQUANT_LEGACY: &str = include_str!("../../../../shaders/dequant_legacy.wgsl");
+const DEQUANT_K: &str = include_str!("../../../../shaders/dequant_k.wgsl");
+const MATVEC: &str = include_str!("../../../../shaders/matvec.wgsl");
+const EMBED: &str = include_str!("../../../../shaders/embed.wgsl");
+const NORM: &str = include_str!("../../../../shaders/norm.wgsl");
+const ROPE: &str = include_str!("../../../../shaders/rope.wgsl");
+const ATTENTION: &str = include_str!("../../../../shaders/attention.wgsl");
+const FFN: &str = include_str!("../../../../shaders/ffn.wgsl");
+const ARGMAX: &str = include_str!("../../../../shaders/argmax.wgsl");
+
+/// Tokens per matvec workgroup (`NT` in matvec.wgsl).
+pub(crate) const MATVEC_NT: u32 = 8;
+/// Rows per matvec workgroup (`RPW` in matvec.wgsl).
+pub(crate) const MATVEC_RPW: u32 = 8;
+
+/// How a type is laid out for the kernels: bytes per "block" of `32 × subs` elements.
+pub(crate) fn block_geometry(ty: GgmlType) -> (u32, u32) {
+    match ty {
+        GgmlType::F32 => (128, 1),
+        GgmlType::F16 | GgmlType::BF16 => (64, 1),
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
+            (ty.type_size() as u32, 1)
+        }
+        _ => (ty.type_size() as u32, 8),
+    }
+}
+
+fn decoder(ty: GgmlType) -> (&'static str, &'static str) {
+    match ty {
+        GgmlType::F32 => ("decode_f32", DEQUANT_FLOAT),
+        GgmlType::F16 => ("decode_f16", DEQUANT_FLOAT),
+        GgmlType::BF16 => ("decode_bf16", DEQUANT_FLOAT),
+        GgmlType::Q4_0 => ("decode_q4_0", DEQUANT_LEGACY),
+        GgmlType::Q4_1 => ("decode_q4_1", DEQUANT_LEGACY),
+        GgmlType::Q5_0 => ("decode_q5_0", DEQUANT_LEGACY),
+        GgmlType::Q5_1 => ("decode_q5_1", DEQUANT_LEGACY),
+        GgmlType::Q8_0 => ("decode_q8_0", DEQUANT_LEGACY),
+        GgmlType::Q2_K => ("decode_q2_k", DEQUANT_K),
+        GgmlType::Q3_K => ("decode_q3_k", DEQUANT_K),
+        GgmlType::Q4_K => ("decode_q4_k", DEQUANT_K),
+        GgmlType::Q5_K => ("decode_q5_k", DEQUANT_K),
+        GgmlType::Q6_K => ("decode_q6_k", DEQUANT_K),
+    }
+}
+
+/// The WGSL of a quantized-weight kernel (`MATVEC` or `EMBED`) for `ty`.
+pub(crate) fn quant_source(main: &str, ty: GgmlType) -> String {
+    let (bytes, subs) = block_geometry(ty);
+    let (name, family) = decoder(ty);
+    format!(
+        "const BLOCK_BYTES: u32 = {bytes}u;\nconst SUBS: u32 = {subs}u;\n{DEQUANT_COMMON}\n{family}\n{}",
+        main.replace("DECODE(", &format!("{name}("))
+    )
+}
+
+/// Compiled pipelines and their layouts.
+pub(crate) struct Kernels {
+    pub matvec_layout: wgpu::BindGroupLayout,
+    pub embed_layout: wgpu::BindGroupLayout,
+    pub norm_layout: wgpu::BindGroupLayout,
+    pub rope_layout: wgpu::BindGroupLayout,
+    pub attn_layout: wgpu::BindGroupLayout,
+    pub ffn_layout: wgpu::BindGroupLayout,
+    pub argmax_layout: wgpu::BindGroupLayout,
+    pub matvec: HashMap<GgmlType, wgpu::ComputePipeline>,
+    pub embed: HashMap<GgmlType, wgpu::ComputePipeline>,
+    pub norm_rows: wgpu::ComputePipeline,
+    pub norm_inplace: wgpu::ComputePipeline,
+    pub add_norm: wgpu::ComputePipeline,
+    pub rope: wgpu::ComputePipeline,
+    pub attention: wgpu::ComputePipeline,
+    pub ffn: wgpu::ComputePipeline,
+    pub finish: wgpu::ComputePipeline,
+    pub argmax: wgpu::ComputePipeline,
+}
+
+impl Kernels {
+    /// Build every pipeline: the fixed kernels, matvec for `matvec_types` and embedding lookup
+    /// for `embed_types`.
+    pub async fn new(
+        dev: &GpuDevice,
+        matvec_types: &[GgmlType],
+        embed_types: &[GgmlType],
+    ) -> Result<Kernels> {
+        use Bind::*;
+        let matvec_layout = dev.layout("matvec", &[Uniform, Uniform, Read, Read, Write, Read]);
+        let embed_layout = dev.layout("embed", &[Uniform, Uniform, Read, Read, Write]);
+        let norm_layout = dev.layout("norm", &[Uniform, Uniform, Read, Read, Write]);
+        let rope_layout = dev.layout(
+            "rope",
+            &[Uniform, Uniform, Read, Write, Read, Read, Write, Write],
+        );
+        let attn_layout = dev.layout(
+            "attention",
+            &[Uniform, Uniform, Read, Read, Read, Write, Write],
+        );
+        let ffn_layout = dev.layout("ffn", &[Uniform, Uniform, Read, Write]);
+        let argmax_layout = dev.layout("argmax", &[Uniform, Uniform, Read, Write, Write]);
+        let mut matvec = HashMap::new();
+        for &ty in matvec_types {
+            if let std::collections::hash_map::Entry::Vacant(slot) = matvec.entry(ty) {
+                let src = quant_source(MATVEC, ty);
+                let p = dev
+                    .pipeline(
+                        &format!("matvec_{}", ty.name()),
+                        &src,
+                        "main",
+                        &matvec_layout,
+                    )
+                    .await?;
+                slot.insert(p);
+            }
+        }
+        let mut embed = HashMap::new();
+        for &ty in embed_types {
+            if let std::collections::hash_map::Entry::Vacant(slot) = embed.entry(ty) {
+                let src = quant_source(EMBED, ty);
+                let p = dev
+                    .pipeline(&format!("embed_{}", ty.name()), &src, "main", &embed_layout)
+                    .await?;
+                slot.insert(p);
+            }
+        }
+        Ok(Kernels {
+            norm_rows: dev
+                .pipeline("norm_rows", NORM, "norm_rows", &norm_layout)
+                .await?,
+            norm_inplace: dev
+                .pipeline("norm_inplace", NORM, "norm_inplace", &norm_layout)
+                .await?,
+            add_norm: dev
+                .pipeline("add_norm", NORM, "add_norm", &norm_layout)
+                .await?,
+            rope: dev.pipeline("rope", ROPE, "main", &rope_layout).await?,
+            attention: dev
+                .pipeline("attention", ATTENTION, "main", &attn_layout)
+                .await?,
+            ffn: dev.pipeline("ffn", FFN, "main", &ffn_layout).await?,
+            finish: dev
+                .pipeline("finish", ARGMAX, "finish", &argmax_layout)
+                .await?,
+            argmax: dev
+                .pipeline("argmax", ARGMAX, "argmax", &argmax_layout)
+                .await?,
+            matvec_layout,
+            embed_layout,
+            norm_layout,
+            rope_layout,
+            attn_layout,
+            ffn_layout,
+            argmax_layout,
+            matvec,
+            embed,
+        })
+    }
+
+    pub fn matvec_for(&self, ty: GgmlType) -> Result<&wgpu::ComputePipeline> {
+        self.matvec
+            .get(&ty)
+            .ok_or_else(|| Error::Gpu(format!("no matvec kernel built for {}", ty.name())))
+    }
+
+    pub fn embed_for(&self, ty: GgmlType) -> Result<&wgpu::ComputePipeline> {
+        self.embed
+            .get(&ty)
+            .ok_or_else(|| Error::Gpu(format!("no embedding kernel built for {}", ty.name())))
+    }
+}

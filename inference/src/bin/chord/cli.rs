@@ -1,0 +1,503 @@
+//! The `chord` command line (native only: it reads model files).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use inference::backend::cpu::Logits;
+#[cfg(feature = "webgpu")]
+use inference::backend::webgpu;
+use inference::engine::{GenerateParams, Model, Session};
+use inference::gguf::GgufHeader;
+use inference::sampler::SamplerParams;
+use serde_json::json;
+
+const USAGE: &str = "usage:
+  chord generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
+                 [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx-size N]
+                 [--ignore-eos] [--backend cpu|webgpu] [--threads N] [--json]
+  chord tokenize --model PATH --text TEXT [--json]
+  chord logits   --model PATH (--prompt TEXT | --tokens 1,2,3) [--top K] [--all-positions]
+                 [--backend cpu|webgpu] [--threads N] [--json]
+  chord inspect  --model PATH [--json]";
+
+type CliResult<T> = Result<T, String>;
+
+/// Parsed `--flag value` / `--switch` arguments.
+struct Args {
+    values: HashMap<String, String>,
+    switches: Vec<String>,
+}
+
+const SWITCHES: &[&str] = &[
+    "--chat",
+    "--json",
+    "--all-positions",
+    "--ignore-eos",
+    "--help",
+];
+
+impl Args {
+    fn parse(raw: &[String], allowed: &[&str]) -> CliResult<Args> {
+        let mut values = HashMap::new();
+        let mut switches = Vec::new();
+        let mut it = raw.iter();
+        while let Some(a) = it.next() {
+            if !a.starts_with("--") {
+                return Err(format!("unexpected argument `{a}`"));
+            }
+            if !allowed.contains(&a.as_str()) && a != "--help" {
+                return Err(format!("unknown option `{a}` for this command"));
+            }
+            if SWITCHES.contains(&a.as_str()) {
+                switches.push(a.clone());
+            } else {
+                let v = it.next().ok_or_else(|| format!("`{a}` needs a value"))?;
+                values.insert(a.clone(), v.clone());
+            }
+        }
+        Ok(Args { values, switches })
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    fn need(&self, name: &str) -> CliResult<&str> {
+        self.get(name).ok_or_else(|| format!("missing `{name}`"))
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> CliResult<T> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("`{name}` expects a number, got `{v}`")),
+        }
+    }
+}
+
+pub fn main() {
+    // Never a backtrace: a bug still ends with one line and a non-zero status.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error: {msg}{at}");
+    }));
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let code = match run(&argv) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(argv: &[String]) -> CliResult<()> {
+    let Some((cmd, rest)) = argv.split_first() else {
+        return Err(format!("no command\n{USAGE}"));
+    };
+    match cmd.as_str() {
+        "generate" => generate(rest),
+        "tokenize" => tokenize(rest),
+        "logits" => logits(rest),
+        "inspect" => inspect(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    }
+}
+
+fn load(args: &Args) -> CliResult<(Model, f64)> {
+    let path = PathBuf::from(args.need("--model")?);
+    let t = Instant::now();
+    let m = Model::load_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((m, t.elapsed().as_secs_f64()))
+}
+
+fn check_backend(args: &Args) -> CliResult<&'static str> {
+    match args.get("--backend").unwrap_or("cpu") {
+        "cpu" => Ok("cpu"),
+        #[cfg(feature = "webgpu")]
+        "webgpu" => Ok("webgpu"),
+        #[cfg(not(feature = "webgpu"))]
+        "webgpu" => {
+            Err("this build has no webgpu backend (feature `webgpu`); use --backend cpu".into())
+        }
+        other => Err(format!("unknown backend `{other}` (cpu or webgpu)")),
+    }
+}
+
+#[cfg(feature = "webgpu")]
+fn open_gpu(model: &Model) -> CliResult<(webgpu::GpuModel, f64)> {
+    let t = Instant::now();
+    let gm = webgpu::GpuModel::new_blocking(model, &webgpu::GpuOptions::default())
+        .map_err(|e| e.to_string())?;
+    Ok((gm, t.elapsed().as_secs_f64()))
+}
+
+fn threads(args: &Args) -> CliResult<usize> {
+    let default = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n: usize = args.num("--threads", default)?;
+    if n == 0 {
+        return Err("`--threads` must be at least 1".into());
+    }
+    Ok(n)
+}
+
+fn generate(raw: &[String]) -> CliResult<()> {
+    let a = Args::parse(
+        raw,
+        &[
+            "--model",
+            "--prompt",
+            "--chat",
+            "--system",
+            "--max-tokens",
+            "--temperature",
+            "--top-p",
+            "--top-k",
+            "--min-p",
+            "--repeat-penalty",
+            "--seed",
+            "--ctx-size",
+            "--ignore-eos",
+            "--backend",
+            "--threads",
+            "--json",
+        ],
+    )?;
+    let backend = check_backend(&a)?;
+    let threads = threads(&a)?;
+    let prompt_text = a.need("--prompt")?.to_owned();
+    let d = SamplerParams::default();
+    let sampler = SamplerParams {
+        temperature: a.num("--temperature", 0.0)?,
+        top_k: a.num("--top-k", d.top_k)?,
+        top_p: a.num("--top-p", d.top_p)?,
+        min_p: a.num("--min-p", d.min_p)?,
+        repeat_penalty: a.num("--repeat-penalty", d.repeat_penalty)?,
+        seed: a.num("--seed", d.seed)?,
+        ..d
+    };
+    let params = GenerateParams {
+        max_tokens: a.num("--max-tokens", 128)?,
+        sampler,
+        ignore_eos: a.flag("--ignore-eos"),
+    };
+    let (model, load_s) = load(&a)?;
+    let text = if a.flag("--chat") {
+        model
+            .chat_prompt(a.get("--system"), &prompt_text)
+            .map_err(|e| e.to_string())?
+    } else {
+        prompt_text
+    };
+    let prompt = model.tokenizer.encode(&text, true);
+    // The KV cache holds what this run needs, not the model's whole training context.
+    let n_ctx = a.num("--ctx-size", prompt.len() + params.max_tokens)?;
+    let json_out = a.flag("--json");
+    let mut stdout = std::io::stdout();
+    let on_piece = |_: u32, piece: &str| {
+        if !json_out {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+        true
+    };
+    let (g, adapter, kv_cache_bytes, gpu, load_s) = if backend == "webgpu" {
+        #[cfg(feature = "webgpu")]
+        {
+            let (gm, upload_s) = open_gpu(&model)?;
+            let mut session = webgpu::GpuSession::new(&gm, n_ctx, &webgpu::GpuOptions::default())
+                .map_err(|e| e.to_string())?;
+            let g =
+                pollster::block_on(session.generate(&model.tokenizer, &prompt, &params, on_piece))
+                    .map_err(|e| e.to_string())?;
+            let st = session.stats();
+            let gpu = json!({
+                "dispatches_per_token": st.dispatches_per_token,
+                "submits_per_token": st.submits_per_token,
+                "readback_bytes_per_token": st.readback_bytes_per_token,
+                "buffer_bytes": st.buffer_bytes,
+                "tensor_bytes": st.tensor_bytes,
+                "kv_cache_bytes": st.kv_cache_bytes,
+                "scratch_bytes": st.scratch_bytes,
+            });
+            (
+                g,
+                gm.adapter_info(),
+                st.kv_cache_bytes as usize,
+                Some(gpu),
+                load_s + upload_s,
+            )
+        }
+        #[cfg(not(feature = "webgpu"))]
+        {
+            unreachable!("check_backend rejects webgpu without the feature")
+        }
+    } else {
+        let mut session = Session::new(&model, n_ctx, threads).map_err(|e| e.to_string())?;
+        let g = session
+            .generate(&prompt, &params, on_piece)
+            .map_err(|e| e.to_string())?;
+        let adapter = format!(
+            "CPU ({threads} thread{})",
+            if threads == 1 { "" } else { "s" }
+        );
+        (g, adapter, session.kv.bytes(), None, load_s)
+    };
+    if json_out {
+        let mut out = json!({
+            "model": model.name,
+            "backend": backend,
+            "adapter": adapter,
+            "prompt_tokens": prompt,
+            "tokens": g.tokens,
+            "text": g.text,
+            "stop": g.stop,
+            "load_s": load_s,
+            "prefill_tok_s": g.prefill_tok_s(),
+            "decode_tok_s": g.decode_tok_s(),
+            "kv_cache_bytes": kv_cache_bytes,
+        });
+        if let (Some(gpu), Some(o)) = (gpu, out.as_object_mut()) {
+            o.insert("gpu".into(), gpu);
+        }
+        println!("{out}");
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens, {:.1} tok/s prefill; {} tokens, {:.1} tok/s decode; load {:.2} s; stop: {}]",
+            g.prompt_len,
+            g.prefill_tok_s(),
+            g.tokens.len(),
+            g.decode_tok_s(),
+            load_s,
+            g.stop
+        );
+    }
+    Ok(())
+}
+
+fn tokenize(raw: &[String]) -> CliResult<()> {
+    let a = Args::parse(raw, &["--model", "--text", "--json"])?;
+    let text = a.need("--text")?.to_owned();
+    let (model, _) = load(&a)?;
+    let toks = model.tokenizer.encode(&text, true);
+    if a.flag("--json") {
+        println!("{}", json!({ "tokens": toks }));
+    } else {
+        for t in &toks {
+            let piece =
+                String::from_utf8_lossy(&model.tokenizer.token_piece_bytes(*t)).into_owned();
+            println!("{t:>8} {piece:?}");
+        }
+    }
+    Ok(())
+}
+
+fn logits(raw: &[String]) -> CliResult<()> {
+    let a = Args::parse(
+        raw,
+        &[
+            "--model",
+            "--prompt",
+            "--tokens",
+            "--top",
+            "--all-positions",
+            "--backend",
+            "--threads",
+            "--json",
+        ],
+    )?;
+    let backend = check_backend(&a)?;
+    let threads = threads(&a)?;
+    let top: usize = a.num("--top", 10)?;
+    let (model, _) = load(&a)?;
+    let tokens: Vec<u32> = match (a.get("--prompt"), a.get("--tokens")) {
+        (Some(p), None) => model.tokenizer.encode(p, true),
+        (None, Some(t)) => t
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("`--tokens`: `{s}` is not a token id"))
+            })
+            .collect::<CliResult<_>>()?,
+        _ => return Err("give exactly one of `--prompt` or `--tokens`".into()),
+    };
+    if tokens.is_empty() {
+        return Err("no tokens to evaluate".into());
+    }
+    let all = a.flag("--all-positions");
+    let logits = if backend == "webgpu" {
+        #[cfg(feature = "webgpu")]
+        {
+            let (gm, _) = open_gpu(&model)?;
+            let mut session =
+                webgpu::GpuSession::new(&gm, tokens.len(), &webgpu::GpuOptions::default())
+                    .map_err(|e| e.to_string())?;
+            session
+                .logits_blocking(&tokens, all)
+                .map_err(|e| e.to_string())?
+        }
+        #[cfg(not(feature = "webgpu"))]
+        {
+            unreachable!("check_backend rejects webgpu without the feature")
+        }
+    } else {
+        let mut session = Session::new(&model, tokens.len(), threads).map_err(|e| e.to_string())?;
+        let want = if all { Logits::All } else { Logits::Last };
+        session.eval(&tokens, want).map_err(|e| e.to_string())?
+    };
+    let nv = model.hp.n_vocab;
+    let first = if all { 0 } else { tokens.len() - 1 };
+    let mut positions = Vec::new();
+    for (i, row) in logits.chunks_exact(nv).enumerate() {
+        let mut idx: Vec<u32> = (0..nv as u32).collect();
+        let k = top.min(nv);
+        let order =
+            |&x: &u32, &y: &u32| row[y as usize].total_cmp(&row[x as usize]).then(x.cmp(&y));
+        if k > 0 && k < nv {
+            idx.select_nth_unstable_by(k - 1, order);
+        }
+        idx.truncate(k);
+        idx.sort_by(order);
+        let topv: Vec<(u32, f32)> = idx.iter().map(|&t| (t, row[t as usize])).collect();
+        positions.push((first + i, topv));
+    }
+    let last = &logits[logits.len() - nv..];
+    let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mean = last.iter().map(|&x| x as f64).sum::<f64>() / nv as f64;
+    let l2 = last
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt();
+    if a.flag("--json") {
+        let pos: Vec<_> = positions
+            .iter()
+            .map(|(p, t)| json!({ "pos": p, "top": t.iter().map(|&(i, l)| json!([i, l])).collect::<Vec<_>>() }))
+            .collect();
+        println!(
+            "{}",
+            json!({ "positions": pos, "max": max, "mean": mean, "l2": l2 })
+        );
+    } else {
+        for (p, t) in &positions {
+            println!("pos {p}:");
+            for (i, l) in t {
+                let piece =
+                    String::from_utf8_lossy(&model.tokenizer.token_piece_bytes(*i)).into_owned();
+                println!("  {i:>8} {l:>10.4} {piece:?}");
+            }
+        }
+        println!("last position: max {max:.4} mean {mean:.4} l2 {l2:.2}");
+    }
+    Ok(())
+}
+
+fn inspect(raw: &[String]) -> CliResult<()> {
+    let a = Args::parse(raw, &["--model", "--json"])?;
+    let path = PathBuf::from(a.need("--model")?);
+    // Only the header is needed: read a growing prefix until it parses.
+    let header = read_header(&path)?;
+    let md = &header.metadata;
+    // Check what a load would check (architecture, tokenizer, tensor shapes) and report it.
+    let check = inference::engine::Preflight::new(header.clone());
+    let mut types: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
+    for t in &header.tensors {
+        let e = types.entry(t.ty.name()).or_default();
+        e.0 += 1;
+        e.1 += t.size;
+    }
+    if a.flag("--json") {
+        let meta: serde_json::Map<String, serde_json::Value> =
+            md.0.iter()
+                .map(|(k, v)| (k.clone(), json!(v.summary())))
+                .collect();
+        let tensors: Vec<_> = header
+            .tensors
+            .iter()
+            .map(|t| json!({"name": t.name, "type": t.ty.name(), "dims": t.dims, "bytes": t.size}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "version": header.version,
+                "file_size": header.file_size,
+                "alignment": header.alignment,
+                "data_offset": header.data_offset,
+                "metadata": meta,
+                "tensors": tensors,
+                "tensor_bytes": header.tensor_bytes(),
+                "supported": check.is_ok(),
+                "problem": check.as_ref().err().map(|e| e.to_string()),
+            })
+        );
+    } else {
+        println!(
+            "GGUF v{}, {} bytes, {} tensors",
+            header.version,
+            header.file_size,
+            header.tensors.len()
+        );
+        for (k, v) in &md.0 {
+            println!("  {k} = {}", v.summary());
+        }
+        println!("tensor types:");
+        for (ty, (n, b)) in &types {
+            println!("  {ty:>6}: {n:>4} tensors, {:.1} MB", *b as f64 / 1e6);
+        }
+        match &check {
+            Ok(p) => println!(
+                "supported: {} — {} layers, {} heads ({} KV), embedding {}, vocabulary {}",
+                p.hp.arch.name(),
+                p.hp.n_layer,
+                p.hp.n_head,
+                p.hp.n_head_kv,
+                p.hp.n_embd,
+                p.hp.n_vocab
+            ),
+            Err(e) => println!("not loadable: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn read_header(path: &std::path::Path) -> CliResult<GgufHeader> {
+    use std::io::Read;
+    let io = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let size = f.metadata().map_err(io)?.len();
+    let mut buf = Vec::new();
+    let mut want = 1usize << 20;
+    loop {
+        let have = buf.len();
+        buf.resize(want.min(size as usize), 0);
+        f.read_exact(&mut buf[have..]).map_err(io)?;
+        match GgufHeader::parse(&buf, size).map_err(|e| format!("{}: {e}", path.display()))? {
+            Some(h) => return Ok(h),
+            None => want *= 2,
+        }
+    }
+}

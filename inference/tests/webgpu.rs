@@ -1,0 +1,450 @@
+//! The WebGPU backend against the CPU reference: every matvec / dequant kernel on random blocks and
+//! on real tensors, the binding-size split, and whole-model fidelity (rules of
+//! `../shared/golden/README.md`, as in `fidelity.rs`). Needs a WebGPU adapter (lavapipe:
+//! `apt-get install mesa-vulkan-drivers`); without one every test FAILS with that message.
+#![cfg(all(feature = "webgpu", not(target_arch = "wasm32")))]
+
+mod common;
+
+use common::*;
+use inference::backend::cpu::Logits;
+use inference::backend::webgpu::{self, GpuDevice, GpuModel, GpuOptions, GpuSession};
+use inference::engine::{Model, Session};
+use inference::quant::{self, GgmlType};
+use inference::sampler::argmax;
+
+fn device(opts: &GpuOptions) -> GpuDevice {
+    match pollster::block_on(GpuDevice::new(opts)) {
+        Ok(d) => d,
+        Err(e) => panic!(
+            "no WebGPU adapter for the GPU tests: {e}\n(install mesa-vulkan-drivers for lavapipe, or set VK_ICD_FILENAMES)"
+        ),
+    }
+}
+
+fn gpu_model(model: &Model, opts: &GpuOptions) -> GpuModel {
+    let dev = device(opts);
+    eprintln!("adapter: {}", dev.adapter_info());
+    pollster::block_on(GpuModel::with_device(
+        dev,
+        &model.hp,
+        &model.weights,
+        model.tensor_bytes,
+    ))
+    .expect("weights upload")
+}
+
+/// SplitMix64.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+fn f16_bytes(v: f32) -> [u8; 2] {
+    half::f16::from_f32(v).to_le_bytes()
+}
+
+/// Random but valid blocks: random quant bits, small finite scales in the f16 fields.
+fn random_rows(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    let nb = rows * cols / ty.block_size();
+    let ts = ty.type_size();
+    let mut out = Vec::with_capacity(nb * ts);
+    for _ in 0..nb {
+        let mut b: Vec<u8> = (0..ts).map(|_| rng.next() as u8).collect();
+        let halves: &[usize] = match ty {
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+            GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+            GgmlType::Q2_K => &[80, 82],
+            GgmlType::Q3_K => &[108],
+            GgmlType::Q6_K => &[208],
+            _ => &[],
+        };
+        for &o in halves {
+            b[o..o + 2].copy_from_slice(&f16_bytes(rng.f() * 0.05));
+        }
+        match ty {
+            GgmlType::F32 => b.copy_from_slice(&rng.f().to_le_bytes()),
+            GgmlType::F16 => b.copy_from_slice(&f16_bytes(rng.f())),
+            GgmlType::BF16 => b.copy_from_slice(&half::bf16::from_f32(rng.f()).to_le_bytes()),
+            _ => {}
+        }
+        out.extend_from_slice(&b);
+    }
+    out
+}
+
+/// CPU reference: y (n, rows) = W · x, from `quant::dequantize`, summed in f64.
+fn reference_matvec(
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    w: &[u8],
+    x: &[f32],
+    n: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let rb = w.len() / rows;
+    let mut y = vec![0f32; n * rows];
+    let mut mag = vec![0f32; n * rows];
+    let mut row = vec![0f32; cols];
+    for r in 0..rows {
+        quant::dequantize(ty, &w[r * rb..(r + 1) * rb], &mut row);
+        for t in 0..n {
+            let xs = &x[t * cols..(t + 1) * cols];
+            let s: f64 = row.iter().zip(xs).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let m: f64 = row
+                .iter()
+                .zip(xs)
+                .map(|(&a, &b)| (a as f64 * b as f64).abs())
+                .sum();
+            y[t * rows + r] = s as f32;
+            mag[t * rows + r] = m as f32;
+        }
+    }
+    (y, mag)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_matvec(
+    dev: &GpuDevice,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    w: &[u8],
+    n: usize,
+    rng: &mut Rng,
+    what: &str,
+) {
+    let x: Vec<f32> = (0..n * cols).map(|_| rng.f()).collect();
+    let got = pollster::block_on(webgpu::matvec(dev, ty, rows, cols, w, &x, n))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (want, mag) = reference_matvec(ty, rows, cols, w, &x, n);
+    for i in 0..want.len() {
+        let tol = 1e-5 * mag[i] + 1e-5;
+        assert!(
+            (got[i] - want[i]).abs() <= tol,
+            "{what} {}: y[{i}] = {} vs CPU {} (tolerance {tol})",
+            ty.name(),
+            got[i],
+            want[i]
+        );
+    }
+    // The CPU dot kernel agrees with the exact reference too (same tolerance scale).
+    let rb = w.len() / rows;
+    for r in [0, rows - 1] {
+        let d = quant::vec_dot(ty, &w[r * rb..(r + 1) * rb], &x[..cols]);
+        assert!(
+            (d - want[r]).abs() <= 1e-3 * mag[r] + 1e-4,
+            "{what} {}: vec_dot row {r} = {d} vs {}",
+            ty.name(),
+            want[r]
+        );
+    }
+}
+
+#[test]
+fn matvec_every_type_on_random_blocks() {
+    let dev = device(&GpuOptions::default());
+    let mut rng = Rng(7);
+    for ty in GgmlType::ALL {
+        let cols = 512;
+        let rows = 37;
+        let w = random_rows(ty, rows, cols, &mut rng);
+        check_matvec(&dev, ty, rows, cols, &w, 1, &mut rng, "random n=1");
+        check_matvec(&dev, ty, rows, cols, &w, 11, &mut rng, "random n=11");
+    }
+}
+
+#[test]
+fn embedding_lookup_every_type_equals_dequantize() {
+    let dev = device(&GpuOptions::default());
+    let mut rng = Rng(11);
+    for ty in GgmlType::ALL {
+        let (rows, cols) = (19, 256);
+        let w = random_rows(ty, rows, cols, &mut rng);
+        let ids = [3u32, 0, 18, 7, 7];
+        let got = pollster::block_on(webgpu::embed_rows(&dev, ty, rows, cols, &w, &ids))
+            .unwrap_or_else(|e| panic!("{}: {e}", ty.name()));
+        let rb = w.len() / rows;
+        let mut want = vec![0f32; cols];
+        for (t, &id) in ids.iter().enumerate() {
+            let id = id as usize;
+            quant::dequantize(ty, &w[id * rb..(id + 1) * rb], &mut want);
+            for c in 0..cols {
+                let g = got[t * cols + c];
+                assert!(
+                    (g - want[c]).abs() <= 1e-6 * want[c].abs() + 1e-7,
+                    "{}: row {id} col {c}: {g} vs {}",
+                    ty.name(),
+                    want[c]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn matvec_on_real_tensors_of_every_quant_type() {
+    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).expect("model loads");
+    let dev = device(&GpuOptions::default());
+    let mut rng = Rng(3);
+    let w = &model.weights;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut all = vec![&w.tok_embd];
+    for l in &w.layers {
+        all.extend([&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]);
+    }
+    all.extend(w.output.as_ref());
+    for t in all {
+        if !seen.insert(t.ty.name()) {
+            continue;
+        }
+        // at most 512 rows of each (the embedding has 49152)
+        let rows = t.rows.min(512);
+        let data = &t.data[..rows * t.row_bytes()];
+        check_matvec(&dev, t.ty, rows, t.cols, data, 3, &mut rng, &t.name);
+    }
+    eprintln!("real tensors checked: {seen:?}");
+    for want in [
+        "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "F16", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+    ] {
+        assert!(
+            seen.contains(want),
+            "the 4-layer model has no {want} tensor?"
+        );
+    }
+}
+
+#[test]
+fn tensors_larger_than_the_binding_limit_are_split_by_rows() {
+    let mut rng = Rng(5);
+    let small = device(&GpuOptions {
+        max_binding_bytes: Some(4096),
+        ..Default::default()
+    });
+    assert_eq!(small.max_binding_bytes(), 4096);
+    for ty in [GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F16] {
+        let (rows, cols) = (300, 256);
+        let w = random_rows(ty, rows, cols, &mut rng);
+        let m = webgpu::GpuMatrix::upload(&small, "w", ty, rows, cols, &w).expect("upload");
+        assert!(m.n_chunks() > 1, "{}: not split", ty.name());
+        check_matvec(&small, ty, rows, cols, &w, 2, &mut rng, "split");
+        let ids = [0u32, 299, 150];
+        let got = pollster::block_on(webgpu::embed_rows(&small, ty, rows, cols, &w, &ids)).unwrap();
+        let rb = w.len() / rows;
+        let mut want = vec![0f32; cols];
+        for (t, &id) in ids.iter().enumerate() {
+            quant::dequantize(ty, &w[id as usize * rb..(id as usize + 1) * rb], &mut want);
+            assert_eq!(
+                &got[t * cols..(t + 1) * cols],
+                &want[..],
+                "split embedding row {id}"
+            );
+        }
+    }
+}
+
+#[test]
+fn shader_errors_and_bad_input_are_errors_not_panics() {
+    let dev = device(&GpuOptions::default());
+    let e = pollster::block_on(dev.compile("broken", "fn main( {", "main")).unwrap_err();
+    assert!(e.to_string().contains("failed to compile"), "{e}");
+    let e = pollster::block_on(dev.compile(
+        "no_entry",
+        "@compute @workgroup_size(1) fn main() {}",
+        "other",
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("GPU"), "{e}");
+    // a row that is not a whole number of blocks
+    let e = webgpu::GpuMatrix::upload(&dev, "w", GgmlType::Q4_0, 2, 48, &[0u8; 54]).err();
+    assert!(e.is_some());
+}
+
+// ----------------------------------------------------------------------------------------------
+// Whole models
+// ----------------------------------------------------------------------------------------------
+
+struct Report {
+    worst_llama: f32,
+    worst_ref: f32,
+    forced: usize,
+}
+
+fn check_model(name: &str, opts: &GpuOptions) -> Report {
+    let g = golden(name);
+    let model = Model::load_file(&model_path(name)).expect("model loads");
+    let gm = gpu_model(&model, opts);
+    let nv = model.hp.n_vocab;
+    let mut rep = Report {
+        worst_llama: 0.0,
+        worst_ref: 0.0,
+        forced: 0,
+    };
+    for p in g["prompts"].as_array().expect("prompts") {
+        let pname = p["name"].as_str().expect("name");
+        let prompt = ids(&p["tokens"]);
+        let greedy = ids(&p["greedy"]["tokens"]);
+        let margins: Vec<f64> = p["greedy"]["top1_minus_top2"]
+            .as_array()
+            .expect("margins")
+            .iter()
+            .map(|x| x.as_f64().expect("margin"))
+            .collect();
+        let mut seq = prompt.clone();
+        seq.extend_from_slice(&greedy[..greedy.len() - 1]);
+        let mut s = GpuSession::new(&gm, seq.len(), opts).expect("session");
+        let logits = s.logits_blocking(&seq, true).expect("forward");
+        assert_eq!(logits.len(), seq.len() * nv);
+        let row = |pos: usize| &logits[pos * nv..(pos + 1) * nv];
+
+        for (i, (&want, &m)) in greedy.iter().zip(&margins).enumerate() {
+            if m >= 1.0 {
+                let got = argmax(row(prompt.len() - 1 + i));
+                assert_eq!(
+                    got, want,
+                    "{name}/{pname}: step {i} (margin {m:.2}): GPU argmax {got}, llama.cpp {want}"
+                );
+                rep.forced += 1;
+            }
+        }
+        let last = row(prompt.len() - 1);
+        let ll = &p["last_logits"];
+        assert_eq!(
+            argmax(last),
+            ll["argmax"].as_u64().unwrap() as u32,
+            "{name}/{pname}: top-1"
+        );
+        let top20: Vec<(usize, f32)> = ll["top20"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e[0].as_u64().unwrap() as usize,
+                    e[1].as_f64().unwrap() as f32,
+                )
+            })
+            .collect();
+        let d_llama = top20
+            .iter()
+            .map(|&(i, v)| (last[i] - v).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            d_llama <= 1.5,
+            "{name}/{pname}: top-20 max |Δ| vs llama.cpp {d_llama}"
+        );
+        rep.worst_llama = rep.worst_llama.max(d_llama);
+        if let Some(r) = reference_logits(name, pname) {
+            assert_eq!(r.len(), nv);
+            let d_ref = top20
+                .iter()
+                .map(|&(i, _)| (last[i] - r[i]).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                d_ref <= 0.05,
+                "{name}/{pname}: top-20 max |Δ| vs reference {d_ref}"
+            );
+            rep.worst_ref = rep.worst_ref.max(d_ref);
+        }
+    }
+    eprintln!(
+        "GPU {name}: {} forced positions agree; top-20 max |Δ| llama.cpp {:.3}, reference {:.2e}",
+        rep.forced, rep.worst_llama, rep.worst_ref
+    );
+    rep
+}
+
+#[test]
+fn fidelity_smollm2_4layer_mixed_every_quant_type() {
+    check_model("smollm2-4layer-mixed", &GpuOptions::default());
+}
+
+#[test]
+fn fidelity_smollm2_135m_q4_1() {
+    check_model("smollm2-135m-q4_1", &GpuOptions::default());
+}
+
+/// Gemma 3: sliding-window layers with their own RoPE base, Q/K norms, post-norms, GeGLU, and a
+/// 178 MB token embedding that exceeds lavapipe's 128 MiB binding limit (so it is split).
+#[test]
+fn fidelity_gemma3_270m_q4_k_m() {
+    check_model("gemma-3-270m-q4_k_m", &GpuOptions::default());
+}
+
+/// The same model with the token embedding / lm head split across buffers (4 MiB bindings) and
+/// small prefill batches gives the same logits.
+#[test]
+fn fidelity_with_forced_split_and_small_batches() {
+    let opts = GpuOptions {
+        max_binding_bytes: Some(4 << 20),
+        max_batch: Some(5),
+    };
+    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).expect("model loads");
+    let gm = gpu_model(&model, &opts);
+    assert!(gm.embedding_chunks() > 1, "token_embd was not split");
+    check_model("smollm2-4layer-mixed", &opts);
+}
+
+/// GPU logits equal the CPU engine's; greedy decoding on the GPU (prefill + steps, one submit and
+/// 4 bytes per token) picks the argmax of those logits; counters are what the design promises.
+#[test]
+fn gpu_matches_cpu_and_decodes_with_one_submit_per_token() {
+    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).expect("model loads");
+    let gm = gpu_model(&model, &GpuOptions::default());
+    let toks: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 253, 1345, 30, 2];
+    let nv = model.hp.n_vocab;
+    let mut cpu = Session::new(&model, 64, 2).unwrap();
+    let want = cpu.eval(&toks, Logits::All).unwrap();
+    let mut s = GpuSession::new(&gm, 64, &GpuOptions::default()).unwrap();
+    let got = s.logits_blocking(&toks, true).unwrap();
+    let d = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("GPU vs CPU logits, 10 positions: max |Δ| {d}");
+    assert!(d < 2e-2, "GPU vs CPU max |Δ| {d}");
+
+    // Greedy decode, token by token, against CPU argmax of the same sequence.
+    let mut s = GpuSession::new(&gm, 64, &GpuOptions::default()).unwrap();
+    let mut next = s.prefill_blocking(&toks).unwrap();
+    assert_eq!(next, argmax(&want[(toks.len() - 1) * nv..]));
+    let mut seq = toks.clone();
+    for _ in 0..8 {
+        seq.push(next);
+        let l = cpu.eval(&[next], Logits::Last).unwrap();
+        let gpu_next = s.step_blocking(next).unwrap();
+        let cpu_next = argmax(&l);
+        let mut sorted = l.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        if sorted[0] - sorted[1] > 0.05 {
+            assert_eq!(gpu_next, cpu_next, "after {seq:?}");
+        }
+        next = gpu_next;
+    }
+    let st = s.stats();
+    eprintln!("{st:?}");
+    assert_eq!(st.submits_per_token, 1);
+    assert_eq!(st.readback_bytes_per_token, 4);
+    assert!(st.dispatches_per_token > 4 * 12);
+    assert!(
+        st.buffer_bytes >= st.tensor_bytes * 99 / 100
+            && st.buffer_bytes <= st.tensor_bytes * 101 / 100,
+        "buffer bytes {} vs tensor bytes {}",
+        st.buffer_bytes,
+        st.tensor_bytes
+    );
+    assert_eq!(
+        st.kv_cache_bytes,
+        (2 * 4 * 64 * model.hp.kv_dim() * 4) as u64
+    );
+}

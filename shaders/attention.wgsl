@@ -1,0 +1,102 @@
+// Attention of a batch of n queries over the GPU KV cache of one layer (GQA, causal, sliding window).
+//   q (n, n_head·hd) already rotated and scaled; kc, vc (n_ctx, n_kv·hd); out (n, n_head·hd)
+//   query t at pos = start + t sees keys lo..=pos, lo = pos + 1 - window (window > 0) else 0;
+//   head h reads KV head h / (n_head / n_kv).
+//   out = softmax(q·k × kq_scale) · v
+// One workgroup (64 threads) per (head, token). Scores go through `scores`
+// (max_batch, n_head, n_ctx): pass 1 q·k and max, pass 2 exp and sum, pass 3 the weighted sum of V.
+// Dispatch: (n_head, n, 1).
+
+struct Step {
+    n_tok: u32,
+    start: u32,
+    out_row0: u32,
+    n_out: u32,
+}
+
+struct Params {
+    n_head: u32,
+    n_head_kv: u32,
+    hd: u32,
+    window: u32,
+    n_ctx: u32,
+    kq_scale: f32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> st: Step;
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> kc: array<f32>;
+@group(0) @binding(4) var<storage, read> vc: array<f32>;
+@group(0) @binding(5) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = wid.x;
+    let t = wid.y;
+    let pos = st.start + t;
+    var lo = 0u;
+    if (p.window > 0u) {
+        lo = pos + 1u - min(pos + 1u, p.window);
+    }
+    let kvd = p.n_head_kv * p.hd;
+    let qd = p.n_head * p.hd;
+    let ko = (h / (p.n_head / p.n_head_kv)) * p.hd;
+    let qo = t * qd + h * p.hd;
+    let sb = (t * p.n_head + h) * p.n_ctx;
+
+    // pass 1: scores and their max
+    var m = -3.0e38;
+    for (var j = lo + lid; j <= pos; j += 64u) {
+        var s = 0.0;
+        for (var d = 0u; d < p.hd; d++) {
+            s += q[qo + d] * kc[j * kvd + ko + d];
+        }
+        s *= p.kq_scale;
+        scores[sb + j] = s;
+        m = max(m, s);
+    }
+    red[lid] = m;
+    workgroupBarrier();
+    for (var r = 32u; r > 0u; r >>= 1u) {
+        if (lid < r) {
+            red[lid] = max(red[lid], red[lid + r]);
+        }
+        workgroupBarrier();
+    }
+    let mx = red[0];
+    workgroupBarrier();
+
+    // pass 2: exp and sum (each thread revisits its own keys)
+    var sum = 0.0;
+    for (var j = lo + lid; j <= pos; j += 64u) {
+        let e = exp(scores[sb + j] - mx);
+        scores[sb + j] = e;
+        sum += e;
+    }
+    red[lid] = sum;
+    workgroupBarrier();
+    for (var r = 32u; r > 0u; r >>= 1u) {
+        if (lid < r) {
+            red[lid] += red[lid + r];
+        }
+        workgroupBarrier();
+    }
+    let inv = 1.0 / red[0];
+    storageBarrier();
+    workgroupBarrier();
+
+    // pass 3: weighted sum of V, one output dimension per thread
+    for (var d = lid; d < p.hd; d += 64u) {
+        var acc = 0.0;
+        for (var j = lo; j <= pos; j++) {
+            acc += scores[sb + j] * inv * vc[j * kvd + ko + d];
+        }
+        out[qo + d] = acc;
+    }
+}

@@ -1,0 +1,44 @@
+// Gated FFN activation, in place on `gate`: g = act(g) × u over (n, n_ff) values.
+//   act = SiLU (x / (1 + e^-x)) for llama/qwen2, GELU-tanh for Gemma 3 (p.gelu != 0).
+// Dispatch: (min(groups, 32768), ceil(groups / 32768), 1) with groups = ceil(n·n_ff / 256).
+
+struct Step {
+    n_tok: u32,
+    start: u32,
+    out_row0: u32,
+    n_out: u32,
+}
+
+struct Params {
+    n_ff: u32,
+    gelu: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> st: Step;
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> u: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g: array<f32>;
+
+fn gelu_tanh(x: f32) -> f32 {
+    let a = clamp(0.7978846 * (x + 0.044715 * x * x * x), -15.0, 15.0);
+    return 0.5 * x * (1.0 + tanh(a));
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if (i >= st.n_tok * p.n_ff) {
+        return;
+    }
+    let x = g[i];
+    var a: f32;
+    if (p.gelu != 0u) {
+        a = gelu_tanh(x);
+    } else {
+        a = x / (1.0 + exp(-x));
+    }
+    g[i] = a * u[i];
+}
