@@ -6,6 +6,52 @@
 use crate::error::{Error, Result};
 
 mod scalar;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static SIMD_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turn the SIMD kernels on or off process-wide (on by default; off = the scalar reference).
+/// For benchmarks and tests; results differ only by float rounding.
+pub fn set_simd(enabled: bool) {
+    SIMD_ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// The kernel set [`vec_dot`] / [`matvec`] / [`matmul`] use now: `"avx2"`, `"simd128"` or
+/// `"scalar"`.
+pub fn kernels() -> &'static str {
+    match simd() {
+        Some(isa) => isa,
+        None => "scalar",
+    }
+}
+
+#[inline]
+fn simd() -> Option<&'static str> {
+    if !SIMD_ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    let isa = x86::available().then_some("avx2");
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let isa = Some("simd128");
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )))]
+    let isa = None;
+    isa
+}
+
+/// The portable scalar kernels, whatever [`set_simd`] says: the reference the SIMD kernels are
+/// tested against.
+pub mod reference {
+    pub use super::scalar::{matmul, matvec, vec_dot};
+}
 
 // ---------------------------------------------------------------------------------------------
 // Kernels. This is the single dispatch point: ISA-specific files (`x86.rs`, `simd128.rs`) slot in
@@ -25,13 +71,20 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
 ///
 /// `row` must hold exactly `ty.row_bytes(x.len())` bytes.
 pub fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
-    scalar::vec_dot(ty, row, x)
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => x86::vec_dot(ty, row, x),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Some(_) => simd128::vec_dot(ty, row, x),
+        _ => scalar::vec_dot(ty, row, x),
+    }
 }
 
 /// `out[r] = row_r · x` for `r in 0..out.len()`; `w` holds `out.len()` contiguous rows of
 /// `x.len()` elements.
 pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
-    scalar::matvec(ty, w, x, out)
+    // One token of `matmul` is the same computation as `vec_dot` row by row.
+    matmul(ty, w, x.len(), x, 1, out)
 }
 
 /// Batched product (prefill): `x` is `(n_tok, cols)` row-major, `out` is `(n_tok, rows)`
@@ -41,7 +94,13 @@ pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
 /// weights are read once and never expanded to f32. For each token the result is bit-identical
 /// to [`matvec`].
 pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out: &mut [f32]) {
-    scalar::matmul(ty, w, cols, x, n_tok, out)
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => x86::matmul(ty, w, cols, x, n_tok, out),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Some(_) => simd128::matmul(ty, w, cols, x, n_tok, out),
+        _ => scalar::matmul(ty, w, cols, x, n_tok, out),
+    }
 }
 
 /// A tensor element type as numbered in GGUF (`ggml_type`).
