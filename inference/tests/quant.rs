@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use inference::quant::{self, dequantize, matmul, matvec, reference, vec_dot, GgmlType};
+use inference::quant::{
+    self, dequantize, matmul, matmul_act, matvec, reference, vec_dot, Activations, GgmlType,
+};
 
 struct Fixture {
     name: String,
@@ -344,5 +346,55 @@ fn simd_kernels_match_scalar_on_random_rows() {
                 cols,
             );
         }
+    }
+}
+
+/// 8-bit activations: each 32-chunk of `x` is rounded to multiples of `d = max|x| / 127`, so the
+/// error of a dot is at most `Σ_chunks d/2 · Σ|w|` (plus f32 rounding); and one product of many
+/// tokens equals the products of one token each, bit for bit.
+fn check_q8(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
+    let mut wf = vec![0f32; rows * cols];
+    dequantize(ty, raw, &mut wf);
+    let n_tok = 3;
+    let x = random_x(n_tok * cols, 77);
+    let mut out = vec![f32::NAN; n_tok * rows];
+    matmul_act(Activations::Q8, ty, raw, cols, &x, n_tok, &mut out);
+    for t in 0..n_tok {
+        let xt = &x[t * cols..(t + 1) * cols];
+        let mut one = vec![f32::NAN; rows];
+        matmul_act(Activations::Q8, ty, raw, cols, xt, 1, &mut one);
+        for r in 0..rows {
+            let got = out[t * rows + r];
+            assert_eq!(
+                got.to_bits(),
+                one[r].to_bits(),
+                "{name} q8: batch vs single token"
+            );
+            let w = &wf[r * cols..(r + 1) * cols];
+            let (want, mag) = ref_dot(w, xt);
+            let mut bound = 1e-4 * mag + 1e-30;
+            if cols % 32 == 0 {
+                for (wc, xc) in w.chunks_exact(32).zip(xt.chunks_exact(32)) {
+                    let d = xc.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
+                    bound += 0.5 * d * wc.iter().map(|v| v.abs() as f64).sum::<f64>();
+                }
+            }
+            assert!(
+                (got as f64 - want).abs() <= bound,
+                "{name} q8 t={t} r={r}: got {got}, want {want} (bound {bound})"
+            );
+        }
+    }
+}
+
+#[test]
+fn q8_activations_within_quantization_error() {
+    for f in load_fixtures() {
+        check_q8(&f.name, f.ty, &f.raw, f.rows, f.cols);
+    }
+    for ty in GgmlType::ALL {
+        let cols = 4 * ty.block_size().max(32);
+        let raw = random_row(ty, 4 * cols, 4242);
+        check_q8(&format!("{} random", ty.name()), ty, &raw, 4, cols);
     }
 }

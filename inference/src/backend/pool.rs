@@ -13,13 +13,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::model::{Bytes, QTensor};
-use crate::quant::{self, GgmlType};
+use crate::quant::{self, Activations, GgmlType};
 
 /// How long an idle worker (or the waiting caller) spins before it parks.
 const SPIN: Duration = Duration::from_micros(300);
 
 /// One matrix product: rows `ranges[i]` of `w` are worker `i`'s share (share 0 is the caller's).
 struct Job {
+    act: Activations,
     ty: GgmlType,
     w: Bytes,
     row_bytes: usize,
@@ -35,7 +36,7 @@ impl Job {
         out.clear();
         out.resize(self.n * (r1 - r0), 0.0);
         let w = &self.w[r0 * self.row_bytes..r1 * self.row_bytes];
-        quant::matmul(self.ty, w, self.cols, &self.x, self.n, out);
+        quant::matmul_act(self.act, self.ty, w, self.cols, &self.x, self.n, out);
     }
 }
 
@@ -100,10 +101,10 @@ impl Pool {
     }
 
     /// `out (n, w.rows) = x (n, w.cols) · wᵀ` with the rows split across the pool.
-    pub fn matmul(&self, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
+    pub fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
         let threads = self.threads.min(w.rows / 64).max(1);
         if threads == 1 {
-            quant::matmul(w.ty, &w.data, w.cols, x, n, out);
+            quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
             return;
         }
         let per = w.rows.div_ceil(threads);
@@ -111,6 +112,7 @@ impl Pool {
             .map(|i| ((i * per).min(w.rows), ((i + 1) * per).min(w.rows)))
             .collect();
         let job = Arc::new(Job {
+            act,
             ty: w.ty,
             w: w.data.clone(),
             row_bytes: w.row_bytes(),

@@ -789,3 +789,314 @@ pub(super) fn matmul(
     // SAFETY: `w` holds `rows` rows of `cols` elements of `ty`; the CPU features were checked.
     unsafe { dispatch!(ty, matmul_k::<K>(w, cols, x, n_tok, out)) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8-bit activations (`Activations::Q8`): integer dot products with `_mm256_maddubs_epi16`
+// ---------------------------------------------------------------------------------------------
+
+/// A block type as 8-bit integers: chunk `c` as 32 i8 weights, the f32 scale of each group of
+/// four weights (one per i32 lane of `_mm256_madd_epi16`), and `off` such that the chunk's dot
+/// with activations `x` is `Σ scale·w·x + off·Σx`.
+trait KernQ8: Kern {
+    /// All weights are in 0..=127 (no sign trick needed for `maddubs`).
+    const UNSIGNED: bool;
+    unsafe fn qchunk(b: *const u8, st: &Self::St, c: usize) -> (__m256i, __m256, f32);
+}
+
+impl KernQ8 for Q4_0 {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 18 readable bytes (d, qs[16]).
+        let (d, qs) = unsafe { (f16_at(b), load16(b.add(2))) };
+        let v = _mm256_sub_epi8(nibbles(qs), _mm256_set1_epi8(8));
+        (v, _mm256_set1_ps(d), 0.0)
+    }
+}
+
+impl KernQ8 for Q4_1 {
+    const UNSIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 20 readable bytes (d, m, qs[16]).
+        let (d, m, qs) = unsafe { (f16_at(b), f16_at(b.add(2)), load16(b.add(4))) };
+        (nibbles(qs), _mm256_set1_ps(d), m)
+    }
+}
+
+impl KernQ8 for Q5_0 {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 22 readable bytes (d, qh[4], qs[16]).
+        let (d, qh, qs) = unsafe {
+            (
+                f16_at(b),
+                (b.add(2) as *const u32).read_unaligned(),
+                load16(b.add(6)),
+            )
+        };
+        let hb = _mm256_and_si256(bytes_from_bits_32(u32::from_le(qh)), _mm256_set1_epi8(0x10));
+        let v = _mm256_sub_epi8(_mm256_or_si256(nibbles(qs), hb), _mm256_set1_epi8(16));
+        (v, _mm256_set1_ps(d), 0.0)
+    }
+}
+
+impl KernQ8 for Q5_1 {
+    const UNSIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 24 readable bytes (d, m, qh[4], qs[16]).
+        let (d, m, qh, qs) = unsafe {
+            (
+                f16_at(b),
+                f16_at(b.add(2)),
+                (b.add(4) as *const u32).read_unaligned(),
+                load16(b.add(8)),
+            )
+        };
+        let hb = _mm256_and_si256(bytes_from_bits_32(u32::from_le(qh)), _mm256_set1_epi8(0x10));
+        (_mm256_or_si256(nibbles(qs), hb), _mm256_set1_ps(d), m)
+    }
+}
+
+impl KernQ8 for Q8_0 {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 34 readable bytes (d, qs[32]).
+        let (d, qs) = unsafe { (f16_at(b), load32(b.add(2))) };
+        (qs, _mm256_set1_ps(d), 0.0)
+    }
+}
+
+/// Scale lanes: `d0` for the first 16 weights (lanes 0..4), `d1` for the last 16.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn halves(d0: f32, d1: f32) -> __m256 {
+    _mm256_set_ps(d1, d1, d1, d1, d0, d0, d0, d0)
+}
+
+impl KernQ8 for Q3K {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, st: &[f32; 16], c: usize) -> (__m256i, __m256, f32) {
+        let (half, j) = (c >> 2, c & 3);
+        // SAFETY: hmask is bytes 0..32, qs 32..96; half < 2.
+        let (hm, q) = unsafe { (load32(b), load32(b.add(32 + 32 * half))) };
+        let q2 = _mm256_and_si256(
+            _mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j as i32)),
+            _mm256_set1_epi8(3),
+        );
+        let m = _mm256_set1_epi8((1u8 << (4 * half + j)) as i8);
+        let set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, m), m);
+        let sub = _mm256_andnot_si256(set, _mm256_set1_epi8(4));
+        let is = half * 8 + j * 2;
+        (_mm256_sub_epi8(q2, sub), halves(st[is], st[is + 1]), 0.0)
+    }
+}
+
+impl KernQ8 for Q4K {
+    const UNSIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: qs is bytes 16..144; c < 8.
+        let q = unsafe { load32(b.add(16 + 32 * (c >> 1))) };
+        let q = if c & 1 == 0 {
+            q
+        } else {
+            _mm256_srli_epi16::<4>(q)
+        };
+        let (d, m) = st[c];
+        (
+            _mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
+            _mm256_set1_ps(d),
+            -m,
+        )
+    }
+}
+
+impl KernQ8 for Q5K {
+    const UNSIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: qh is bytes 16..48, qs 48..176; c < 8.
+        let (qh, q) = unsafe { (load32(b.add(16)), load32(b.add(48 + 32 * (c >> 1)))) };
+        let q = if c & 1 == 0 {
+            q
+        } else {
+            _mm256_srli_epi16::<4>(q)
+        };
+        let lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+        let m = _mm256_set1_epi8((1u8 << c) as i8);
+        let hb = _mm256_and_si256(
+            _mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m),
+            _mm256_set1_epi8(0x10),
+        );
+        let (d, mn) = st[c];
+        (_mm256_or_si256(lo, hb), _mm256_set1_ps(d), -mn)
+    }
+}
+
+impl KernQ8 for Q6K {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, d: &f32, c: usize) -> (__m256i, __m256, f32) {
+        let (h, k) = (c >> 2, c & 3);
+        // SAFETY: ql is bytes 0..128, qh 128..192, scales 192..208; h < 2, k < 4.
+        let (ql, qh, s0, s1) = unsafe {
+            (
+                load32(b.add(64 * h + 32 * (k & 1))),
+                load32(b.add(128 + 32 * h)),
+                *b.add(192 + 8 * h + 2 * k) as i8,
+                *b.add(192 + 8 * h + 2 * k + 1) as i8,
+            )
+        };
+        let ql = if k >> 1 == 0 {
+            ql
+        } else {
+            _mm256_srli_epi16::<4>(ql)
+        };
+        let lo = _mm256_and_si256(ql, _mm256_set1_epi8(0x0F));
+        let hi = _mm256_and_si256(
+            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)),
+            _mm256_set1_epi8(3),
+        );
+        let v = _mm256_sub_epi8(
+            _mm256_or_si256(lo, _mm256_slli_epi16::<4>(hi)),
+            _mm256_set1_epi8(32),
+        );
+        (v, halves(*d * s0 as f32, *d * s1 as f32), 0.0)
+    }
+}
+
+/// Whether [`matmul_q8`] has an integer kernel for `ty`.
+pub(super) fn has_q8(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q3_K
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    )
+}
+
+/// # Safety
+/// Lengths checked by the caller: `w` holds `out.len() / n_tok` rows of `cols` elements, `xq`
+/// holds `n_tok * cols` bytes, `xd`/`xs` `n_tok * cols / 32` floats; AVX2/FMA/F16C present.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matmul_q8_k<K: KernQ8>(
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xs: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    let rows = out.len() / n_tok;
+    let nb = cols / K::QK;
+    let cpr = cols / 32; // 32-chunks per row
+    let rb = nb * K::BYTES;
+    let mut acc = vec![_mm256_setzero_ps(); n_tok];
+    let mut off = vec![0f32; n_tok];
+    let ones = _mm256_set1_epi16(1);
+    for r in 0..rows {
+        acc.fill(_mm256_setzero_ps());
+        off.fill(0.0);
+        for b in 0..nb {
+            // SAFETY: block `b` of row `r` is in bounds (`rows * rb` bytes were checked), and
+            // every 32-chunk index `j < cpr` addresses 32 bytes of each token's activations.
+            unsafe {
+                let blk = w.as_ptr().add(r * rb + b * K::BYTES);
+                let st = K::prep(blk);
+                for c in 0..K::QK / 32 {
+                    let (wq, sc, o) = K::qchunk(blk, &st, c);
+                    let j = b * (K::QK / 32) + c;
+                    let (wu, wsign) = if K::UNSIGNED {
+                        (wq, wq)
+                    } else {
+                        (_mm256_abs_epi8(wq), wq)
+                    };
+                    for t in 0..n_tok {
+                        let k = t * cpr + j;
+                        let ax = load32(xq.as_ptr().add(32 * k) as *const u8);
+                        let ax = if K::UNSIGNED {
+                            ax
+                        } else {
+                            _mm256_sign_epi8(ax, wsign)
+                        };
+                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, ax), ones);
+                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.get_unchecked(k)));
+                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[t]);
+                        if K::UNSIGNED {
+                            off[t] += o * *xs.get_unchecked(k);
+                        }
+                    }
+                }
+            }
+        }
+        for t in 0..n_tok {
+            let a = acc[t];
+            let z = _mm256_setzero_ps();
+            out[t * rows + r] = hsum([a, z, z, z]) + off[t];
+        }
+    }
+}
+
+/// `matmul` with activations already quantized per 32-chunk: `xq` (n_tok × cols) signed bytes,
+/// `xd` their scales and `xs` the exact f32 sum of each chunk. `ty` must satisfy [`has_q8`].
+pub(super) fn matmul_q8(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xs: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    assert!(available() && has_q8(ty));
+    assert_eq!(xq.len(), n_tok * cols, "activations are not n_tok x cols");
+    assert!(cols % 32 == 0 && xd.len() == xq.len() / 32 && xs.len() == xd.len());
+    if n_tok == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
+    let rows = out.len() / n_tok;
+    let rb = row_bytes(ty, cols);
+    assert_eq!(
+        w.len(),
+        rb * rows,
+        "weight matrix has the wrong byte length"
+    );
+    // SAFETY: lengths checked above; the CPU features were checked.
+    unsafe {
+        match ty {
+            GgmlType::Q4_0 => matmul_q8_k::<Q4_0>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q4_1 => matmul_q8_k::<Q4_1>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q5_0 => matmul_q8_k::<Q5_0>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q5_1 => matmul_q8_k::<Q5_1>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q8_0 => matmul_q8_k::<Q8_0>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q3_K => matmul_q8_k::<Q3K>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q4_K => matmul_q8_k::<Q4K>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q5_K => matmul_q8_k::<Q5K>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q6_K => matmul_q8_k::<Q6K>(w, cols, xq, xd, xs, n_tok, out),
+            _ => unreachable!("no 8-bit kernel for {ty:?}"),
+        }
+    }
+}
