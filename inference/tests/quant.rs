@@ -350,8 +350,9 @@ fn simd_kernels_match_scalar_on_random_rows() {
 }
 
 /// 8-bit activations: each 32-chunk of `x` is rounded to multiples of `d = max|x| / 127`, so the
-/// error of a dot is at most `Σ_chunks d/2 · Σ|w|` (plus f32 rounding); and one product of many
-/// tokens equals the products of one token each, bit for bit.
+/// error of a dot is at most `Σ_chunks d/2 · Σ|w|`, plus the f16 rounding of `d` for the
+/// 32-element types (llama.cpp's `block_q8_0`/`block_q8_1`, ≤ 2^-11 relative); and one product
+/// of many tokens equals the products of one token each, bit for bit.
 fn check_q8(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
     let mut wf = vec![0f32; rows * cols];
     dequantize(ty, raw, &mut wf);
@@ -372,8 +373,8 @@ fn check_q8(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
             );
             let w = &wf[r * cols..(r + 1) * cols];
             let (want, mag) = ref_dot(w, xt);
-            let mut bound = 1e-4 * mag + 1e-30;
-            if cols % 32 == 0 {
+            let mut bound = 1e-3 * mag + 1e-30;
+            if cols.is_multiple_of(32) {
                 for (wc, xc) in w.chunks_exact(32).zip(xt.chunks_exact(32)) {
                     let d = xc.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
                     bound += 0.5 * d * wc.iter().map(|v| v.abs() as f64).sum::<f64>();

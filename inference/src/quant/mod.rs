@@ -134,8 +134,12 @@ pub struct Q8Acts {
     pub q: Vec<i8>,
     /// Scale `d = max|x| / 127` of each chunk.
     pub d: Vec<f32>,
-    /// Exact f32 sum of each chunk (for the offset terms of Q4_1, Q5_1, Q4_K, Q5_K).
+    /// Exact f32 sum of each chunk (for the offset terms of Q4_K and Q5_K).
     pub s: Vec<f32>,
+    /// `d` rounded to f16, and `f16(d · Σq)`: what llama.cpp's `block_q8_0` / `block_q8_1`
+    /// store. Used with the 32-element weight types so that the results track llama.cpp.
+    pub d16: Vec<f32>,
+    pub s16: Vec<f32>,
 }
 
 impl Q8Acts {
@@ -145,13 +149,20 @@ impl Q8Acts {
         self.q.clear();
         self.d.clear();
         self.s.clear();
+        self.d16.clear();
+        self.s16.clear();
+        let f16r = |v: f32| half::f16::from_f32(v).to_f32();
         for c in x.chunks_exact(32) {
             let amax = c.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let start = self.q.len();
             self.q.extend(c.iter().map(|v| (v * id).round() as i8));
+            let qsum: i32 = self.q[start..].iter().map(|&q| q as i32).sum();
             self.d.push(d);
             self.s.push(c.iter().sum());
+            self.d16.push(f16r(d));
+            self.s16.push(f16r(qsum as f32 * d));
         }
     }
 }
@@ -178,10 +189,15 @@ pub fn matmul_act(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if act == Activations::Q8 && has_q8_kernel(ty) && cols % 32 == 0 {
+    if act == Activations::Q8 && has_q8_kernel(ty) && cols.is_multiple_of(32) {
         let mut q = Q8Acts::default();
         q.quantize(x);
-        x86::matmul_q8(ty, w, cols, &q.q, &q.d, &q.s, n_tok, out);
+        let (d, s) = if ty.block_size() == 32 {
+            (&q.d16, &q.s16)
+        } else {
+            (&q.d, &q.s)
+        };
+        x86::matmul_q8(ty, w, cols, &q.q, d, s, n_tok, out);
         return;
     }
     let _ = act;

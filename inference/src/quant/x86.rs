@@ -13,6 +13,9 @@
 //! All entry points check lengths before entering the `unsafe` code; the kernels themselves use
 //! raw pointers within those checked bounds.
 
+// Vector lanes and accumulators are indexed explicitly; that reads better than iterators here.
+#![allow(clippy::needless_range_loop)]
+
 use std::arch::x86_64::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -628,7 +631,7 @@ unsafe fn deq_row<K: Kern>(row: &[u8], buf: &mut [f32]) {
 /// 32-chunks).
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_buf(w: &[f32], x: &[f32], whole: usize) -> f32 {
-    assert!(w.len() == x.len() && whole <= w.len() && whole % 32 == 0);
+    assert!(w.len() == x.len() && whole <= w.len() && whole.is_multiple_of(32));
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     let mut acc = [_mm256_setzero_ps(); 4];
     for c in 0..whole / 32 {
@@ -655,7 +658,9 @@ fn dot_buf(w: &[f32], x: &[f32], whole: usize) -> f32 {
 /// [`dot_buf`].
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_buf2(w0: &[f32], w1: &[f32], x: &[f32], whole: usize) -> (f32, f32) {
-    assert!(w0.len() == x.len() && w1.len() == x.len() && whole <= x.len() && whole % 32 == 0);
+    assert!(
+        w0.len() == x.len() && w1.len() == x.len() && whole <= x.len() && whole.is_multiple_of(32)
+    );
     let (p0, p1, xp) = (w0.as_ptr(), w1.as_ptr(), x.as_ptr());
     let mut a = [_mm256_setzero_ps(); 4];
     let mut b = [_mm256_setzero_ps(); 4];
@@ -995,9 +1000,41 @@ pub(super) fn has_q8(ty: GgmlType) -> bool {
     )
 }
 
+/// One 32-chunk: `Σ scale·w·x` per i32 lane, as f32 (`wu` = |w| or w, `wsign` = w).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_chunk<K: KernQ8>(wu: __m256i, wsign: __m256i, xq: *const i8) -> __m256 {
+    // SAFETY: the caller guarantees 32 readable bytes at `xq`.
+    let ax = unsafe { load32(xq as *const u8) };
+    let ax = if K::UNSIGNED {
+        ax
+    } else {
+        _mm256_sign_epi8(ax, wsign)
+    };
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(
+        _mm256_maddubs_epi16(wu, ax),
+        _mm256_set1_epi16(1),
+    ))
+}
+
+/// Weights as the unsigned operand of `maddubs` and the sign source.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q8_operands<K: KernQ8>(wq: __m256i) -> (__m256i, __m256i) {
+    if K::UNSIGNED {
+        (wq, wq)
+    } else {
+        (_mm256_abs_epi8(wq), wq)
+    }
+}
+
 /// # Safety
 /// Lengths checked by the caller: `w` holds `out.len() / n_tok` rows of `cols` elements, `xq`
 /// holds `n_tok * cols` bytes, `xd`/`xs` `n_tok * cols / 32` floats; AVX2/FMA/F16C present.
+///
+/// Chunk `j` of a row goes to accumulator `j % 2` (vector and offset), for one token in
+/// registers and for a batch in memory — the same operations, so a batch equals its tokens one
+/// by one bit for bit.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn matmul_q8_k<K: KernQ8>(
     w: &[u8],
@@ -1012,54 +1049,70 @@ unsafe fn matmul_q8_k<K: KernQ8>(
     let nb = cols / K::QK;
     let cpr = cols / 32; // 32-chunks per row
     let rb = nb * K::BYTES;
-    let mut acc = vec![_mm256_setzero_ps(); n_tok];
-    let mut off = vec![0f32; n_tok];
-    let ones = _mm256_set1_epi16(1);
+    let z = _mm256_setzero_ps();
+    if n_tok == 1 {
+        for (r, o) in out.iter_mut().enumerate() {
+            let mut acc = [z; 2];
+            let mut off = [0f32; 2];
+            for b in 0..nb {
+                // SAFETY: block `b` of row `r` is in bounds (`rows * rb` bytes were checked) and
+                // every chunk index `j < cpr` addresses 32 bytes of the activations.
+                unsafe {
+                    let blk = w.as_ptr().add(r * rb + b * K::BYTES);
+                    let st = K::prep(blk);
+                    for c in 0..K::QK / 32 {
+                        let j = b * (K::QK / 32) + c;
+                        let (wq, sc, ofs) = K::qchunk(blk, &st, c);
+                        let (wu, wsign) = q8_operands::<K>(wq);
+                        let p = q8_chunk::<K>(wu, wsign, xq.as_ptr().add(32 * j));
+                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.get_unchecked(j)));
+                        acc[j & 1] = _mm256_fmadd_ps(p, s, acc[j & 1]);
+                        if K::UNSIGNED {
+                            off[j & 1] += ofs * *xs.get_unchecked(j);
+                        }
+                    }
+                }
+            }
+            *o = hsum([acc[0], acc[1], z, z]) + (off[0] + off[1]);
+        }
+        return;
+    }
+    let mut acc = vec![[z; 2]; n_tok];
+    let mut off = vec![[0f32; 2]; n_tok];
     for r in 0..rows {
-        acc.fill(_mm256_setzero_ps());
-        off.fill(0.0);
+        acc.fill([z; 2]);
+        off.fill([0.0; 2]);
         for b in 0..nb {
-            // SAFETY: block `b` of row `r` is in bounds (`rows * rb` bytes were checked), and
-            // every 32-chunk index `j < cpr` addresses 32 bytes of each token's activations.
+            // SAFETY: as above, for every token `t < n_tok` (chunk `t * cpr + j`).
             unsafe {
                 let blk = w.as_ptr().add(r * rb + b * K::BYTES);
                 let st = K::prep(blk);
                 for c in 0..K::QK / 32 {
-                    let (wq, sc, o) = K::qchunk(blk, &st, c);
                     let j = b * (K::QK / 32) + c;
-                    let (wu, wsign) = if K::UNSIGNED {
-                        (wq, wq)
-                    } else {
-                        (_mm256_abs_epi8(wq), wq)
-                    };
+                    let (wq, sc, ofs) = K::qchunk(blk, &st, c);
+                    let (wu, wsign) = q8_operands::<K>(wq);
                     for t in 0..n_tok {
                         let k = t * cpr + j;
-                        let ax = load32(xq.as_ptr().add(32 * k) as *const u8);
-                        let ax = if K::UNSIGNED {
-                            ax
-                        } else {
-                            _mm256_sign_epi8(ax, wsign)
-                        };
-                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, ax), ones);
+                        let p = q8_chunk::<K>(wu, wsign, xq.as_ptr().add(32 * k));
                         let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.get_unchecked(k)));
-                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[t]);
+                        acc[t][j & 1] = _mm256_fmadd_ps(p, s, acc[t][j & 1]);
                         if K::UNSIGNED {
-                            off[t] += o * *xs.get_unchecked(k);
+                            off[t][j & 1] += ofs * *xs.get_unchecked(k);
                         }
                     }
                 }
             }
         }
         for t in 0..n_tok {
-            let a = acc[t];
-            let z = _mm256_setzero_ps();
-            out[t * rows + r] = hsum([a, z, z, z]) + off[t];
+            let (a, f) = (acc[t], off[t]);
+            out[t * rows + r] = hsum([a[0], a[1], z, z]) + (f[0] + f[1]);
         }
     }
 }
 
 /// `matmul` with activations already quantized per 32-chunk: `xq` (n_tok × cols) signed bytes,
 /// `xd` their scales and `xs` the exact f32 sum of each chunk. `ty` must satisfy [`has_q8`].
+#[allow(clippy::too_many_arguments)]
 pub(super) fn matmul_q8(
     ty: GgmlType,
     w: &[u8],
@@ -1072,7 +1125,7 @@ pub(super) fn matmul_q8(
 ) {
     assert!(available() && has_q8(ty));
     assert_eq!(xq.len(), n_tok * cols, "activations are not n_tok x cols");
-    assert!(cols % 32 == 0 && xd.len() == xq.len() / 32 && xs.len() == xd.len());
+    assert!(cols.is_multiple_of(32) && xd.len() == xq.len() / 32 && xs.len() == xd.len());
     if n_tok == 0 {
         return;
     }
