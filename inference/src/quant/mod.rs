@@ -1,7 +1,11 @@
 //! GGML tensor types: block layouts, reference dequantization and the CPU dot kernels.
 //!
 //! Weights are never expanded to f32 in memory: a matvec walks the quantized blocks of one row and
-//! dequantizes them in registers (see `scalar.rs`; SIMD variants live one file per ISA).
+//! dequantizes them in registers. `scalar.rs` is the portable reference; `x86.rs` (AVX2 + FMA +
+//! F16C, detected at run time, every type) and `simd128.rs` (wasm32 with `+simd128`: F32, F16,
+//! Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) are used when available, unless [`set_simd`] turned them off.
+//! [`matmul_act`] with [`Activations::Q8`] adds llama.cpp-style 8-bit activations (x86 only).
+//! `dequantize` always runs the scalar reference (it only serves embedding rows).
 
 use crate::error::{Error, Result};
 
