@@ -2,10 +2,11 @@
 //! [`Pool`], spin briefly and then park between jobs, and are woken for each matrix product.
 //!
 //! No `unsafe`: a job owns everything it reads (the weight [`Bytes`] are reference counted and the
-//! activations are copied in, which is small next to the product itself), and each worker writes
-//! its rows into its own output buffer, which the caller copies out. Rows are split into
-//! contiguous ranges; a row is always computed whole by one thread with the same kernel, so the
-//! results do not depend on the thread count.
+//! activations are copied in, which is small next to the product itself), and each chunk of rows
+//! is written to its own buffer, which the caller copies out. The rows are cut into a few chunks
+//! per thread that the caller and the workers claim from an atomic counter, so a worker the OS
+//! has not scheduled (a busy machine) delays nothing. A row is always computed whole, by one
+//! thread, with the same kernel, so the results do not depend on the thread count.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -18,7 +19,8 @@ use crate::quant::{self, Activations, GgmlType};
 /// How long an idle worker (or the waiting caller) spins before it parks.
 const SPIN: Duration = Duration::from_micros(300);
 
-/// One matrix product: rows `ranges[i]` of `w` are worker `i`'s share (share 0 is the caller's).
+/// One matrix product, cut into row chunks that the caller and the workers claim one at a time
+/// (a worker that the OS has not scheduled yet simply gets none, so nobody waits for it).
 struct Job {
     act: Activations,
     ty: GgmlType,
@@ -27,16 +29,33 @@ struct Job {
     cols: usize,
     x: Vec<f32>,
     n: usize,
+    /// Rows `ranges[i]` form chunk `i`.
     ranges: Vec<(usize, usize)>,
+    /// Next unclaimed chunk.
+    next: AtomicUsize,
+    /// Chunks whose rows are in `outs`.
+    finished: AtomicUsize,
+    /// Chunk `i`'s rows, (n_tok, rows of the chunk) row-major.
+    outs: Vec<Mutex<Vec<f32>>>,
 }
 
 impl Job {
-    fn run(&self, share: usize, out: &mut Vec<f32>) {
-        let (r0, r1) = self.ranges[share];
-        out.clear();
-        out.resize(self.n * (r1 - r0), 0.0);
-        let w = &self.w[r0 * self.row_bytes..r1 * self.row_bytes];
-        quant::matmul_act(self.act, self.ty, w, self.cols, &self.x, self.n, out);
+    /// Claim and compute chunks until none is left.
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::AcqRel);
+            if i >= self.ranges.len() {
+                return;
+            }
+            let (r0, r1) = self.ranges[i];
+            let mut out = self.outs[i].lock().expect("pool output lock");
+            out.clear();
+            out.resize(self.n * (r1 - r0), 0.0);
+            let w = &self.w[r0 * self.row_bytes..r1 * self.row_bytes];
+            quant::matmul_act(self.act, self.ty, w, self.cols, &self.x, self.n, &mut out);
+            drop(out);
+            self.finished.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -50,12 +69,6 @@ struct Shared {
     wake: Condvar,
     /// Bumped for every job (read without the lock while spinning).
     generation: AtomicU64,
-    /// Workers that finished the current job.
-    done: AtomicUsize,
-    done_lock: Mutex<()>,
-    done_cv: Condvar,
-    /// Per worker (index 1..n): its rows of the last job, (n_tok, rows) row-major.
-    outs: Vec<Mutex<Vec<f32>>>,
 }
 
 pub struct Pool {
@@ -63,6 +76,11 @@ pub struct Pool {
     handles: Vec<JoinHandle<()>>,
     threads: usize,
 }
+
+/// Rows per chunk at least (a chunk is one `quant::matmul` call).
+const MIN_CHUNK_ROWS: usize = 32;
+/// Chunks per thread (load balancing when a thread is slow or descheduled).
+const CHUNKS_PER_THREAD: usize = 4;
 
 impl Pool {
     /// A pool for `threads` threads in all: the caller plus `threads - 1` workers.
@@ -75,17 +93,13 @@ impl Pool {
             }),
             wake: Condvar::new(),
             generation: AtomicU64::new(0),
-            done: AtomicUsize::new(0),
-            done_lock: Mutex::new(()),
-            done_cv: Condvar::new(),
-            outs: (0..threads).map(|_| Mutex::new(Vec::new())).collect(),
         });
         let handles = (1..threads)
             .map(|i| {
                 let sh = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("chord-worker-{i}"))
-                    .spawn(move || worker(&sh, i))
+                    .spawn(move || worker(&sh))
                     .expect("spawn a worker thread")
             })
             .collect();
@@ -102,14 +116,15 @@ impl Pool {
 
     /// `out (n, w.rows) = x (n, w.cols) · wᵀ` with the rows split across the pool.
     pub fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
-        let threads = self.threads.min(w.rows / 64).max(1);
-        if threads == 1 {
+        let chunks = (self.threads * CHUNKS_PER_THREAD).min(w.rows / MIN_CHUNK_ROWS);
+        if self.threads == 1 || chunks < 2 {
             quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
             return;
         }
-        let per = w.rows.div_ceil(threads);
-        let ranges: Vec<(usize, usize)> = (0..threads)
+        let per = w.rows.div_ceil(chunks);
+        let ranges: Vec<(usize, usize)> = (0..chunks)
             .map(|i| ((i * per).min(w.rows), ((i + 1) * per).min(w.rows)))
+            .filter(|(a, b)| a < b)
             .collect();
         let job = Arc::new(Job {
             act,
@@ -119,56 +134,40 @@ impl Pool {
             cols: w.cols,
             x: x.to_vec(),
             n,
+            outs: ranges.iter().map(|_| Mutex::new(Vec::new())).collect(),
             ranges,
+            next: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
         });
         let sh = &*self.shared;
-        sh.done.store(0, Ordering::Release);
         {
             let mut st = sh.state.lock().expect("pool lock");
             st.job = Some(Arc::clone(&job));
             sh.generation.fetch_add(1, Ordering::AcqRel);
         }
         sh.wake.notify_all();
-
-        // The caller's share goes straight into `out` when it is contiguous (one token).
-        let scatter = |share: usize, rows: &[f32], out: &mut [f32]| {
-            let (r0, r1) = job.ranges[share];
+        job.work();
+        // Wait for chunks other threads claimed: spin, then yield the CPU to them.
+        let start = Instant::now();
+        while job.finished.load(Ordering::Acquire) < job.ranges.len() {
+            if start.elapsed() < SPIN {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        sh.state.lock().expect("pool lock").job = None;
+        for (i, &(r0, r1)) in job.ranges.iter().enumerate() {
+            let rows = job.outs[i].lock().expect("pool output lock");
             let c = r1 - r0;
             for t in 0..n {
                 out[t * w.rows + r0..t * w.rows + r1].copy_from_slice(&rows[t * c..(t + 1) * c]);
             }
-        };
-        {
-            let mut mine = sh.outs[0].lock().expect("pool output lock");
-            job.run(0, &mut mine);
-            scatter(0, &mine, out);
         }
-
-        // Wait for the workers: spin, then park.
-        let want = self.threads - 1;
-        let start = Instant::now();
-        while sh.done.load(Ordering::Acquire) < want {
-            if start.elapsed() < SPIN {
-                std::hint::spin_loop();
-            } else {
-                let g = sh.done_lock.lock().expect("pool lock");
-                if sh.done.load(Ordering::Acquire) < want {
-                    let _g = sh
-                        .done_cv
-                        .wait_timeout(g, Duration::from_millis(1))
-                        .expect("pool lock");
-                }
-            }
-        }
-        for share in 1..threads {
-            let rows = sh.outs[share].lock().expect("pool output lock");
-            scatter(share, &rows, out);
-        }
-        sh.state.lock().expect("pool lock").job = None;
     }
 }
 
-fn worker(sh: &Shared, me: usize) {
+fn worker(sh: &Shared) {
     let mut seen = 0u64;
     loop {
         // Spin for a new generation, then park on the condition variable.
@@ -190,16 +189,9 @@ fn worker(sh: &Shared, me: usize) {
                 st = sh.wake.wait(st).expect("pool lock");
             }
         };
-        let Some(job) = job else { continue };
-        if me < job.ranges.len() {
-            let mut out = sh.outs[me].lock().expect("pool output lock");
-            job.run(me, &mut out);
+        if let Some(job) = job {
+            job.work();
         }
-        drop(job);
-        // Every worker reports, even one without a share, so `done` counts all of them.
-        let _g = sh.done_lock.lock().expect("pool lock");
-        sh.done.fetch_add(1, Ordering::AcqRel);
-        sh.done_cv.notify_one();
     }
 }
 
