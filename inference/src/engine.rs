@@ -287,6 +287,12 @@ impl<'m> Session<'m> {
         })
     }
 
+    /// Activation precision of the CPU matrix products ([`crate::quant::Activations::F32`] unless
+    /// set).
+    pub fn set_activations(&mut self, act: crate::quant::Activations) {
+        self.cpu.set_activations(act);
+    }
+
     pub fn reset(&mut self) {
         self.kv.clear();
         self.tokens.clear();

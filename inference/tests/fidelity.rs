@@ -2,13 +2,17 @@
 //! (`../shared/golden/README.md` explains the rules):
 //! 1. teacher forcing: at every position whose golden margin is >= 1.0, our argmax is llama.cpp's token;
 //! 2. last-position logits: top-1 equal, top-20 max |Δ| <= 1.5 against llama.cpp;
-//! 3. activations are f32, so the top-20 must also be within 0.05 of the float64 reference.
+//! 3. with f32 activations (`Activations::F32`, the default) the top-20 must also be within 0.05
+//!    of the float64 reference. With 8-bit activations (`Activations::Q8`, like llama.cpp's CPU
+//!    backend) rule 3 does not apply — activation quantization moves logits by up to ~1 — but
+//!    rules 1 and 2 still must hold.
 
 mod common;
 
 use common::*;
 use inference::backend::cpu::Logits;
 use inference::engine::{Model, Session};
+use inference::quant::Activations;
 use inference::sampler::argmax;
 
 struct Report {
@@ -17,7 +21,7 @@ struct Report {
     forced: usize,
 }
 
-fn check_model(name: &str, threads: usize) -> Report {
+fn check_model(name: &str, threads: usize, act: Activations) -> Report {
     let g = golden(name);
     let model = Model::load_file(&model_path(name)).expect("model loads");
     let nv = model.hp.n_vocab;
@@ -39,6 +43,7 @@ fn check_model(name: &str, threads: usize) -> Report {
         let mut seq = prompt.clone();
         seq.extend_from_slice(&greedy[..greedy.len() - 1]);
         let mut s = Session::new(&model, seq.len(), threads).expect("session");
+        s.set_activations(act);
         let logits = s.eval(&seq, Logits::All).expect("forward");
         let row = |pos: usize| &logits[pos * nv..(pos + 1) * nv];
 
@@ -83,61 +88,94 @@ fn check_model(name: &str, threads: usize) -> Report {
         );
         rep.worst_llama = rep.worst_llama.max(d_llama);
 
-        // Rule 3: exact-math reference (every golden prompt here is public and has one).
-        {
-            let r = reference_logits(name, pname)
-                .unwrap_or_else(|| panic!("{name}/{pname}: reference logits missing"));
-            assert_eq!(r.len(), nv);
-            let d_ref = top20
-                .iter()
-                .map(|&(i, _)| (last[i] - r[i]).abs())
-                .fold(0f32, f32::max);
+        // Rule 3: exact-math reference (every golden prompt here is public and has one); asserted
+        // for f32 activations only, reported for both.
+        let r = reference_logits(name, pname)
+            .unwrap_or_else(|| panic!("{name}/{pname}: reference logits missing"));
+        assert_eq!(r.len(), nv);
+        let d_ref = top20
+            .iter()
+            .map(|&(i, _)| (last[i] - r[i]).abs())
+            .fold(0f32, f32::max);
+        if act == Activations::F32 {
             assert!(
                 d_ref <= 0.05,
                 "{name}/{pname}: top-20 max |Δ| vs reference {d_ref}"
             );
-            rep.worst_ref = rep.worst_ref.max(d_ref);
         }
+        rep.worst_ref = rep.worst_ref.max(d_ref);
     }
     eprintln!(
-        "{name}: {} forced positions agree; top-20 max |Δ| llama.cpp {:.3}, reference {:.6}",
-        rep.forced, rep.worst_llama, rep.worst_ref
+        "{name} ({} activations): {} forced positions agree; top-20 max |Δ| llama.cpp {:.3}, reference {:.6}",
+        act.name(),
+        rep.forced,
+        rep.worst_llama,
+        rep.worst_ref
     );
     rep
 }
 
 #[test]
 fn smollm2_4layer_mixed_every_quant_type() {
-    check_model("smollm2-4layer-mixed", 2);
+    check_model("smollm2-4layer-mixed", 2, Activations::F32);
+}
+
+#[test]
+fn smollm2_4layer_mixed_every_quant_type_q8_activations() {
+    check_model("smollm2-4layer-mixed", 2, Activations::Q8);
 }
 
 #[test]
 fn smollm2_135m_q4_1() {
-    check_model("smollm2-135m-q4_1", 2);
+    check_model("smollm2-135m-q4_1", 2, Activations::F32);
+}
+
+#[test]
+fn smollm2_135m_q4_1_q8_activations() {
+    check_model("smollm2-135m-q4_1", 2, Activations::Q8);
 }
 
 #[test]
 fn gemma3_270m_q4_k_m() {
-    check_model("gemma-3-270m-q4_k_m", 2);
+    check_model("gemma-3-270m-q4_k_m", 2, Activations::F32);
+}
+
+#[test]
+fn gemma3_270m_q4_k_m_q8_activations() {
+    check_model("gemma-3-270m-q4_k_m", 2, Activations::Q8);
 }
 
 #[test]
 fn qwen2_5_coder_1_5b_q4_k_m() {
-    check_model("qwen2.5-coder-1.5b-q4_k_m", 2);
+    check_model("qwen2.5-coder-1.5b-q4_k_m", 2, Activations::F32);
 }
 
-/// One thread and two threads give the same logits (rows are split, sums are not reordered).
+#[test]
+fn qwen2_5_coder_1_5b_q4_k_m_q8_activations() {
+    check_model("qwen2.5-coder-1.5b-q4_k_m", 2, Activations::Q8);
+}
+
+/// One thread and two or three threads give the same logits (rows are split, sums are not
+/// reordered), for both activation precisions.
 #[test]
 fn threads_do_not_change_results() {
     let model = Model::load_file(&model_path("smollm2-4layer-mixed")).unwrap();
     let toks: Vec<u32> = (1..40).collect();
-    let run = |t| {
-        Session::new(&model, 64, t)
-            .unwrap()
-            .eval(&toks, Logits::All)
-            .unwrap()
-    };
-    assert_eq!(run(1), run(2));
+    for act in [Activations::F32, Activations::Q8] {
+        let run = |t, toks: &[u32]| {
+            let mut s = Session::new(&model, 64, t).unwrap();
+            s.set_activations(act);
+            let mut l = s.eval(toks, Logits::All).unwrap();
+            // and a few decode steps (one token at a time)
+            for &tok in &toks[..3] {
+                l.extend(s.eval(&[tok], Logits::Last).unwrap());
+            }
+            l
+        };
+        let one = run(1, &toks);
+        assert_eq!(one, run(2, &toks), "{act:?}: 1 vs 2 threads");
+        assert_eq!(one, run(3, &toks), "{act:?}: 1 vs 3 threads");
+    }
 }
 
 /// Decoding token by token equals one batched prefill (the KV cache is used correctly).

@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use inference::quant::{dequantize, matmul, matvec, vec_dot, GgmlType};
+use inference::quant::{
+    self, dequantize, matmul, matmul_act, matvec, reference, vec_dot, Activations, GgmlType,
+};
 
 struct Fixture {
     name: String,
@@ -196,4 +198,204 @@ fn matmul_matches_matvec_per_token() {
 fn wrong_row_length_panics() {
     // 31 elements is not a whole Q4_0 block.
     vec_dot(GgmlType::Q4_0, &[0u8; 18], &[0.0; 31]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIMD kernels (AVX2 on x86_64, simd128 on wasm32) against the scalar reference. The default
+// kernels are whatever `quant::kernels()` reports; on a machine without SIMD these compare the
+// scalar kernels with themselves.
+// ---------------------------------------------------------------------------------------------
+
+/// Tolerance of a SIMD dot against the scalar one: both are f32 sums of the same products in a
+/// different order (plus ≤ 1 ulp per weight from fused multiply-adds).
+fn assert_close_scalar(what: &str, got: f32, want: f32, w: &[f32], x: &[f32]) {
+    let (_, mag) = ref_dot(w, x);
+    let tol = 2e-6 * mag + 1e-30;
+    assert!(
+        ((got - want) as f64).abs() <= tol,
+        "{what}: SIMD {got} vs scalar {want} (tolerance {tol})"
+    );
+}
+
+/// Random but valid blocks of `ty` for `n` elements: random bytes, with every f16 scale set to a
+/// finite value of moderate size (the scale positions depend on the layout).
+fn random_row(ty: GgmlType, n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    };
+    let bytes = ty.row_bytes(n as u64).unwrap() as usize;
+    let mut v: Vec<u8> = (0..bytes).map(|_| next() as u8).collect();
+    let f16 = |x: f32| half::f16::from_f32(x).to_le_bytes();
+    let scale = |next: &mut dyn FnMut() -> u32| f16((next() % 2000) as f32 / 1000.0 - 1.0);
+    let bs = ty.type_size();
+    let scale_offsets: &[usize] = match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        GgmlType::F16 | GgmlType::BF16 => {
+            // Every element is a float: make them all finite.
+            for e in v.chunks_exact_mut(2) {
+                let val = (next() % 2000) as f32 / 500.0 - 2.0;
+                let b = if ty == GgmlType::F16 {
+                    half::f16::from_f32(val).to_le_bytes()
+                } else {
+                    ((val.to_bits() >> 16) as u16).to_le_bytes()
+                };
+                e.copy_from_slice(&b);
+            }
+            &[]
+        }
+        GgmlType::F32 => {
+            for e in v.chunks_exact_mut(4) {
+                let val = (next() % 2000) as f32 / 500.0 - 2.0;
+                e.copy_from_slice(&val.to_le_bytes());
+            }
+            &[]
+        }
+    };
+    for blk in v.chunks_exact_mut(bs) {
+        for &o in scale_offsets {
+            let b = scale(&mut next);
+            blk[o..o + 2].copy_from_slice(&b);
+        }
+    }
+    v
+}
+
+/// Compare SIMD `vec_dot` / `matvec` / `matmul` with the scalar reference on one matrix, and
+/// check that `matmul` is bit-identical to `matvec` per token.
+fn check_simd_vs_scalar(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
+    let rb = raw.len() / rows.max(1);
+    let mut wf = vec![0f32; rows * cols];
+    dequantize(ty, raw, &mut wf);
+    let x = random_x(cols, 11);
+    let mut mv = vec![f32::NAN; rows];
+    matvec(ty, raw, &x, &mut mv);
+    let mut mv_ref = vec![f32::NAN; rows];
+    reference::matvec(ty, raw, &x, &mut mv_ref);
+    for r in 0..rows {
+        let w = &wf[r * cols..(r + 1) * cols];
+        let d = vec_dot(ty, &raw[r * rb..(r + 1) * rb], &x);
+        let d_ref = reference::vec_dot(ty, &raw[r * rb..(r + 1) * rb], &x);
+        assert_eq!(d.to_bits(), mv[r].to_bits(), "{name}: matvec != vec_dot");
+        assert_close_scalar(&format!("{name} row {r}"), d, d_ref, w, &x);
+        assert_close_scalar(&format!("{name} matvec row {r}"), mv[r], mv_ref[r], w, &x);
+    }
+    for n_tok in [2usize, 3, 5] {
+        let x = random_x(n_tok * cols, 200 + n_tok as u64);
+        let mut out = vec![f32::NAN; n_tok * rows];
+        matmul(ty, raw, cols, &x, n_tok, &mut out);
+        let mut out_ref = vec![f32::NAN; n_tok * rows];
+        reference::matmul(ty, raw, cols, &x, n_tok, &mut out_ref);
+        for t in 0..n_tok {
+            let xt = &x[t * cols..(t + 1) * cols];
+            let mut one = vec![f32::NAN; rows];
+            matvec(ty, raw, xt, &mut one);
+            for r in 0..rows {
+                let got = out[t * rows + r];
+                assert_eq!(
+                    got.to_bits(),
+                    one[r].to_bits(),
+                    "{name} n_tok={n_tok} t={t} r={r}: matmul {got} vs matvec {}",
+                    one[r]
+                );
+                let w = &wf[r * cols..(r + 1) * cols];
+                assert_close_scalar(
+                    &format!("{name} matmul n_tok={n_tok} t={t} r={r}"),
+                    got,
+                    out_ref[t * rows + r],
+                    w,
+                    xt,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_kernels_match_scalar_on_fixtures() {
+    eprintln!("kernels: {}", quant::kernels());
+    for f in load_fixtures() {
+        check_simd_vs_scalar(&f.name, f.ty, &f.raw, f.rows, f.cols);
+    }
+}
+
+#[test]
+fn simd_kernels_match_scalar_on_random_rows() {
+    for ty in GgmlType::ALL {
+        let bs = ty.block_size();
+        // Several lengths: one block, a few blocks, and for float types partial 32-chunks.
+        let mut lens = vec![bs, 3 * bs, 8 * bs];
+        if bs == 1 {
+            lens.extend([1, 7, 31, 33, 100, 577]);
+        }
+        for (i, &cols) in lens.iter().enumerate() {
+            let rows = 5;
+            let raw = random_row(ty, rows * cols, 1000 + i as u64);
+            check_simd_vs_scalar(
+                &format!("{} random cols={cols}", ty.name()),
+                ty,
+                &raw,
+                rows,
+                cols,
+            );
+        }
+    }
+}
+
+/// 8-bit activations: each 32-chunk of `x` is rounded to multiples of `d = max|x| / 127`, so the
+/// error of a dot is at most `Σ_chunks d/2 · Σ|w|`, plus the f16 rounding of `d` for the
+/// 32-element types (llama.cpp's `block_q8_0`/`block_q8_1`, ≤ 2^-11 relative); and one product
+/// of many tokens equals the products of one token each, bit for bit.
+fn check_q8(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
+    let mut wf = vec![0f32; rows * cols];
+    dequantize(ty, raw, &mut wf);
+    let n_tok = 3;
+    let x = random_x(n_tok * cols, 77);
+    let mut out = vec![f32::NAN; n_tok * rows];
+    matmul_act(Activations::Q8, ty, raw, cols, &x, n_tok, &mut out);
+    for t in 0..n_tok {
+        let xt = &x[t * cols..(t + 1) * cols];
+        let mut one = vec![f32::NAN; rows];
+        matmul_act(Activations::Q8, ty, raw, cols, xt, 1, &mut one);
+        for r in 0..rows {
+            let got = out[t * rows + r];
+            assert_eq!(
+                got.to_bits(),
+                one[r].to_bits(),
+                "{name} q8: batch vs single token"
+            );
+            let w = &wf[r * cols..(r + 1) * cols];
+            let (want, mag) = ref_dot(w, xt);
+            let mut bound = 1e-3 * mag + 1e-30;
+            if cols.is_multiple_of(32) {
+                for (wc, xc) in w.chunks_exact(32).zip(xt.chunks_exact(32)) {
+                    let d = xc.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
+                    bound += 0.5 * d * wc.iter().map(|v| v.abs() as f64).sum::<f64>();
+                }
+            }
+            assert!(
+                (got as f64 - want).abs() <= bound,
+                "{name} q8 t={t} r={r}: got {got}, want {want} (bound {bound})"
+            );
+        }
+    }
+}
+
+#[test]
+fn q8_activations_within_quantization_error() {
+    for f in load_fixtures() {
+        check_q8(&f.name, f.ty, &f.raw, f.rows, f.cols);
+    }
+    for ty in GgmlType::ALL {
+        let cols = 4 * ty.block_size().max(32);
+        let raw = random_row(ty, 4 * cols, 4242);
+        check_q8(&format!("{} random", ty.name()), ty, &raw, 4, cols);
+    }
 }

@@ -1,12 +1,46 @@
 //! The CPU forward pass: embed → N × [norm, attention + KV cache, norm, FFN] → norm → lm head.
 //!
-//! Activations are f32 throughout (no activation quantization), so this path is also the exact
-//! reference the WebGPU kernels are checked against. A batch of tokens (prefill) goes through every
+//! Activations are f32 throughout by default (no activation quantization), so this path is also
+//! the exact reference the WebGPU kernels are checked against; [`Cpu::set_activations`] with
+//! [`Activations::Q8`] quantizes the inputs of the matrix products to 8 bits like llama.cpp
+//! (faster, logits within ~1 of exact math). A batch of tokens (prefill) goes through every
 //! weight matrix once as a matrix × matrix product; decoding is the same code with one token.
 
 use crate::error::{Error, Result};
 use crate::model::{Arch, HParams, KvCache, LayerWeights, QTensor, Weights};
+#[cfg(target_arch = "wasm32")]
 use crate::quant;
+use crate::quant::Activations;
+
+#[cfg(not(target_arch = "wasm32"))]
+use super::pool::Pool;
+
+/// wasm32 runs single-threaded: the "pool" is the calling thread.
+#[cfg(target_arch = "wasm32")]
+struct Pool;
+
+#[cfg(target_arch = "wasm32")]
+impl Pool {
+    fn new(_threads: usize) -> Pool {
+        Pool
+    }
+
+    fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
+        quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
+    }
+}
+
+/// The pool and the activation precision, passed down the forward pass.
+struct Par<'a> {
+    pool: &'a Pool,
+    act: Activations,
+}
+
+impl Par<'_> {
+    fn matmul(&self, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
+        self.pool.matmul(self.act, w, x, n, out);
+    }
+}
 
 /// Which positions of a batch need logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +64,6 @@ pub struct Scratch {
     gate: Vec<f32>,   // (n, n_ff)
     up: Vec<f32>,     // (n, n_ff)
     scores: Vec<f32>, // (n_ctx)         one head's attention scores
-    tmp: Vec<f32>,    // per-thread matmul output before scatter
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
@@ -40,9 +73,11 @@ fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
-/// The CPU backend: a thread count and its scratch space.
+/// The CPU backend: a worker pool (native) and its scratch space.
 pub struct Cpu {
     threads: usize,
+    act: Activations,
+    pool: Pool,
     scratch: Scratch,
 }
 
@@ -55,12 +90,23 @@ impl Cpu {
         };
         Cpu {
             threads,
+            act: Activations::F32,
+            pool: Pool::new(threads),
             scratch: Scratch::default(),
         }
     }
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Activation precision of the matrix products ([`Activations::F32`] unless set).
+    pub fn activations(&self) -> Activations {
+        self.act
+    }
+
+    pub fn set_activations(&mut self, act: Activations) {
+        self.act = act;
     }
 
     /// Run `tokens` (positions `kv.len ..`) through the model, append their K/V to the cache and
@@ -90,7 +136,11 @@ impl Cpu {
                 hp.n_vocab
             )));
         }
-        let threads = self.threads;
+        let pool = Par {
+            pool: &self.pool,
+            act: self.act,
+        };
+        let pool = &pool;
         let s = &mut self.scratch;
         let e = hp.n_embd;
 
@@ -106,7 +156,7 @@ impl Cpu {
         }
 
         for (il, lw) in w.layers.iter().enumerate() {
-            layer(hp, w, lw, il, kv, start, n, s, threads);
+            layer(hp, w, lw, il, kv, start, n, s, pool);
         }
         kv.len = start + n;
 
@@ -127,7 +177,7 @@ impl Cpu {
         }
         let head = w.lm_head();
         let mut logits = vec![0f32; m * hp.n_vocab];
-        matmul(head, &s.h[..m * e], m, &mut logits, &mut s.tmp, threads);
+        pool.matmul(head, &s.h[..m * e], m, &mut logits);
         for row in logits.chunks_exact_mut(hp.n_vocab) {
             if let Some(b) = &w.output_bias {
                 row.iter_mut().zip(b).for_each(|(l, b)| *l += b);
@@ -151,7 +201,7 @@ fn layer(
     start: usize,
     n: usize,
     s: &mut Scratch,
-    threads: usize,
+    pool: &Par,
 ) {
     let (e, qd, kvd, hd, ff) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.head_dim, hp.n_ff);
     let eps = hp.norm_eps;
@@ -168,11 +218,11 @@ fn layer(
     }
     let h = &s.h[..n * e];
     let q = grow(&mut s.q, n * qd);
-    matmul(&lw.wq, h, n, q, &mut s.tmp, threads);
+    pool.matmul(&lw.wq, h, n, q);
     let k = grow(&mut s.k, n * kvd);
-    matmul(&lw.wk, h, n, k, &mut s.tmp, threads);
+    pool.matmul(&lw.wk, h, n, k);
     let v = grow(&mut s.v, n * kvd);
-    matmul(&lw.wv, h, n, v, &mut s.tmp, threads);
+    pool.matmul(&lw.wv, h, n, v);
     add_bias(&mut s.q[..n * qd], lw.bq.as_deref());
     add_bias(&mut s.k[..n * kvd], lw.bk.as_deref());
     add_bias(&mut s.v[..n * kvd], lw.bv.as_deref());
@@ -237,7 +287,7 @@ fn layer(
         }
     }
     let o = grow(&mut s.o, n * e);
-    matmul(&lw.wo, &s.att[..n * qd], n, o, &mut s.tmp, threads);
+    pool.matmul(&lw.wo, &s.att[..n * qd], n, o);
     if let Some(pn) = &lw.post_attn_norm {
         for row in o.chunks_exact_mut(e) {
             rms_norm_inplace(row, pn, eps);
@@ -260,15 +310,15 @@ fn layer(
     }
     let h = &s.h[..n * e];
     let gate = grow(&mut s.gate, n * ff);
-    matmul(&lw.w_gate, h, n, gate, &mut s.tmp, threads);
+    pool.matmul(&lw.w_gate, h, n, gate);
     let up = grow(&mut s.up, n * ff);
-    matmul(&lw.w_up, h, n, up, &mut s.tmp, threads);
+    pool.matmul(&lw.w_up, h, n, up);
     let gelu = hp.arch == Arch::Gemma3;
     for (g, u) in s.gate[..n * ff].iter_mut().zip(&s.up[..n * ff]) {
         *g = if gelu { gelu_tanh(*g) } else { silu(*g) } * u;
     }
     let o = grow(&mut s.o, n * e);
-    matmul(&lw.w_down, &s.gate[..n * ff], n, o, &mut s.tmp, threads);
+    pool.matmul(&lw.w_down, &s.gate[..n * ff], n, o);
     if let Some(pn) = &lw.post_ffn_norm {
         for row in o.chunks_exact_mut(e) {
             rms_norm_inplace(row, pn, eps);
@@ -417,84 +467,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
-}
-
-/// out (n, w.rows) = x (n, w.cols) · wᵀ, rows split across `threads`.
-fn matmul(w: &QTensor, x: &[f32], n: usize, out: &mut [f32], tmp: &mut Vec<f32>, threads: usize) {
-    debug_assert_eq!(x.len(), n * w.cols);
-    debug_assert_eq!(out.len(), n * w.rows);
-    let threads = threads.min(w.rows / 64).max(1);
-    if threads == 1 {
-        quant::matmul(w.ty, &w.data, w.cols, x, n, out);
-        return;
-    }
-    par_matmul(w, x, n, out, tmp, threads);
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn par_matmul(
-    w: &QTensor,
-    x: &[f32],
-    n: usize,
-    out: &mut [f32],
-    tmp: &mut Vec<f32>,
-    threads: usize,
-) {
-    let rb = w.row_bytes();
-    let per = w.rows.div_ceil(threads);
-    if n == 1 {
-        // Decoding: each thread writes its own contiguous slice of the output.
-        std::thread::scope(|sc| {
-            for (i, chunk) in out.chunks_mut(per).enumerate() {
-                let r0 = i * per;
-                let wd = &w.data[r0 * rb..(r0 + chunk.len()) * rb];
-                sc.spawn(move || quant::matmul(w.ty, wd, w.cols, x, 1, chunk));
-            }
-        });
-        return;
-    }
-    // Batches: each thread fills a (n, rows_chunk) block, then it is scattered into (n, rows).
-    let t = grow(tmp, n * w.rows);
-    std::thread::scope(|sc| {
-        let mut rest = &mut t[..];
-        for i in 0..threads {
-            let r0 = i * per;
-            let r1 = ((i + 1) * per).min(w.rows);
-            if r0 >= r1 {
-                break;
-            }
-            let (mine, tail) = rest.split_at_mut(n * (r1 - r0));
-            rest = tail;
-            let wd = &w.data[r0 * rb..r1 * rb];
-            sc.spawn(move || quant::matmul(w.ty, wd, w.cols, x, n, mine));
-        }
-    });
-    let mut off = 0;
-    for i in 0..threads {
-        let r0 = i * per;
-        let r1 = ((i + 1) * per).min(w.rows);
-        if r0 >= r1 {
-            break;
-        }
-        let c = r1 - r0;
-        for tok in 0..n {
-            out[tok * w.rows + r0..tok * w.rows + r1]
-                .copy_from_slice(&t[off + tok * c..off + (tok + 1) * c]);
-        }
-        off += n * c;
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-fn par_matmul(
-    w: &QTensor,
-    x: &[f32],
-    n: usize,
-    out: &mut [f32],
-    _tmp: &mut Vec<f32>,
-    _threads: usize,
-) {
-    quant::matmul(w.ty, &w.data, w.cols, x, n, out);
 }
 
 #[cfg(test)]

@@ -1,11 +1,61 @@
 //! GGML tensor types: block layouts, reference dequantization and the CPU dot kernels.
 //!
 //! Weights are never expanded to f32 in memory: a matvec walks the quantized blocks of one row and
-//! dequantizes them in registers (see `scalar.rs`; SIMD variants live one file per ISA).
+//! dequantizes them in registers. `scalar.rs` is the portable reference; `x86.rs` (AVX2 + FMA +
+//! F16C, detected at run time, every type) and `simd128.rs` (wasm32 with `+simd128`: F32, F16,
+//! Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) are used when available, unless [`set_simd`] turned them off.
+//! [`matmul_act`] with [`Activations::Q8`] adds llama.cpp-style 8-bit activations (x86 only).
+//! `dequantize` always runs the scalar reference (it only serves embedding rows).
 
 use crate::error::{Error, Result};
 
 mod scalar;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static SIMD_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turn the SIMD kernels on or off process-wide (on by default; off = the scalar reference).
+/// For benchmarks and tests; results differ only by float rounding.
+pub fn set_simd(enabled: bool) {
+    SIMD_ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// The kernel set [`vec_dot`] / [`matvec`] / [`matmul`] use now: `"avx2"`, `"simd128"` or
+/// `"scalar"`.
+pub fn kernels() -> &'static str {
+    match simd() {
+        Some(isa) => isa,
+        None => "scalar",
+    }
+}
+
+#[inline]
+fn simd() -> Option<&'static str> {
+    if !SIMD_ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    let isa = x86::available().then_some("avx2");
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let isa = Some("simd128");
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )))]
+    let isa = None;
+    isa
+}
+
+/// The portable scalar kernels, whatever [`set_simd`] says: the reference the SIMD kernels are
+/// tested against.
+pub mod reference {
+    pub use super::scalar::{matmul, matvec, vec_dot};
+}
 
 // ---------------------------------------------------------------------------------------------
 // Kernels. This is the single dispatch point: ISA-specific files (`x86.rs`, `simd128.rs`) slot in
@@ -25,13 +75,20 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
 ///
 /// `row` must hold exactly `ty.row_bytes(x.len())` bytes.
 pub fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
-    scalar::vec_dot(ty, row, x)
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => x86::vec_dot(ty, row, x),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Some(_) => simd128::vec_dot(ty, row, x),
+        _ => scalar::vec_dot(ty, row, x),
+    }
 }
 
 /// `out[r] = row_r · x` for `r in 0..out.len()`; `w` holds `out.len()` contiguous rows of
 /// `x.len()` elements.
 pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
-    scalar::matvec(ty, w, x, out)
+    // One token of `matmul` is the same computation as `vec_dot` row by row.
+    matmul(ty, w, x.len(), x, 1, out)
 }
 
 /// Batched product (prefill): `x` is `(n_tok, cols)` row-major, `out` is `(n_tok, rows)`
@@ -41,7 +98,114 @@ pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
 /// weights are read once and never expanded to f32. For each token the result is bit-identical
 /// to [`matvec`].
 pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out: &mut [f32]) {
-    scalar::matmul(ty, w, cols, x, n_tok, out)
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => x86::matmul(ty, w, cols, x, n_tok, out),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Some(_) => simd128::matmul(ty, w, cols, x, n_tok, out),
+        _ => scalar::matmul(ty, w, cols, x, n_tok, out),
+    }
+}
+
+/// How a matrix product treats its f32 activations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Activations {
+    /// Exact: weights are decoded to f32 and multiplied with the f32 activations (within ~1e-6
+    /// relative of exact math). The reference path.
+    #[default]
+    F32,
+    /// Like llama.cpp's CPU backend: each token's activations are quantized once per product to
+    /// 8 bits in blocks of 32 (scale = max|x| / 127) and multiplied with integer dot products.
+    /// About twice as fast; moves logits by up to ~1 from exact math. Used where an integer
+    /// kernel exists (x86_64 AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K); other
+    /// types and ISAs fall back to [`Activations::F32`].
+    Q8,
+}
+
+impl Activations {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activations::F32 => "f32",
+            Activations::Q8 => "q8",
+        }
+    }
+}
+
+/// Activations quantized to 8 bits per 32-element chunk (row-major, like `x`).
+#[derive(Default)]
+pub struct Q8Acts {
+    /// `round(x / d)` in -127..=127.
+    pub q: Vec<i8>,
+    /// Scale `d = max|x| / 127` of each chunk.
+    pub d: Vec<f32>,
+    /// Exact f32 sum of each chunk (for the offset terms of Q4_K and Q5_K).
+    pub s: Vec<f32>,
+    /// `d` rounded to f16, and `f16(d · Σq)`: what llama.cpp's `block_q8_0` / `block_q8_1`
+    /// store. Used with the 32-element weight types so that the results track llama.cpp.
+    pub d16: Vec<f32>,
+    pub s16: Vec<f32>,
+}
+
+impl Q8Acts {
+    /// Quantize `x` (length a multiple of 32).
+    pub fn quantize(&mut self, x: &[f32]) {
+        assert_eq!(x.len() % 32, 0, "activations are not whole 32-chunks");
+        self.q.clear();
+        self.d.clear();
+        self.s.clear();
+        self.d16.clear();
+        self.s16.clear();
+        let f16r = |v: f32| half::f16::from_f32(v).to_f32();
+        for c in x.chunks_exact(32) {
+            let amax = c.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let start = self.q.len();
+            self.q.extend(c.iter().map(|v| (v * id).round() as i8));
+            let qsum: i32 = self.q[start..].iter().map(|&q| q as i32).sum();
+            self.d.push(d);
+            self.s.push(c.iter().sum());
+            self.d16.push(f16r(d));
+            self.s16.push(f16r(qsum as f32 * d));
+        }
+    }
+}
+
+/// Whether `matmul_act(Activations::Q8, ty, ..)` uses an 8-bit integer kernel on this machine
+/// (otherwise it runs the f32 kernels).
+pub fn has_q8_kernel(ty: GgmlType) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if simd().is_some() {
+        return x86::has_q8(ty);
+    }
+    let _ = ty;
+    false
+}
+
+/// [`matmul`] with a choice of activation precision (see [`Activations`]).
+pub fn matmul_act(
+    act: Activations,
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    x: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if act == Activations::Q8 && has_q8_kernel(ty) && cols.is_multiple_of(32) {
+        let mut q = Q8Acts::default();
+        q.quantize(x);
+        let (d, s) = if ty.block_size() == 32 {
+            (&q.d16, &q.s16)
+        } else {
+            (&q.d, &q.s)
+        };
+        x86::matmul_q8(ty, w, cols, &q.q, d, s, n_tok, out);
+        return;
+    }
+    let _ = act;
+    matmul(ty, w, cols, x, n_tok, out)
 }
 
 /// A tensor element type as numbered in GGUF (`ggml_type`).

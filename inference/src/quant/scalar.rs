@@ -142,7 +142,7 @@ fn deq_q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
 // block_q3_K: hmask[32] (3rd bit; bit k of hmask[l] for 32-weight group k), qs[64] (low 2 bits),
 // scales[12] (sixteen 6-bit signed scales, biased by 32, packed), d f16 — 256 weights,
 // 110 bytes. w = d * (sc - 32) * (q2 - (hbit ? 0 : 4)).
-fn q3_k_scales(s: &[u8]) -> [i8; 16] {
+pub(super) fn q3_k_scales(s: &[u8]) -> [i8; 16] {
     const KMASK1: u32 = 0x0303_0303;
     const KMASK2: u32 = 0x0f0f_0f0f;
     let a0 = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
@@ -197,7 +197,7 @@ fn deq_q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
 // Bytes 4..8: low 6 bits = mins 0..4, top 2 bits = high bits of mins 4..8.
 // Bytes 8..12: low nibble = low 4 bits of scales 4..8, high nibble = low 4 bits of mins 4..8.
 #[inline(always)]
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(super) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
@@ -425,7 +425,7 @@ pub(super) fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
     });
 }
 
-pub(super) fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+pub fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
     let mut acc = Acc::ZERO;
     walk(ty, row, x.len(), &mut |off, chunk: &[f32]| {
         acc.add(chunk, &x[off..off + chunk.len()]);
@@ -433,7 +433,7 @@ pub(super) fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
     acc.sum()
 }
 
-pub(super) fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
+pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
     let rb = row_bytes(ty, x.len());
     assert_eq!(
         w.len(),
@@ -449,14 +449,7 @@ pub(super) fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
     }
 }
 
-pub(super) fn matmul(
-    ty: GgmlType,
-    w: &[u8],
-    cols: usize,
-    x: &[f32],
-    n_tok: usize,
-    out: &mut [f32],
-) {
+pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out: &mut [f32]) {
     assert_eq!(x.len(), n_tok * cols, "activations are not n_tok x cols");
     if n_tok == 0 {
         return;

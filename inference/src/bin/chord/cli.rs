@@ -1,4 +1,17 @@
-//! The `chord` command line (native only: it reads model files).
+//! `chord` — the native command line of wasm-chord (contract: ../shared/DESIGN.md); native only.
+//!
+//! ```text
+//! chord generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
+//!                [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R]
+//!                [--seed S] [--ctx-size N] [--ignore-eos] [--backend cpu|webgpu] [--threads N] [--json]
+//! chord tokenize --model PATH --text TEXT [--json]
+//! chord logits   --model PATH (--prompt TEXT | --tokens 1,2,3) [--top K] [--all-positions]
+//!                [--backend ...] [--threads N] [--json]
+//! chord inspect  --model PATH [--json]
+//! chord bench    --model PATH [--threads N] [--prompt-tokens 64] [--gen-tokens 64] [--runs 5]
+//!                [--kernels simd|scalar] [--json]
+//! ```
+//! Errors are one line on stderr and a non-zero exit status.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,17 +23,23 @@ use inference::backend::cpu::Logits;
 use inference::backend::webgpu;
 use inference::engine::{GenerateParams, Model, Session};
 use inference::gguf::GgufHeader;
+use inference::quant::Activations;
 use inference::sampler::SamplerParams;
 use serde_json::json;
 
 const USAGE: &str = "usage:
   chord generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
                  [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx-size N]
-                 [--ignore-eos] [--backend cpu|webgpu] [--threads N] [--json]
+                 [--ignore-eos] [--backend cpu|webgpu] [--threads N] [--activations f32|q8] [--json]
   chord tokenize --model PATH --text TEXT [--json]
   chord logits   --model PATH (--prompt TEXT | --tokens 1,2,3) [--top K] [--all-positions]
-                 [--backend cpu|webgpu] [--threads N] [--json]
-  chord inspect  --model PATH [--json]";
+                 [--backend cpu|webgpu] [--threads N] [--activations f32|q8] [--json]
+  chord inspect  --model PATH [--json]
+  chord bench    --model PATH [--threads N] [--prompt-tokens 64] [--gen-tokens 64] [--runs 5]
+                 [--kernels simd|scalar] [--activations f32|q8] [--json]
+
+  --activations: f32 (the default) keeps activations exact; q8 quantizes matmul inputs to 8 bits
+  like llama.cpp (faster, logits move by up to ~1).";
 
 type CliResult<T> = Result<T, String>;
 
@@ -117,6 +136,7 @@ fn run(argv: &[String]) -> CliResult<()> {
         "tokenize" => tokenize(rest),
         "logits" => logits(rest),
         "inspect" => inspect(rest),
+        "bench" => bench(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -162,6 +182,16 @@ fn threads(args: &Args) -> CliResult<usize> {
     Ok(n)
 }
 
+/// `--activations f32|q8` (default `default`).
+fn activations(args: &Args, default: Activations) -> CliResult<Activations> {
+    match args.get("--activations") {
+        None => Ok(default),
+        Some("f32") => Ok(Activations::F32),
+        Some("q8") => Ok(Activations::Q8),
+        Some(other) => Err(format!("unknown activations `{other}` (f32 or q8)")),
+    }
+}
+
 fn generate(raw: &[String]) -> CliResult<()> {
     let a = Args::parse(
         raw,
@@ -181,11 +211,13 @@ fn generate(raw: &[String]) -> CliResult<()> {
             "--ignore-eos",
             "--backend",
             "--threads",
+            "--activations",
             "--json",
         ],
     )?;
     let backend = check_backend(&a)?;
     let threads = threads(&a)?;
+    let act = activations(&a, Activations::F32)?;
     let prompt_text = a.need("--prompt")?.to_owned();
     let d = SamplerParams::default();
     let sampler = SamplerParams {
@@ -255,6 +287,7 @@ fn generate(raw: &[String]) -> CliResult<()> {
         }
     } else {
         let mut session = Session::new(&model, n_ctx, threads).map_err(|e| e.to_string())?;
+        session.set_activations(act);
         let g = session
             .generate(&prompt, &params, on_piece)
             .map_err(|e| e.to_string())?;
@@ -269,6 +302,8 @@ fn generate(raw: &[String]) -> CliResult<()> {
             "model": model.name,
             "backend": backend,
             "adapter": adapter,
+            "activations": act.name(),
+            "kernels": inference::quant::kernels(),
             "prompt_tokens": prompt,
             "tokens": g.tokens,
             "text": g.text,
@@ -295,6 +330,217 @@ fn generate(raw: &[String]) -> CliResult<()> {
         );
     }
     Ok(())
+}
+
+/// `chord bench`: prefill and decode speed (median of `--runs`), the weight bandwidth decoding
+/// achieves, and the machine's memory read bandwidth for reference.
+fn bench(raw: &[String]) -> CliResult<()> {
+    let a = Args::parse(
+        raw,
+        &[
+            "--model",
+            "--threads",
+            "--prompt-tokens",
+            "--gen-tokens",
+            "--runs",
+            "--kernels",
+            "--activations",
+            "--json",
+        ],
+    )?;
+    let threads = threads(&a)?;
+    let act = activations(&a, Activations::F32)?;
+    let n_prompt: usize = a.num("--prompt-tokens", 64)?;
+    let n_gen: usize = a.num("--gen-tokens", 64)?;
+    let runs: usize = a.num("--runs", 5)?;
+    if n_prompt == 0 || runs == 0 {
+        return Err("`--prompt-tokens` and `--runs` must be at least 1".into());
+    }
+    match a.get("--kernels").unwrap_or("simd") {
+        "simd" => inference::quant::set_simd(true),
+        "scalar" => inference::quant::set_simd(false),
+        other => return Err(format!("unknown kernels `{other}` (simd or scalar)")),
+    }
+    let (model, load_s) = load(&a)?;
+    // A prompt of exactly `n_prompt` real tokens: ordinary text, repeated as needed.
+    let text = "Once upon a time, in a quiet village by the sea, there lived an old fisherman who \
+                told stories to anyone who would listen. ";
+    let mut prompt = model.tokenizer.encode(text, true);
+    while prompt.len() < n_prompt {
+        let more = model.tokenizer.encode(text, false);
+        prompt.extend(more);
+    }
+    prompt.truncate(n_prompt);
+    let n_ctx = n_prompt + n_gen;
+    let w = &model.weights;
+    // Bytes one decode step reads: every layer matrix plus the lm head (embeddings: one row).
+    let decode_bytes: usize = w
+        .layers
+        .iter()
+        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+        .map(|m| m.data.len())
+        .sum::<usize>()
+        + w.lm_head().data.len();
+
+    let mut session = Session::new(&model, n_ctx, threads).map_err(|e| e.to_string())?;
+    session.set_activations(act);
+    let one_run = |session: &mut Session| -> CliResult<(f64, f64, f64)> {
+        session.reset();
+        let t0 = Instant::now();
+        let mut logits = session
+            .eval(&prompt, Logits::Last)
+            .map_err(|e| e.to_string())?;
+        let prefill = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let c1 = cpu_seconds();
+        for _ in 0..n_gen {
+            let next = inference::sampler::argmax(&logits);
+            logits = session
+                .eval(&[next], Logits::Last)
+                .map_err(|e| e.to_string())?;
+        }
+        let decode = t1.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - c1;
+        Ok((
+            n_prompt as f64 / prefill,
+            n_gen as f64 / decode.max(1e-12),
+            n_gen as f64 / cpu.max(1e-12),
+        ))
+    };
+    one_run(&mut session)?; // warm-up: page in the weights, grow the buffers
+    let mut prefill = Vec::new();
+    let mut decode = Vec::new();
+    let mut decode_cpu = Vec::new();
+    for _ in 0..runs {
+        let (p, d, c) = one_run(&mut session)?;
+        prefill.push(p);
+        decode.push(d);
+        decode_cpu.push(c);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let (p_med, d_med) = (median(&mut prefill), median(&mut decode));
+    let cpu_med = median(&mut decode_cpu);
+    let weight_gbs = decode_bytes as f64 * d_med / 1e9;
+    let mem1 = read_bandwidth(1);
+    let mem_n = if threads > 1 {
+        read_bandwidth(threads)
+    } else {
+        mem1
+    };
+    let kernels = inference::quant::kernels();
+    if a.flag("--json") {
+        let out = json!({
+            "model": model.name,
+            "threads": threads,
+            "kernels": kernels,
+            "activations": act.name(),
+            "load_s": load_s,
+            "prompt_tokens": n_prompt,
+            "gen_tokens": n_gen,
+            "runs": runs,
+            "prefill_tok_s": p_med,
+            "decode_tok_s": d_med,
+            "prefill_tok_s_all": prefill,
+            "decode_tok_s_all": decode,
+            "decode_tok_per_cpu_s": cpu_med,
+            "decode_weight_bytes": decode_bytes,
+            "decode_weight_gb_s": weight_gbs,
+            "memory_read_gb_s_1_thread": mem1,
+            "memory_read_gb_s": mem_n,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{}: {threads} thread{}, {kernels} kernels, {} activations, median of {runs} runs",
+            model.name,
+            if threads == 1 { "" } else { "s" },
+            act.name()
+        );
+        println!(
+            "  prefill {n_prompt} tokens: {p_med:8.1} tok/s   (runs: {})",
+            fmt_list(&prefill)
+        );
+        println!(
+            "  decode  {n_gen} tokens: {d_med:8.1} tok/s   (runs: {})",
+            fmt_list(&decode)
+        );
+        println!(
+            "  decode per CPU-second of this process: {cpu_med:8.1} tok/s   (estimate for an idle \
+             machine at 1 thread; includes pool spinning)"
+        );
+        println!(
+            "  decode reads {:.1} MB of weights per token: {weight_gbs:.2} GB/s",
+            decode_bytes as f64 / 1e6
+        );
+        println!(
+            "  memory read bandwidth of this machine: {mem1:.2} GB/s (1 thread), {mem_n:.2} GB/s \
+             ({threads} threads)"
+        );
+    }
+    Ok(())
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (0 where unavailable).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Clock ticks are 100 per second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn fmt_list(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.1}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Memory read bandwidth in GB/s: `threads` threads sum disjoint parts of a 256 MiB buffer (much
+/// larger than any cache); best of 3 passes.
+fn read_bandwidth(threads: usize) -> f64 {
+    const BYTES: usize = 256 << 20;
+    let buf: Vec<u64> = (0..BYTES / 8).map(|i| i as u64).collect();
+    let per = buf.len().div_ceil(threads);
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let total: u64 = std::thread::scope(|sc| {
+            let hs: Vec<_> = buf
+                .chunks(per)
+                .map(|part| {
+                    sc.spawn(move || {
+                        // Four independent sums: the loop vectorizes and is load-bound.
+                        let mut acc = [0u64; 4];
+                        for c in part.chunks_exact(4) {
+                            for i in 0..4 {
+                                acc[i] = acc[i].wrapping_add(c[i]);
+                            }
+                        }
+                        acc.iter().fold(0u64, |a, &b| a.wrapping_add(b))
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or(0))
+                .fold(0, u64::wrapping_add)
+        });
+        std::hint::black_box(total);
+        best = best.max(BYTES as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
 }
 
 fn tokenize(raw: &[String]) -> CliResult<()> {
@@ -325,11 +571,13 @@ fn logits(raw: &[String]) -> CliResult<()> {
             "--all-positions",
             "--backend",
             "--threads",
+            "--activations",
             "--json",
         ],
     )?;
     let backend = check_backend(&a)?;
     let threads = threads(&a)?;
+    let act = activations(&a, Activations::F32)?;
     let top: usize = a.num("--top", 10)?;
     let (model, _) = load(&a)?;
     let tokens: Vec<u32> = match (a.get("--prompt"), a.get("--tokens")) {
@@ -366,6 +614,7 @@ fn logits(raw: &[String]) -> CliResult<()> {
         }
     } else {
         let mut session = Session::new(&model, tokens.len(), threads).map_err(|e| e.to_string())?;
+        session.set_activations(act);
         let want = if all { Logits::All } else { Logits::Last };
         session.eval(&tokens, want).map_err(|e| e.to_string())?
     };

@@ -1,0 +1,206 @@
+//! A persistent worker pool for the native CPU backend: `n - 1` threads that live as long as the
+//! [`Pool`], spin briefly and then park between jobs, and are woken for each matrix product.
+//!
+//! No `unsafe`: a job owns everything it reads (the weight [`Bytes`] are reference counted and the
+//! activations are copied in, which is small next to the product itself), and each chunk of rows
+//! is written to its own buffer, which the caller copies out. The rows are cut into a few chunks
+//! per thread that the caller and the workers claim from an atomic counter, so a worker the OS
+//! has not scheduled (a busy machine) delays nothing. A row is always computed whole, by one
+//! thread, with the same kernel, so the results do not depend on the thread count.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::model::{Bytes, QTensor};
+use crate::quant::{self, Activations, GgmlType};
+
+/// How long an idle worker (or the waiting caller) spins before it parks.
+const SPIN: Duration = Duration::from_micros(300);
+
+/// One matrix product, cut into row chunks that the caller and the workers claim one at a time
+/// (a worker that the OS has not scheduled yet simply gets none, so nobody waits for it).
+struct Job {
+    act: Activations,
+    ty: GgmlType,
+    w: Bytes,
+    row_bytes: usize,
+    cols: usize,
+    x: Vec<f32>,
+    n: usize,
+    /// Rows `ranges[i]` form chunk `i`.
+    ranges: Vec<(usize, usize)>,
+    /// Next unclaimed chunk.
+    next: AtomicUsize,
+    /// Chunks whose rows are in `outs`.
+    finished: AtomicUsize,
+    /// Chunk `i`'s rows, (n_tok, rows of the chunk) row-major.
+    outs: Vec<Mutex<Vec<f32>>>,
+}
+
+impl Job {
+    /// Claim and compute chunks until none is left.
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::AcqRel);
+            if i >= self.ranges.len() {
+                return;
+            }
+            let (r0, r1) = self.ranges[i];
+            let mut out = self.outs[i].lock().expect("pool output lock");
+            out.clear();
+            out.resize(self.n * (r1 - r0), 0.0);
+            let w = &self.w[r0 * self.row_bytes..r1 * self.row_bytes];
+            quant::matmul_act(self.act, self.ty, w, self.cols, &self.x, self.n, &mut out);
+            drop(out);
+            self.finished.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+struct State {
+    job: Option<Arc<Job>>,
+    quit: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// Bumped for every job (read without the lock while spinning).
+    generation: AtomicU64,
+}
+
+pub struct Pool {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+    threads: usize,
+}
+
+/// Rows per chunk at least (a chunk is one `quant::matmul` call).
+const MIN_CHUNK_ROWS: usize = 32;
+/// Chunks per thread (load balancing when a thread is slow or descheduled).
+const CHUNKS_PER_THREAD: usize = 4;
+
+impl Pool {
+    /// A pool for `threads` threads in all: the caller plus `threads - 1` workers.
+    pub fn new(threads: usize) -> Pool {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                job: None,
+                quit: false,
+            }),
+            wake: Condvar::new(),
+            generation: AtomicU64::new(0),
+        });
+        let handles = (1..threads)
+            .map(|i| {
+                let sh = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("chord-worker-{i}"))
+                    .spawn(move || worker(&sh))
+                    .expect("spawn a worker thread")
+            })
+            .collect();
+        Pool {
+            shared,
+            handles,
+            threads,
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// `out (n, w.rows) = x (n, w.cols) · wᵀ` with the rows split across the pool.
+    pub fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
+        let chunks = (self.threads * CHUNKS_PER_THREAD).min(w.rows / MIN_CHUNK_ROWS);
+        if self.threads == 1 || chunks < 2 {
+            quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
+            return;
+        }
+        let per = w.rows.div_ceil(chunks);
+        let ranges: Vec<(usize, usize)> = (0..chunks)
+            .map(|i| ((i * per).min(w.rows), ((i + 1) * per).min(w.rows)))
+            .filter(|(a, b)| a < b)
+            .collect();
+        let job = Arc::new(Job {
+            act,
+            ty: w.ty,
+            w: w.data.clone(),
+            row_bytes: w.row_bytes(),
+            cols: w.cols,
+            x: x.to_vec(),
+            n,
+            outs: ranges.iter().map(|_| Mutex::new(Vec::new())).collect(),
+            ranges,
+            next: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+        });
+        let sh = &*self.shared;
+        {
+            let mut st = sh.state.lock().expect("pool lock");
+            st.job = Some(Arc::clone(&job));
+            sh.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        sh.wake.notify_all();
+        job.work();
+        // Wait for chunks other threads claimed: spin, then yield the CPU to them.
+        let start = Instant::now();
+        while job.finished.load(Ordering::Acquire) < job.ranges.len() {
+            if start.elapsed() < SPIN {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        sh.state.lock().expect("pool lock").job = None;
+        for (i, &(r0, r1)) in job.ranges.iter().enumerate() {
+            let rows = job.outs[i].lock().expect("pool output lock");
+            let c = r1 - r0;
+            for t in 0..n {
+                out[t * w.rows + r0..t * w.rows + r1].copy_from_slice(&rows[t * c..(t + 1) * c]);
+            }
+        }
+    }
+}
+
+fn worker(sh: &Shared) {
+    let mut seen = 0u64;
+    loop {
+        // Spin for a new generation, then park on the condition variable.
+        let start = Instant::now();
+        while sh.generation.load(Ordering::Acquire) == seen && start.elapsed() < SPIN {
+            std::hint::spin_loop();
+        }
+        let job = {
+            let mut st = sh.state.lock().expect("pool lock");
+            loop {
+                if st.quit {
+                    return;
+                }
+                let g = sh.generation.load(Ordering::Acquire);
+                if g != seen {
+                    seen = g;
+                    break st.job.clone();
+                }
+                st = sh.wake.wait(st).expect("pool lock");
+            }
+        };
+        if let Some(job) = job {
+            job.work();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.state.lock().expect("pool lock").quit = true;
+        self.shared.wake.notify_all();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,1155 @@
+//! x86_64 AVX2 + FMA + F16C kernels (activations stay f32).
+//!
+//! Every block type is decoded in registers, 32 weights (four `__m256`) at a time, and multiplied
+//! with f32 activations by FMA into four accumulators: vector `i` of every 32-weight chunk goes to
+//! accumulator `i`, and the four are reduced in a fixed order at the end of the row. `matmul`
+//! decodes each row once into a buffer through the very same chunk decoders and runs the same
+//! FMA sequence per token, so it is bit-identical to `vec_dot` / `matvec` per token.
+//!
+//! The decoded weights equal `scalar.rs` exactly except for `q * d + m` style formulas, which are
+//! one fused multiply-add here (≤ 1 ulp per weight); dot products agree with the scalar
+//! reference to ~1e-6 relative (different summation order).
+//!
+//! All entry points check lengths before entering the `unsafe` code; the kernels themselves use
+//! raw pointers within those checked bounds.
+
+// Vector lanes and accumulators are indexed explicitly; that reads better than iterators here.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::scalar::{q3_k_scales, scale_min_k4};
+use super::GgmlType;
+
+static DETECTED: AtomicU8 = AtomicU8::new(0); // 0 = not yet, 1 = no, 2 = yes
+
+/// AVX2, FMA and F16C present (detected once, then cached).
+pub(super) fn available() -> bool {
+    match DETECTED.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let ok = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c");
+            DETECTED.store(if ok { 2 } else { 1 }, Ordering::Relaxed);
+            ok
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block decoders
+// ---------------------------------------------------------------------------------------------
+
+/// A block type: `chunk(b, st, c)` decodes weights `32c .. 32c + 32` of the block at `b`.
+///
+/// # Safety
+/// `prep`/`chunk`/`one` read `BYTES` bytes at `b`; callers guarantee they are in bounds and that
+/// the CPU has AVX2, FMA and F16C.
+trait Kern {
+    const QK: usize;
+    const BYTES: usize;
+    type St: Copy;
+    unsafe fn prep(b: *const u8) -> Self::St;
+    unsafe fn chunk(b: *const u8, st: &Self::St, c: usize) -> [__m256; 4];
+    /// Element `i` of a partial trailing chunk (float types only).
+    unsafe fn one(_b: *const u8, _i: usize) -> f32 {
+        unreachable!("quantized rows have no partial chunk")
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_at(b: *const u8) -> f32 {
+    // SAFETY: the caller guarantees two readable bytes at `b`.
+    let bits = unsafe { (b as *const u16).read_unaligned() };
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load32(b: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes at `b`.
+    unsafe { _mm256_loadu_si256(b as *const __m256i) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load16(b: *const u8) -> __m128i {
+    // SAFETY: the caller guarantees 16 readable bytes at `b`.
+    unsafe { _mm_loadu_si128(b as *const __m128i) }
+}
+
+/// 32 signed bytes → four vectors of 8 f32 (in byte order).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn i8x32_to_f32(v: __m256i) -> [__m256; 4] {
+    let lo = _mm256_castsi256_si128(v);
+    let hi = _mm256_extracti128_si256::<1>(v);
+    [
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)),
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(lo))),
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)),
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(hi))),
+    ]
+}
+
+/// 16 bytes of packed nibbles → 32 bytes: low nibbles (weights 0..16), then high nibbles.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn nibbles(qs: __m128i) -> __m256i {
+    let m = _mm_set1_epi8(0x0F);
+    let lo = _mm_and_si128(qs, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), m);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Bit `j` of `x` → byte `j` is 0xFF (set) or 0 (llama.cpp's `bytes_from_bits_32`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bytes_from_bits_32(x: u32) -> __m256i {
+    let shuf = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
+    let bit_mask = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit_mask), _mm256_set1_epi64x(-1))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale4(f: [__m256; 4], d: f32) -> [__m256; 4] {
+    let d = _mm256_set1_ps(d);
+    f.map(|v| _mm256_mul_ps(v, d))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fma4(f: [__m256; 4], d: f32, m: f32) -> [__m256; 4] {
+    let (d, m) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
+    f.map(|v| _mm256_fmadd_ps(v, d, m))
+}
+
+/// `f * d - m` with (d, m) for the first 16 and the last 16 weights.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fms_halves(f: [__m256; 4], d0: f32, m0: f32, d1: f32, m1: f32) -> [__m256; 4] {
+    let (d0, m0) = (_mm256_set1_ps(d0), _mm256_set1_ps(m0));
+    let (d1, m1) = (_mm256_set1_ps(d1), _mm256_set1_ps(m1));
+    [
+        _mm256_fmsub_ps(f[0], d0, m0),
+        _mm256_fmsub_ps(f[1], d0, m0),
+        _mm256_fmsub_ps(f[2], d1, m1),
+        _mm256_fmsub_ps(f[3], d1, m1),
+    ]
+}
+
+/// `f * d` with one scale for the first 16 and another for the last 16 weights.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mul_halves(f: [__m256; 4], d0: f32, d1: f32) -> [__m256; 4] {
+    let (d0, d1) = (_mm256_set1_ps(d0), _mm256_set1_ps(d1));
+    [
+        _mm256_mul_ps(f[0], d0),
+        _mm256_mul_ps(f[1], d0),
+        _mm256_mul_ps(f[2], d1),
+        _mm256_mul_ps(f[3], d1),
+    ]
+}
+
+struct Q4_0;
+impl Kern for Q4_0 {
+    const QK: usize = 32;
+    const BYTES: usize = 18;
+    type St = ();
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(_b: *const u8) {}
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, _: &(), _c: usize) -> [__m256; 4] {
+        // SAFETY: the block at `b` has 18 readable bytes (d, qs[16]).
+        let (d, qs) = unsafe { (f16_at(b), load16(b.add(2))) };
+        let v = _mm256_sub_epi8(nibbles(qs), _mm256_set1_epi8(8));
+        scale4(i8x32_to_f32(v), d)
+    }
+}
+
+struct Q4_1;
+impl Kern for Q4_1 {
+    const QK: usize = 32;
+    const BYTES: usize = 20;
+    type St = ();
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(_b: *const u8) {}
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, _: &(), _c: usize) -> [__m256; 4] {
+        // SAFETY: the block at `b` has 20 readable bytes (d, m, qs[16]).
+        let (d, m, qs) = unsafe { (f16_at(b), f16_at(b.add(2)), load16(b.add(4))) };
+        fma4(i8x32_to_f32(nibbles(qs)), d, m)
+    }
+}
+
+struct Q5_0;
+impl Kern for Q5_0 {
+    const QK: usize = 32;
+    const BYTES: usize = 22;
+    type St = ();
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(_b: *const u8) {}
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, _: &(), _c: usize) -> [__m256; 4] {
+        // SAFETY: the block at `b` has 22 readable bytes (d, qh[4], qs[16]).
+        let (d, qh, qs) = unsafe {
+            (
+                f16_at(b),
+                (b.add(2) as *const u32).read_unaligned(),
+                load16(b.add(6)),
+            )
+        };
+        let hb = _mm256_and_si256(bytes_from_bits_32(u32::from_le(qh)), _mm256_set1_epi8(0x10));
+        let v = _mm256_sub_epi8(_mm256_or_si256(nibbles(qs), hb), _mm256_set1_epi8(16));
+        scale4(i8x32_to_f32(v), d)
+    }
+}
+
+struct Q5_1;
+impl Kern for Q5_1 {
+    const QK: usize = 32;
+    const BYTES: usize = 24;
+    type St = ();
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(_b: *const u8) {}
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, _: &(), _c: usize) -> [__m256; 4] {
+        // SAFETY: the block at `b` has 24 readable bytes (d, m, qh[4], qs[16]).
+        let (d, m, qh, qs) = unsafe {
+            (
+                f16_at(b),
+                f16_at(b.add(2)),
+                (b.add(4) as *const u32).read_unaligned(),
+                load16(b.add(8)),
+            )
+        };
+        let hb = _mm256_and_si256(bytes_from_bits_32(u32::from_le(qh)), _mm256_set1_epi8(0x10));
+        fma4(i8x32_to_f32(_mm256_or_si256(nibbles(qs), hb)), d, m)
+    }
+}
+
+struct Q8_0;
+impl Kern for Q8_0 {
+    const QK: usize = 32;
+    const BYTES: usize = 34;
+    type St = ();
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(_b: *const u8) {}
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, _: &(), _c: usize) -> [__m256; 4] {
+        // SAFETY: the block at `b` has 34 readable bytes (d, qs[32]).
+        let (d, qs) = unsafe { (f16_at(b), load32(b.add(2))) };
+        scale4(i8x32_to_f32(qs), d)
+    }
+}
+
+struct Q2K;
+impl Kern for Q2K {
+    const QK: usize = 256;
+    const BYTES: usize = 84;
+    type St = (f32, f32);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(b: *const u8) -> (f32, f32) {
+        // SAFETY: d and dmin are bytes 80..84 of the block.
+        unsafe { (f16_at(b.add(80)), f16_at(b.add(82))) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, st: &(f32, f32), c: usize) -> [__m256; 4] {
+        let (half, j) = (c >> 2, c & 3);
+        // SAFETY: scales are bytes 0..16, qs 16..80; half < 2, so 32 bytes at 16 + 32*half fit.
+        let (s0, s1, q) = unsafe {
+            (
+                *b.add(half * 8 + j * 2),
+                *b.add(half * 8 + j * 2 + 1),
+                load32(b.add(16 + 32 * half)),
+            )
+        };
+        let v = _mm256_and_si256(
+            _mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j as i32)),
+            _mm256_set1_epi8(3),
+        );
+        let (d, m) = *st;
+        fms_halves(
+            i8x32_to_f32(v),
+            d * (s0 & 0x0F) as f32,
+            m * (s0 >> 4) as f32,
+            d * (s1 & 0x0F) as f32,
+            m * (s1 >> 4) as f32,
+        )
+    }
+}
+
+struct Q3K;
+impl Kern for Q3K {
+    const QK: usize = 256;
+    const BYTES: usize = 110;
+    type St = [f32; 16];
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(b: *const u8) -> [f32; 16] {
+        // SAFETY: scales are bytes 96..108 and d is 108..110 of the 110-byte block.
+        let (s, d) = unsafe {
+            (
+                std::slice::from_raw_parts(b.add(96), 12),
+                f16_at(b.add(108)),
+            )
+        };
+        q3_k_scales(s).map(|sc| d * sc as f32)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, st: &[f32; 16], c: usize) -> [__m256; 4] {
+        let (half, j) = (c >> 2, c & 3);
+        // SAFETY: hmask is bytes 0..32, qs 32..96; half < 2.
+        let (hm, q) = unsafe { (load32(b), load32(b.add(32 + 32 * half))) };
+        let q2 = _mm256_and_si256(
+            _mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j as i32)),
+            _mm256_set1_epi8(3),
+        );
+        let m = _mm256_set1_epi8((1u8 << (4 * half + j)) as i8);
+        let set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, m), m);
+        let sub = _mm256_andnot_si256(set, _mm256_set1_epi8(4));
+        let is = half * 8 + j * 2;
+        mul_halves(i8x32_to_f32(_mm256_sub_epi8(q2, sub)), st[is], st[is + 1])
+    }
+}
+
+/// (d·scale, dmin·min) for the eight 32-weight groups of a Q4_K / Q5_K block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k4_prep(b: *const u8) -> [(f32, f32); 8] {
+    // SAFETY: d, dmin and scales[12] are bytes 0..16 of the block.
+    let (d, dmin, s) = unsafe {
+        (
+            f16_at(b),
+            f16_at(b.add(2)),
+            std::slice::from_raw_parts(b.add(4), 12),
+        )
+    };
+    let mut out = [(0f32, 0f32); 8];
+    for (j, o) in out.iter_mut().enumerate() {
+        let (sc, m) = scale_min_k4(j, s);
+        *o = (d * sc as f32, dmin * m as f32);
+    }
+    out
+}
+
+struct Q4K;
+impl Kern for Q4K {
+    const QK: usize = 256;
+    const BYTES: usize = 144;
+    type St = [(f32, f32); 8];
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(b: *const u8) -> [(f32, f32); 8] {
+        // SAFETY: forwarded from the caller.
+        unsafe { k4_prep(b) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> [__m256; 4] {
+        // SAFETY: qs is bytes 16..144; c < 8, so 32 bytes at 16 + 32*(c/2) fit.
+        let q = unsafe { load32(b.add(16 + 32 * (c >> 1))) };
+        let q = if c & 1 == 0 {
+            q
+        } else {
+            _mm256_srli_epi16::<4>(q)
+        };
+        let v = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+        let (d, m) = st[c];
+        fms_halves(i8x32_to_f32(v), d, m, d, m)
+    }
+}
+
+struct Q5K;
+impl Kern for Q5K {
+    const QK: usize = 256;
+    const BYTES: usize = 176;
+    type St = [(f32, f32); 8];
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(b: *const u8) -> [(f32, f32); 8] {
+        // SAFETY: forwarded from the caller.
+        unsafe { k4_prep(b) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> [__m256; 4] {
+        // SAFETY: qh is bytes 16..48, qs 48..176; c < 8.
+        let (qh, q) = unsafe { (load32(b.add(16)), load32(b.add(48 + 32 * (c >> 1)))) };
+        let q = if c & 1 == 0 {
+            q
+        } else {
+            _mm256_srli_epi16::<4>(q)
+        };
+        let lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+        let m = _mm256_set1_epi8((1u8 << c) as i8);
+        let hb = _mm256_and_si256(
+            _mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m),
+            _mm256_set1_epi8(0x10),
+        );
+        let (d, mn) = st[c];
+        fms_halves(i8x32_to_f32(_mm256_or_si256(lo, hb)), d, mn, d, mn)
+    }
+}
+
+struct Q6K;
+impl Kern for Q6K {
+    const QK: usize = 256;
+    const BYTES: usize = 210;
+    type St = f32;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(b: *const u8) -> f32 {
+        // SAFETY: d is bytes 208..210 of the block.
+        unsafe { f16_at(b.add(208)) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, d: &f32, c: usize) -> [__m256; 4] {
+        let (h, k) = (c >> 2, c & 3);
+        // SAFETY: ql is bytes 0..128, qh 128..192, scales 192..208; h < 2, k < 4.
+        let (ql, qh, s0, s1) = unsafe {
+            (
+                load32(b.add(64 * h + 32 * (k & 1))),
+                load32(b.add(128 + 32 * h)),
+                *b.add(192 + 8 * h + 2 * k) as i8,
+                *b.add(192 + 8 * h + 2 * k + 1) as i8,
+            )
+        };
+        let ql = if k >> 1 == 0 {
+            ql
+        } else {
+            _mm256_srli_epi16::<4>(ql)
+        };
+        let lo = _mm256_and_si256(ql, _mm256_set1_epi8(0x0F));
+        let hi = _mm256_and_si256(
+            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)),
+            _mm256_set1_epi8(3),
+        );
+        let hi = _mm256_slli_epi16::<4>(hi);
+        let v = _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(32));
+        mul_halves(i8x32_to_f32(v), *d * s0 as f32, *d * s1 as f32)
+    }
+}
+
+struct F32;
+impl Kern for F32 {
+    const QK: usize = 32;
+    const BYTES: usize = 128;
+    type St = ();
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(_b: *const u8) {}
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, _: &(), _c: usize) -> [__m256; 4] {
+        let p = b as *const f32;
+        // SAFETY: the chunk has 32 readable f32 at `b` (unaligned loads).
+        unsafe {
+            [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ]
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn one(b: *const u8, i: usize) -> f32 {
+        // SAFETY: the caller guarantees element `i` of the partial chunk is in bounds.
+        unsafe { (b as *const f32).add(i).read_unaligned() }
+    }
+}
+
+struct F16;
+impl Kern for F16 {
+    const QK: usize = 32;
+    const BYTES: usize = 64;
+    type St = ();
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(_b: *const u8) {}
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, _: &(), _c: usize) -> [__m256; 4] {
+        // SAFETY: the chunk has 64 readable bytes at `b`.
+        unsafe {
+            [
+                _mm256_cvtph_ps(load16(b)),
+                _mm256_cvtph_ps(load16(b.add(16))),
+                _mm256_cvtph_ps(load16(b.add(32))),
+                _mm256_cvtph_ps(load16(b.add(48))),
+            ]
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn one(b: *const u8, i: usize) -> f32 {
+        // SAFETY: the caller guarantees element `i` of the partial chunk is in bounds.
+        unsafe { f16_at(b.add(2 * i)) }
+    }
+}
+
+struct Bf16;
+impl Kern for Bf16 {
+    const QK: usize = 32;
+    const BYTES: usize = 64;
+    type St = ();
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prep(_b: *const u8) {}
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn chunk(b: *const u8, _: &(), _c: usize) -> [__m256; 4] {
+        let cvt =
+            |v: __m128i| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(v)));
+        // SAFETY: the chunk has 64 readable bytes at `b`.
+        unsafe {
+            [
+                cvt(load16(b)),
+                cvt(load16(b.add(16))),
+                cvt(load16(b.add(32))),
+                cvt(load16(b.add(48))),
+            ]
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn one(b: *const u8, i: usize) -> f32 {
+        // SAFETY: the caller guarantees element `i` of the partial chunk is in bounds.
+        let bits = unsafe { (b.add(2 * i) as *const u16).read_unaligned() };
+        f32::from_bits((u16::from_le(bits) as u32) << 16)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row kernels (generic over the block type)
+// ---------------------------------------------------------------------------------------------
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(a: [__m256; 4]) -> f32 {
+    let s = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+    let v = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+    let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    let v = _mm_add_ss(v, _mm_shuffle_ps::<1>(v, v));
+    _mm_cvtss_f32(v)
+}
+
+/// Elements in whole blocks, and how many trailing elements follow (float types only).
+fn split<K: Kern>(n: usize) -> (usize, usize) {
+    let nb = n / K::QK;
+    (nb, n - nb * K::QK)
+}
+
+/// Dot product of one row with `x`, decoding in registers.
+///
+/// # Safety
+/// `row` holds the blocks of `x.len()` elements; AVX2/FMA/F16C are present.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_row<K: Kern>(row: &[u8], x: &[f32]) -> f32 {
+    let (nb, tail) = split::<K>(x.len());
+    debug_assert!(row.len() >= nb * K::BYTES);
+    let (rp, xp) = (row.as_ptr(), x.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for b in 0..nb {
+        // SAFETY: block `b` and its `QK` activations are in bounds (nb blocks of each).
+        unsafe {
+            let blk = rp.add(b * K::BYTES);
+            let st = K::prep(blk);
+            for c in 0..K::QK / 32 {
+                let w = K::chunk(blk, &st, c);
+                let xc = xp.add(b * K::QK + c * 32);
+                for i in 0..4 {
+                    acc[i] = _mm256_fmadd_ps(w[i], _mm256_loadu_ps(xc.add(8 * i)), acc[i]);
+                }
+            }
+        }
+    }
+    let mut s = hsum(acc);
+    for i in 0..tail {
+        // SAFETY: the partial chunk's `tail` elements follow the whole blocks.
+        s += unsafe { K::one(rp.add(nb * K::BYTES), i) } * x[nb * K::QK + i];
+    }
+    s
+}
+
+/// Decode a row into `buf` with the same chunk decoders as [`dot_row`].
+///
+/// # Safety
+/// As [`dot_row`] with `buf.len()` elements.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn deq_row<K: Kern>(row: &[u8], buf: &mut [f32]) {
+    let (nb, tail) = split::<K>(buf.len());
+    let (rp, bp) = (row.as_ptr(), buf.as_mut_ptr());
+    for b in 0..nb {
+        // SAFETY: block `b` and its `QK` outputs are in bounds.
+        unsafe {
+            let blk = rp.add(b * K::BYTES);
+            let st = K::prep(blk);
+            for c in 0..K::QK / 32 {
+                let w = K::chunk(blk, &st, c);
+                let o = bp.add(b * K::QK + c * 32);
+                for (i, wi) in w.iter().enumerate() {
+                    _mm256_storeu_ps(o.add(8 * i), *wi);
+                }
+            }
+        }
+    }
+    for i in 0..tail {
+        // SAFETY: the partial chunk's `tail` elements follow the whole blocks.
+        buf[nb * K::QK + i] = unsafe { K::one(rp.add(nb * K::BYTES), i) };
+    }
+}
+
+/// The FMA sequence of [`dot_row`] over an already decoded row (`whole` = elements in whole
+/// 32-chunks).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_buf(w: &[f32], x: &[f32], whole: usize) -> f32 {
+    assert!(w.len() == x.len() && whole <= w.len() && whole.is_multiple_of(32));
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for c in 0..whole / 32 {
+        // SAFETY: chunk `c` of both slices is in bounds (`whole` <= len).
+        unsafe {
+            let (wc, xc) = (wp.add(32 * c), xp.add(32 * c));
+            for i in 0..4 {
+                acc[i] = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(wc.add(8 * i)),
+                    _mm256_loadu_ps(xc.add(8 * i)),
+                    acc[i],
+                );
+            }
+        }
+    }
+    let mut s = hsum(acc);
+    for i in whole..w.len() {
+        s += w[i] * x[i];
+    }
+    s
+}
+
+/// Two decoded rows against the same `x` (reads `x` once); each result is bit-identical to
+/// [`dot_buf`].
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_buf2(w0: &[f32], w1: &[f32], x: &[f32], whole: usize) -> (f32, f32) {
+    assert!(
+        w0.len() == x.len() && w1.len() == x.len() && whole <= x.len() && whole.is_multiple_of(32)
+    );
+    let (p0, p1, xp) = (w0.as_ptr(), w1.as_ptr(), x.as_ptr());
+    let mut a = [_mm256_setzero_ps(); 4];
+    let mut b = [_mm256_setzero_ps(); 4];
+    for c in 0..whole / 32 {
+        // SAFETY: chunk `c` of all three slices is in bounds (`whole` <= len).
+        unsafe {
+            for i in 0..4 {
+                let o = 32 * c + 8 * i;
+                let xv = _mm256_loadu_ps(xp.add(o));
+                a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(p0.add(o)), xv, a[i]);
+                b[i] = _mm256_fmadd_ps(_mm256_loadu_ps(p1.add(o)), xv, b[i]);
+            }
+        }
+    }
+    let (mut s0, mut s1) = (hsum(a), hsum(b));
+    for i in whole..x.len() {
+        s0 += w0[i] * x[i];
+        s1 += w1[i] * x[i];
+    }
+    (s0, s1)
+}
+
+/// # Safety
+/// Lengths checked by the caller (`w` holds `out.len() / n_tok` rows of `cols`); AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matmul_k<K: Kern>(w: &[u8], cols: usize, x: &[f32], n_tok: usize, out: &mut [f32]) {
+    let rows = out.len() / n_tok;
+    let (nb, _) = split::<K>(cols);
+    let rb = w.len() / rows.max(1);
+    debug_assert!(rb >= nb * K::BYTES);
+    if n_tok == 1 {
+        for (r, o) in out.iter_mut().enumerate() {
+            // SAFETY: row `r` holds the blocks of `cols` elements.
+            *o = unsafe { dot_row::<K>(&w[r * rb..(r + 1) * rb], x) };
+        }
+        return;
+    }
+    let whole = nb * K::QK / 32 * 32;
+    let mut buf = vec![0f32; 2 * cols];
+    let (b0, b1) = buf.split_at_mut(cols);
+    let mut r = 0;
+    while r + 2 <= rows {
+        // SAFETY: rows `r` and `r + 1` hold the blocks of `cols` elements.
+        unsafe {
+            deq_row::<K>(&w[r * rb..(r + 1) * rb], b0);
+            deq_row::<K>(&w[(r + 1) * rb..(r + 2) * rb], b1);
+        }
+        for t in 0..n_tok {
+            let (s0, s1) = dot_buf2(b0, b1, &x[t * cols..(t + 1) * cols], whole);
+            out[t * rows + r] = s0;
+            out[t * rows + r + 1] = s1;
+        }
+        r += 2;
+    }
+    if r < rows {
+        // SAFETY: row `r` holds the blocks of `cols` elements.
+        unsafe { deq_row::<K>(&w[r * rb..(r + 1) * rb], b0) };
+        for t in 0..n_tok {
+            out[t * rows + r] = dot_buf(b0, &x[t * cols..(t + 1) * cols], whole);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points (called from `mod.rs` after `available()` returned true)
+// ---------------------------------------------------------------------------------------------
+
+macro_rules! dispatch {
+    ($ty:expr, $f:ident :: <K> ($($arg:expr),*)) => {
+        match $ty {
+            GgmlType::F32 => $f::<F32>($($arg),*),
+            GgmlType::F16 => $f::<F16>($($arg),*),
+            GgmlType::BF16 => $f::<Bf16>($($arg),*),
+            GgmlType::Q4_0 => $f::<Q4_0>($($arg),*),
+            GgmlType::Q4_1 => $f::<Q4_1>($($arg),*),
+            GgmlType::Q5_0 => $f::<Q5_0>($($arg),*),
+            GgmlType::Q5_1 => $f::<Q5_1>($($arg),*),
+            GgmlType::Q8_0 => $f::<Q8_0>($($arg),*),
+            GgmlType::Q2_K => $f::<Q2K>($($arg),*),
+            GgmlType::Q3_K => $f::<Q3K>($($arg),*),
+            GgmlType::Q4_K => $f::<Q4K>($($arg),*),
+            GgmlType::Q5_K => $f::<Q5K>($($arg),*),
+            GgmlType::Q6_K => $f::<Q6K>($($arg),*),
+        }
+    };
+}
+
+/// Bytes of a row of `n` elements (panics on a partial block, like the scalar kernels).
+fn row_bytes(ty: GgmlType, n: usize) -> usize {
+    ty.row_bytes(n as u64)
+        .unwrap_or_else(|| panic!("row length {n} is not a multiple of the block size"))
+        as usize
+}
+
+pub(super) fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+    assert!(available());
+    assert_eq!(
+        row.len(),
+        row_bytes(ty, x.len()),
+        "quantized row has the wrong byte length"
+    );
+    // SAFETY: the row length matches `x.len()` elements of `ty`; the CPU features were checked.
+    unsafe { dispatch!(ty, dot_row::<K>(row, x)) }
+}
+
+pub(super) fn matmul(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    x: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    assert!(available());
+    assert_eq!(x.len(), n_tok * cols, "activations are not n_tok x cols");
+    if n_tok == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
+    let rows = out.len() / n_tok;
+    let rb = row_bytes(ty, cols);
+    assert_eq!(
+        w.len(),
+        rb * rows,
+        "weight matrix has the wrong byte length"
+    );
+    if rb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    // SAFETY: `w` holds `rows` rows of `cols` elements of `ty`; the CPU features were checked.
+    unsafe { dispatch!(ty, matmul_k::<K>(w, cols, x, n_tok, out)) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8-bit activations (`Activations::Q8`): integer dot products with `_mm256_maddubs_epi16`
+// ---------------------------------------------------------------------------------------------
+
+/// A block type as 8-bit integers: chunk `c` as 32 i8 weights, the f32 scale of each group of
+/// four weights (one per i32 lane of `_mm256_madd_epi16`), and `off` such that the chunk's dot
+/// with activations `x` is `Σ scale·w·x + off·Σx`.
+trait KernQ8: Kern {
+    /// All weights are in 0..=127 (no sign trick needed for `maddubs`).
+    const UNSIGNED: bool;
+    unsafe fn qchunk(b: *const u8, st: &Self::St, c: usize) -> (__m256i, __m256, f32);
+}
+
+impl KernQ8 for Q4_0 {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 18 readable bytes (d, qs[16]).
+        let (d, qs) = unsafe { (f16_at(b), load16(b.add(2))) };
+        let v = _mm256_sub_epi8(nibbles(qs), _mm256_set1_epi8(8));
+        (v, _mm256_set1_ps(d), 0.0)
+    }
+}
+
+impl KernQ8 for Q4_1 {
+    const UNSIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 20 readable bytes (d, m, qs[16]).
+        let (d, m, qs) = unsafe { (f16_at(b), f16_at(b.add(2)), load16(b.add(4))) };
+        (nibbles(qs), _mm256_set1_ps(d), m)
+    }
+}
+
+impl KernQ8 for Q5_0 {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 22 readable bytes (d, qh[4], qs[16]).
+        let (d, qh, qs) = unsafe {
+            (
+                f16_at(b),
+                (b.add(2) as *const u32).read_unaligned(),
+                load16(b.add(6)),
+            )
+        };
+        let hb = _mm256_and_si256(bytes_from_bits_32(u32::from_le(qh)), _mm256_set1_epi8(0x10));
+        let v = _mm256_sub_epi8(_mm256_or_si256(nibbles(qs), hb), _mm256_set1_epi8(16));
+        (v, _mm256_set1_ps(d), 0.0)
+    }
+}
+
+impl KernQ8 for Q5_1 {
+    const UNSIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 24 readable bytes (d, m, qh[4], qs[16]).
+        let (d, m, qh, qs) = unsafe {
+            (
+                f16_at(b),
+                f16_at(b.add(2)),
+                (b.add(4) as *const u32).read_unaligned(),
+                load16(b.add(8)),
+            )
+        };
+        let hb = _mm256_and_si256(bytes_from_bits_32(u32::from_le(qh)), _mm256_set1_epi8(0x10));
+        (_mm256_or_si256(nibbles(qs), hb), _mm256_set1_ps(d), m)
+    }
+}
+
+impl KernQ8 for Q8_0 {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, _: &(), _c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: the block at `b` has 34 readable bytes (d, qs[32]).
+        let (d, qs) = unsafe { (f16_at(b), load32(b.add(2))) };
+        (qs, _mm256_set1_ps(d), 0.0)
+    }
+}
+
+/// Scale lanes: `d0` for the first 16 weights (lanes 0..4), `d1` for the last 16.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn halves(d0: f32, d1: f32) -> __m256 {
+    _mm256_set_ps(d1, d1, d1, d1, d0, d0, d0, d0)
+}
+
+impl KernQ8 for Q3K {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, st: &[f32; 16], c: usize) -> (__m256i, __m256, f32) {
+        let (half, j) = (c >> 2, c & 3);
+        // SAFETY: hmask is bytes 0..32, qs 32..96; half < 2.
+        let (hm, q) = unsafe { (load32(b), load32(b.add(32 + 32 * half))) };
+        let q2 = _mm256_and_si256(
+            _mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j as i32)),
+            _mm256_set1_epi8(3),
+        );
+        let m = _mm256_set1_epi8((1u8 << (4 * half + j)) as i8);
+        let set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, m), m);
+        let sub = _mm256_andnot_si256(set, _mm256_set1_epi8(4));
+        let is = half * 8 + j * 2;
+        (_mm256_sub_epi8(q2, sub), halves(st[is], st[is + 1]), 0.0)
+    }
+}
+
+impl KernQ8 for Q4K {
+    const UNSIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: qs is bytes 16..144; c < 8.
+        let q = unsafe { load32(b.add(16 + 32 * (c >> 1))) };
+        let q = if c & 1 == 0 {
+            q
+        } else {
+            _mm256_srli_epi16::<4>(q)
+        };
+        let (d, m) = st[c];
+        (
+            _mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
+            _mm256_set1_ps(d),
+            -m,
+        )
+    }
+}
+
+impl KernQ8 for Q5K {
+    const UNSIGNED: bool = true;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> (__m256i, __m256, f32) {
+        // SAFETY: qh is bytes 16..48, qs 48..176; c < 8.
+        let (qh, q) = unsafe { (load32(b.add(16)), load32(b.add(48 + 32 * (c >> 1)))) };
+        let q = if c & 1 == 0 {
+            q
+        } else {
+            _mm256_srli_epi16::<4>(q)
+        };
+        let lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+        let m = _mm256_set1_epi8((1u8 << c) as i8);
+        let hb = _mm256_and_si256(
+            _mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m),
+            _mm256_set1_epi8(0x10),
+        );
+        let (d, mn) = st[c];
+        (_mm256_or_si256(lo, hb), _mm256_set1_ps(d), -mn)
+    }
+}
+
+impl KernQ8 for Q6K {
+    const UNSIGNED: bool = false;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, d: &f32, c: usize) -> (__m256i, __m256, f32) {
+        let (h, k) = (c >> 2, c & 3);
+        // SAFETY: ql is bytes 0..128, qh 128..192, scales 192..208; h < 2, k < 4.
+        let (ql, qh, s0, s1) = unsafe {
+            (
+                load32(b.add(64 * h + 32 * (k & 1))),
+                load32(b.add(128 + 32 * h)),
+                *b.add(192 + 8 * h + 2 * k) as i8,
+                *b.add(192 + 8 * h + 2 * k + 1) as i8,
+            )
+        };
+        let ql = if k >> 1 == 0 {
+            ql
+        } else {
+            _mm256_srli_epi16::<4>(ql)
+        };
+        let lo = _mm256_and_si256(ql, _mm256_set1_epi8(0x0F));
+        let hi = _mm256_and_si256(
+            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)),
+            _mm256_set1_epi8(3),
+        );
+        let v = _mm256_sub_epi8(
+            _mm256_or_si256(lo, _mm256_slli_epi16::<4>(hi)),
+            _mm256_set1_epi8(32),
+        );
+        (v, halves(*d * s0 as f32, *d * s1 as f32), 0.0)
+    }
+}
+
+/// Whether [`matmul_q8`] has an integer kernel for `ty`.
+pub(super) fn has_q8(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q3_K
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    )
+}
+
+/// One 32-chunk: `Σ scale·w·x` per i32 lane, as f32 (`wu` = |w| or w, `wsign` = w).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_chunk<K: KernQ8>(wu: __m256i, wsign: __m256i, xq: *const i8) -> __m256 {
+    // SAFETY: the caller guarantees 32 readable bytes at `xq`.
+    let ax = unsafe { load32(xq as *const u8) };
+    let ax = if K::UNSIGNED {
+        ax
+    } else {
+        _mm256_sign_epi8(ax, wsign)
+    };
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(
+        _mm256_maddubs_epi16(wu, ax),
+        _mm256_set1_epi16(1),
+    ))
+}
+
+/// Weights as the unsigned operand of `maddubs` and the sign source.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q8_operands<K: KernQ8>(wq: __m256i) -> (__m256i, __m256i) {
+    if K::UNSIGNED {
+        (wq, wq)
+    } else {
+        (_mm256_abs_epi8(wq), wq)
+    }
+}
+
+/// # Safety
+/// Lengths checked by the caller: `w` holds `out.len() / n_tok` rows of `cols` elements, `xq`
+/// holds `n_tok * cols` bytes, `xd`/`xs` `n_tok * cols / 32` floats; AVX2/FMA/F16C present.
+///
+/// Chunk `j` of a row goes to accumulator `j % 2` (vector and offset), for one token in
+/// registers and for a batch in memory — the same operations, so a batch equals its tokens one
+/// by one bit for bit.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matmul_q8_k<K: KernQ8>(
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xs: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    let rows = out.len() / n_tok;
+    let nb = cols / K::QK;
+    let cpr = cols / 32; // 32-chunks per row
+    let rb = nb * K::BYTES;
+    let z = _mm256_setzero_ps();
+    if n_tok == 1 {
+        for (r, o) in out.iter_mut().enumerate() {
+            let mut acc = [z; 2];
+            let mut off = [0f32; 2];
+            for b in 0..nb {
+                // SAFETY: block `b` of row `r` is in bounds (`rows * rb` bytes were checked) and
+                // every chunk index `j < cpr` addresses 32 bytes of the activations.
+                unsafe {
+                    let blk = w.as_ptr().add(r * rb + b * K::BYTES);
+                    let st = K::prep(blk);
+                    for c in 0..K::QK / 32 {
+                        let j = b * (K::QK / 32) + c;
+                        let (wq, sc, ofs) = K::qchunk(blk, &st, c);
+                        let (wu, wsign) = q8_operands::<K>(wq);
+                        let p = q8_chunk::<K>(wu, wsign, xq.as_ptr().add(32 * j));
+                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.get_unchecked(j)));
+                        acc[j & 1] = _mm256_fmadd_ps(p, s, acc[j & 1]);
+                        if K::UNSIGNED {
+                            off[j & 1] += ofs * *xs.get_unchecked(j);
+                        }
+                    }
+                }
+            }
+            *o = hsum([acc[0], acc[1], z, z]) + (off[0] + off[1]);
+        }
+        return;
+    }
+    let mut acc = vec![[z; 2]; n_tok];
+    let mut off = vec![[0f32; 2]; n_tok];
+    for r in 0..rows {
+        acc.fill([z; 2]);
+        off.fill([0.0; 2]);
+        for b in 0..nb {
+            // SAFETY: as above, for every token `t < n_tok` (chunk `t * cpr + j`).
+            unsafe {
+                let blk = w.as_ptr().add(r * rb + b * K::BYTES);
+                let st = K::prep(blk);
+                for c in 0..K::QK / 32 {
+                    let j = b * (K::QK / 32) + c;
+                    let (wq, sc, ofs) = K::qchunk(blk, &st, c);
+                    let (wu, wsign) = q8_operands::<K>(wq);
+                    for t in 0..n_tok {
+                        let k = t * cpr + j;
+                        let p = q8_chunk::<K>(wu, wsign, xq.as_ptr().add(32 * k));
+                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.get_unchecked(k)));
+                        acc[t][j & 1] = _mm256_fmadd_ps(p, s, acc[t][j & 1]);
+                        if K::UNSIGNED {
+                            off[t][j & 1] += ofs * *xs.get_unchecked(k);
+                        }
+                    }
+                }
+            }
+        }
+        for t in 0..n_tok {
+            let (a, f) = (acc[t], off[t]);
+            out[t * rows + r] = hsum([a[0], a[1], z, z]) + (f[0] + f[1]);
+        }
+    }
+}
+
+/// `matmul` with activations already quantized per 32-chunk: `xq` (n_tok × cols) signed bytes,
+/// `xd` their scales and `xs` the exact f32 sum of each chunk. `ty` must satisfy [`has_q8`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_q8(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xs: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    assert!(available() && has_q8(ty));
+    assert_eq!(xq.len(), n_tok * cols, "activations are not n_tok x cols");
+    assert!(cols.is_multiple_of(32) && xd.len() == xq.len() / 32 && xs.len() == xd.len());
+    if n_tok == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
+    let rows = out.len() / n_tok;
+    let rb = row_bytes(ty, cols);
+    assert_eq!(
+        w.len(),
+        rb * rows,
+        "weight matrix has the wrong byte length"
+    );
+    // SAFETY: lengths checked above; the CPU features were checked.
+    unsafe {
+        match ty {
+            GgmlType::Q4_0 => matmul_q8_k::<Q4_0>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q4_1 => matmul_q8_k::<Q4_1>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q5_0 => matmul_q8_k::<Q5_0>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q5_1 => matmul_q8_k::<Q5_1>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q8_0 => matmul_q8_k::<Q8_0>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q3_K => matmul_q8_k::<Q3K>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q4_K => matmul_q8_k::<Q4K>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q5_K => matmul_q8_k::<Q5K>(w, cols, xq, xd, xs, n_tok, out),
+            GgmlType::Q6_K => matmul_q8_k::<Q6K>(w, cols, xq, xd, xs, n_tok, out),
+            _ => unreachable!("no 8-bit kernel for {ty:?}"),
+        }
+    }
+}
