@@ -69,10 +69,11 @@ pub fn start(state: AppState) {
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
-    let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
-        let message = format!("The engine worker crashed: {}", ev.message());
-        fail(state, message);
-    });
+    let on_error =
+        Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
+            let message = format!("The engine worker crashed: {}", ev.message());
+            fail(state, message);
+        });
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     on_error.forget();
     WORKER.with(|w| *w.borrow_mut() = Some(worker));
@@ -336,9 +337,7 @@ async fn read_slice(file: &web_sys::File, start: u64, end: u64) -> Result<Vec<u8
     let blob = file
         .slice_with_f64_and_f64(start as f64, end as f64)
         .map_err(js_err)?;
-    let buf = JsFuture::from(blob.array_buffer())
-        .await
-        .map_err(js_err)?;
+    let buf = JsFuture::from(blob.array_buffer()).await.map_err(js_err)?;
     Ok(Uint8Array::new(&buf).to_vec())
 }
 

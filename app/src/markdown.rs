@@ -96,7 +96,6 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,12 +138,18 @@ mod tests {
     fn images_become_links_or_text() {
         let h = to_safe_html("![alt](https://example.com/x.png) ![bad](javascript:x)");
         assert!(!h.contains("<img"), "{h}");
-        assert!(h.contains(r#"<a href="https://example.com/x.png">alt</a>"#), "{h}");
+        assert!(
+            h.contains(r#"<a href="https://example.com/x.png">alt</a>"#),
+            "{h}"
+        );
         assert!(h.contains("bad") && h.matches("<a").count() == 1, "{h}");
     }
 
     #[test]
     fn escape_text() {
-        assert_eq!(escape("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href='x'>&</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
     }
 }

@@ -87,7 +87,10 @@ pub enum FromWorker {
         n_ctx: u64,
     },
     /// One generated token (`id` is `None` for text flushed at the end, e.g. a held-back UTF-8 tail).
-    Token { id: Option<u32>, piece: String },
+    Token {
+        id: Option<u32>,
+        piece: String,
+    },
     Done {
         tokens: u32,
         prompt_tokens: u32,
@@ -96,7 +99,9 @@ pub enum FromWorker {
         /// "eos", "length", "stopped" or "context".
         stop: String,
     },
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 impl ToWorker {

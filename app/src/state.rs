@@ -19,7 +19,9 @@ pub enum ModelStatus {
         download: bool,
     },
     /// Every byte sent; the worker is building the model.
-    Preparing { name: String },
+    Preparing {
+        name: String,
+    },
     Ready {
         name: String,
         arch: String,

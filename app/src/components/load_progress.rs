@@ -9,7 +9,8 @@ use crate::state::{use_state, ModelStatus};
 #[component]
 pub fn LoadProgress() -> impl IntoView {
     let state = use_state();
-    let body = move || match state.status.get() {
+    let body = move || {
+        match state.status.get() {
         ModelStatus::Empty => view! {
             <p class="muted">"No model loaded yet. Pick one above or drop a GGUF file."</p>
         }
@@ -64,6 +65,7 @@ pub fn LoadProgress() -> impl IntoView {
             <p class="error" role="alert">{message}</p>
         }
         .into_any(),
+    }
     };
     view! {
         <section class="card status" id="model-status" data-state=move || state.status.with(|s| s.key())
