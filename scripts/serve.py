@@ -6,7 +6,10 @@
 - Correct MIME types for .wasm, .js, .webmanifest, .gguf.
 - Cross-origin isolation (COOP/COEP) so the page may use SharedArrayBuffer and threads later.
 
-usage: scripts/serve.py [--dir dist] [--models models] [--bind 127.0.0.1] [--port 8080]
+usage: scripts/serve.py [--dir dist] [--models models] [--extra-models DIR] [--bind 127.0.0.1] [--port 8080]
+
+--extra-models (or env WASM_CHORD_EXTRA_MODELS): a second folder also served at /models/, looked up
+when a file is not in --models (the e2e test serves ../shared/models this way).
 """
 
 import argparse
@@ -47,6 +50,7 @@ def parse_range(header, size):
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive for many Range requests; every response sets a length
     models_dir = "models"
+    extra_models_dir = None
 
     extensions_map = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
@@ -66,10 +70,16 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         url_path = urllib.parse.urlsplit(path).path
         if url_path == "/models" or url_path.startswith("/models/"):
             saved = self.directory
-            self.directory = self.models_dir
             try:
                 # The base class drops '..' and empty segments, so this stays inside models_dir.
-                return super().translate_path(path[len("/models"):] or "/")
+                self.directory = self.models_dir
+                found = super().translate_path(path[len("/models"):] or "/")
+                if self.extra_models_dir and not os.path.isfile(found):
+                    self.directory = self.extra_models_dir
+                    extra = super().translate_path(path[len("/models"):] or "/")
+                    if os.path.isfile(extra):
+                        return extra
+                return found
             finally:
                 self.directory = saved
         return super().translate_path(path)
@@ -153,6 +163,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default="dist", help="built app to serve at / (default: dist)")
     ap.add_argument("--models", default="models", help="folder served at /models/ (default: models)")
+    ap.add_argument("--extra-models", default=os.environ.get("WASM_CHORD_EXTRA_MODELS"),
+                    help="second folder served at /models/ (default: $WASM_CHORD_EXTRA_MODELS)")
     ap.add_argument("--bind", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8080)
     args = ap.parse_args()
@@ -160,6 +172,8 @@ def main():
     if not os.path.isdir(args.dir):
         sys.exit(f"error: {args.dir}/ does not exist (build first: trunk build --release)")
     Handler.models_dir = os.path.abspath(args.models)
+    if args.extra_models:
+        Handler.extra_models_dir = os.path.abspath(args.extra_models)
 
     def handler(*a, **kw):
         return Handler(*a, directory=os.path.abspath(args.dir), **kw)

@@ -1,16 +1,33 @@
-//! The root component: the page layout, top to bottom.
+//! The root component: shared state, the engine worker, and the page layout, top to bottom.
 
 use leptos::prelude::*;
 
-use crate::components::{BackendBadge, ChatPanel, Header, SupportedTypes};
+use crate::components::{
+    BackendBadge, ChatPanel, DropZone, Header, LoadProgress, ModelPicker, SettingsPanel,
+    SupportedTypes,
+};
+use crate::engine_link;
+use crate::state::AppState;
 
 #[component]
 pub fn App() -> impl IntoView {
+    let state = AppState::provide();
+    engine_link::start(state);
     view! {
         <Header/>
         <main class="page">
-            <BackendBadge/>
-            <ChatPanel/>
+            <div class="layout">
+                <aside class="sidebar">
+                    <ModelPicker/>
+                    <DropZone/>
+                    <SettingsPanel/>
+                    <BackendBadge/>
+                </aside>
+                <div class="main-col">
+                    <LoadProgress/>
+                    <ChatPanel/>
+                </div>
+            </div>
             <SupportedTypes/>
         </main>
         <footer class="site-footer">

@@ -2,7 +2,9 @@
 
 mod app;
 mod components;
+mod engine_link;
 mod platform;
+mod state;
 
 fn main() {
     console_error_panic_hook::set_once();

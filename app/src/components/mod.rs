@@ -2,10 +2,22 @@
 
 mod backend_badge;
 mod chat_panel;
+mod composer;
+mod drop_zone;
 mod header;
+mod load_progress;
+mod message_list;
+mod model_picker;
+mod settings_panel;
 mod supported_types;
 
 pub use backend_badge::BackendBadge;
 pub use chat_panel::ChatPanel;
+pub use composer::Composer;
+pub use drop_zone::DropZone;
 pub use header::Header;
+pub use load_progress::LoadProgress;
+pub use message_list::MessageList;
+pub use model_picker::ModelPicker;
+pub use settings_panel::SettingsPanel;
 pub use supported_types::SupportedTypes;

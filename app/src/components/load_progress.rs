@@ -1,0 +1,76 @@
+use leptos::prelude::*;
+
+use chord_app::format;
+
+use crate::engine_link;
+use crate::state::{use_state, ModelStatus};
+
+/// The model's status: download/transfer progress with Cancel, "preparing", loaded, or an error.
+#[component]
+pub fn LoadProgress() -> impl IntoView {
+    let state = use_state();
+    let body = move || {
+        match state.status.get() {
+        ModelStatus::Empty => view! {
+            <p class="muted">"No model loaded yet. Pick one above or drop a GGUF file."</p>
+        }
+        .into_any(),
+        ModelStatus::Transferring {
+            name,
+            done,
+            total,
+            bytes_per_s,
+            download,
+        } => {
+            let pct = format::percent(done, total);
+            let verb = if download { "Downloading" } else { "Reading" };
+            view! {
+                <div class="progress-head">
+                    <span>{verb} " " <strong>{name}</strong></span>
+                    <button class="btn btn-ghost" on:click=move |_| engine_link::cancel_load(state)>
+                        "Cancel"
+                    </button>
+                </div>
+                <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
+                    aria-valuenow=format!("{pct:.0}")>
+                    <div class="progress-fill" style=format!("width: {pct:.1}%")></div>
+                </div>
+                <p class="muted progress-figures">
+                    {format::bytes(done)} " of " {if total > 0 { format::bytes(total) } else { "?".into() }}
+                    " · " {format!("{pct:.0}%")} " · " {format!("{:.1} MB/s", bytes_per_s / 1e6)}
+                </p>
+            }
+            .into_any()
+        }
+        ModelStatus::Preparing { name } => view! {
+            <p><span class="spinner" aria-hidden="true"></span> "Preparing " <strong>{name}</strong> "…"</p>
+        }
+        .into_any(),
+        ModelStatus::Ready {
+            name,
+            arch,
+            n_params,
+            n_ctx,
+        } => view! {
+            <p class="loaded">
+                <span class="dot" aria-hidden="true"></span>
+                <strong>{name}</strong>
+                <span class="muted">
+                    " · " {arch} " · " {format::params(n_params)} " params · context " {n_ctx}
+                </span>
+            </p>
+        }
+        .into_any(),
+        ModelStatus::Failed(message) => view! {
+            <p class="error" role="alert">{message}</p>
+        }
+        .into_any(),
+    }
+    };
+    view! {
+        <section class="card status" id="model-status" data-state=move || state.status.with(|s| s.key())
+            aria-live="polite">
+            {body}
+        </section>
+    }
+}

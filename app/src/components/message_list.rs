@@ -1,0 +1,94 @@
+use leptos::prelude::*;
+
+use chord_app::markdown;
+
+use crate::state::{use_state, Role};
+
+/// The conversation, newest at the bottom; the last reply streams in token by token.
+#[component]
+pub fn MessageList() -> impl IntoView {
+    let state = use_state();
+    let count = move || state.messages.with(|m| m.len());
+    view! {
+        <div class="messages" aria-live="polite">
+            <Show when=move || count() == 0>
+                <p class="empty muted">"Load a model, then say something."</p>
+            </Show>
+            <For each=move || 0..count() key=|i| *i let:index>
+                <MessageBubble index=index/>
+            </For>
+        </div>
+    }
+}
+
+/// One message: the user's as plain text, the model's as safe Markdown, with its speed.
+#[component]
+fn MessageBubble(index: usize) -> impl IntoView {
+    let state = use_state();
+    let entry = Memo::new(move |_| state.messages.with(|m| m.get(index).cloned()));
+    let role = move || entry.with(|e| e.as_ref().map(|e| e.role).unwrap_or(Role::User));
+    let html = move || {
+        entry.with(|e| match e {
+            Some(e) if e.role == Role::Assistant => markdown::to_safe_html(&e.text),
+            Some(e) => markdown::escape(&e.text),
+            None => String::new(),
+        })
+    };
+    let ids = move || {
+        entry.with(|e| {
+            e.as_ref()
+                .map(|e| {
+                    e.ids
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        })
+    };
+    let stop = move || {
+        entry.with(|e| {
+            e.as_ref()
+                .and_then(|e| e.stats.as_ref().map(|s| s.stop.clone()))
+                .unwrap_or_default()
+        })
+    };
+    let stats = move || {
+        entry.with(|e| {
+            e.as_ref().and_then(|e| e.stats.as_ref()).map(|s| {
+                format!(
+                    "{} tokens · {:.1} tok/s · prompt {} tokens at {:.0} tok/s{}",
+                    s.tokens,
+                    s.decode_tok_s,
+                    s.prompt_tokens,
+                    s.prefill_tok_s,
+                    match s.stop.as_str() {
+                        "stopped" => " · stopped",
+                        "length" => " · hit max tokens",
+                        "context" => " · context full",
+                        _ => "",
+                    }
+                )
+            })
+        })
+    };
+    let error = move || entry.with(|e| e.as_ref().and_then(|e| e.error.clone()));
+    let streaming = move || {
+        state.generating.get()
+            && index + 1 == state.messages.with(|m| m.len())
+            && role() == Role::Assistant
+    };
+    view! {
+        <article
+            class=move || format!("msg msg-{}", role().as_str())
+            class:streaming=streaming
+            data-token-ids=ids
+            data-stop=stop
+        >
+            <div class="msg-body" inner_html=html></div>
+            {move || stats().map(|s| view! { <p class="msg-stats">{s}</p> })}
+            {move || error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        </article>
+    }
+}

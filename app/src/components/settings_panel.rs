@@ -1,0 +1,70 @@
+use leptos::prelude::*;
+
+use chord_app::settings::Settings;
+
+use crate::state::use_state;
+
+/// Sampling settings (saved in this browser).
+#[component]
+pub fn SettingsPanel() -> impl IntoView {
+    let state = use_state();
+    let s = state.settings;
+    // Parse a form value and store it, sanitized; an unparsable value is ignored.
+    let num = move |f: fn(&mut Settings, f64)| {
+        move |ev: leptos::ev::Event| {
+            if let Ok(v) = event_target_value(&ev).trim().parse::<f64>() {
+                s.update(|st| {
+                    f(st, v);
+                    *st = st.clone().sanitized();
+                });
+            }
+        }
+    };
+    view! {
+        <details class="card settings">
+            <summary>"Settings"</summary>
+            <div class="settings-grid">
+                <label>
+                    "Temperature"
+                    <input type="number" name="temperature" min="0" max="2" step="0.05"
+                        prop:value=move || s.with(|s| s.temperature.to_string())
+                        on:change=num(|s, v| s.temperature = v as f32)/>
+                </label>
+                <label>
+                    "Top-p"
+                    <input type="number" name="top_p" min="0" max="1" step="0.01"
+                        prop:value=move || s.with(|s| s.top_p.to_string())
+                        on:change=num(|s, v| s.top_p = v as f32)/>
+                </label>
+                <label>
+                    "Top-k"
+                    <input type="number" name="top_k" min="0" max="1000" step="1"
+                        prop:value=move || s.with(|s| s.top_k.to_string())
+                        on:change=num(|s, v| s.top_k = v.max(0.0) as u32)/>
+                </label>
+                <label>
+                    "Max tokens"
+                    <input type="number" name="max_tokens" min="1" max="4096" step="1"
+                        prop:value=move || s.with(|s| s.max_tokens.to_string())
+                        on:change=num(|s, v| s.max_tokens = v.max(1.0) as u32)/>
+                </label>
+                <label class="wide check">
+                    <input type="checkbox" name="raw"
+                        prop:checked=move || s.with(|s| s.raw)
+                        on:change=move |ev| s.update(|st| st.raw = event_target_checked(&ev))/>
+                    "Completion mode (no chat template: the message is the raw prompt)"
+                </label>
+                <label class="wide">
+                    "System prompt"
+                    <textarea name="system_prompt" rows="2"
+                        prop:value=move || s.with(|s| s.system_prompt.clone())
+                        on:change=move |ev| s.update(|st| st.system_prompt = event_target_value(&ev))
+                    ></textarea>
+                </label>
+                <button type="button" class="btn btn-ghost" on:click=move |_| s.set(Settings::default())>
+                    "Reset to defaults"
+                </button>
+            </div>
+        </details>
+    }
+}

@@ -1,0 +1,73 @@
+//! User settings, persisted in `localStorage` (gloo-storage) by an `Effect` in the UI.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::GenParams;
+
+pub const STORAGE_KEY: &str = "wasm-chord.settings.v1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub temperature: f32,
+    pub top_p: f32,
+    pub top_k: u32,
+    pub max_tokens: u32,
+    /// Completion mode: no chat template, the message is the raw prompt.
+    pub raw: bool,
+    pub system_prompt: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            temperature: 0.7,
+            top_p: 0.95,
+            top_k: 40,
+            max_tokens: 256,
+            raw: false,
+            system_prompt: String::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Clamp every field into its valid range (values from storage or a form are untrusted).
+    pub fn sanitized(mut self) -> Self {
+        let finite = |v: f32, d: f32| if v.is_finite() { v } else { d };
+        self.temperature = finite(self.temperature, 0.7).clamp(0.0, 2.0);
+        self.top_p = finite(self.top_p, 0.95).clamp(0.0, 1.0);
+        self.top_k = self.top_k.min(1000);
+        self.max_tokens = self.max_tokens.clamp(1, 4096);
+        self
+    }
+
+    pub fn gen_params(&self, seed: u64) -> GenParams {
+        let s = self.clone().sanitized();
+        GenParams {
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            max_tokens: s.max_tokens,
+            raw: s.raw,
+            ignore_eos: false,
+            seed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_and_defaults() {
+        let s: Settings = serde_json::from_str(r#"{"temperature": 9, "max_tokens": 0}"#).unwrap();
+        let s = s.sanitized();
+        assert_eq!(s.temperature, 2.0);
+        assert_eq!(s.max_tokens, 1);
+        assert_eq!(s.top_k, 40);
+        let p = Settings::default().gen_params(7);
+        assert_eq!((p.seed, p.max_tokens, p.raw), (7, 256, false));
+    }
+}

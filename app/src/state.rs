@@ -1,0 +1,132 @@
+//! What the UI knows, as signals shared through context: the model's status, the conversation,
+//! whether a reply is streaming, and the settings (persisted by an `Effect`).
+
+use gloo_storage::Storage;
+use leptos::prelude::*;
+
+use chord_app::settings::{Settings, STORAGE_KEY};
+
+/// Where the model is in its life: picked, downloading/streaming to the worker, ready, failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelStatus {
+    Empty,
+    /// Bytes are going to the worker, from a download (`download`) or a local file.
+    Transferring {
+        name: String,
+        done: u64,
+        total: u64,
+        bytes_per_s: f64,
+        download: bool,
+    },
+    /// Every byte sent; the worker is building the model.
+    Preparing {
+        name: String,
+    },
+    Ready {
+        name: String,
+        arch: String,
+        n_params: u64,
+        n_ctx: u64,
+    },
+    Failed(String),
+}
+
+impl ModelStatus {
+    pub fn busy(&self) -> bool {
+        matches!(self, Self::Transferring { .. } | Self::Preparing { .. })
+    }
+    pub fn ready(&self) -> bool {
+        matches!(self, Self::Ready { .. })
+    }
+    /// Short machine-readable state for `data-state` (tests, CSS).
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Transferring { .. } => "transferring",
+            Self::Preparing { .. } => "preparing",
+            Self::Ready { .. } => "ready",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// Speed figures for one reply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplyStats {
+    pub tokens: u32,
+    pub prompt_tokens: u32,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    pub stop: String,
+}
+
+/// One message in the conversation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub role: Role,
+    pub text: String,
+    /// Generated token ids (assistant replies).
+    pub ids: Vec<u32>,
+    pub stats: Option<ReplyStats>,
+    pub error: Option<String>,
+}
+
+impl Entry {
+    pub fn new(role: Role, text: impl Into<String>) -> Self {
+        Entry {
+            role,
+            text: text.into(),
+            ids: Vec::new(),
+            stats: None,
+            error: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub status: RwSignal<ModelStatus>,
+    pub messages: RwSignal<Vec<Entry>>,
+    pub generating: RwSignal<bool>,
+    pub settings: RwSignal<Settings>,
+    pub worker_ready: RwSignal<bool>,
+}
+
+impl AppState {
+    /// Create the state, load saved settings, and persist them whenever they change.
+    pub fn provide() -> Self {
+        let saved: Settings = gloo_storage::LocalStorage::get(STORAGE_KEY).unwrap_or_default();
+        let state = AppState {
+            status: RwSignal::new(ModelStatus::Empty),
+            messages: RwSignal::new(Vec::new()),
+            generating: RwSignal::new(false),
+            settings: RwSignal::new(saved.sanitized()),
+            worker_ready: RwSignal::new(false),
+        };
+        Effect::new(move |_| {
+            let s = state.settings.get();
+            let _ = gloo_storage::LocalStorage::set(STORAGE_KEY, &s);
+        });
+        provide_context(state);
+        state
+    }
+}
+
+pub fn use_state() -> AppState {
+    expect_context::<AppState>()
+}
