@@ -65,3 +65,103 @@ pub const GOLDEN: [&str; 4] = [
     "gemma-3-270m-q4_k_m",
     "qwen2.5-coder-1.5b-q4_k_m",
 ];
+
+/// Worst gaps seen over a golden file.
+pub struct Report {
+    pub worst_llama: f32,
+    pub worst_ref: f32,
+    pub forced: usize,
+}
+
+/// Check every prompt of golden file `name` (`../shared/golden/README.md`): `eval(seq)` returns the
+/// logits of every position of `seq` ((seq.len(), n_vocab), row-major), where `seq` is the prompt plus
+/// llama.cpp's greedy tokens but the last. Asserts
+/// 1. teacher forcing: where the golden margin is >= 1.0, our argmax is llama.cpp's next token;
+/// 2. last position: top-1 equal and top-20 max |Δ| <= 1.5 against llama.cpp;
+/// 3. the top-20 within `ref_tol` of the float64 reference (when `Some`; always reported).
+pub fn check_golden(
+    name: &str,
+    n_vocab: usize,
+    ref_tol: Option<f32>,
+    mut eval: impl FnMut(&[u32]) -> Vec<f32>,
+) -> Report {
+    let argmax = inference::sampler::argmax;
+    let g = golden(name);
+    let mut rep = Report {
+        worst_llama: 0.0,
+        worst_ref: 0.0,
+        forced: 0,
+    };
+    for p in g["prompts"].as_array().expect("prompts") {
+        let pname = p["name"].as_str().expect("name");
+        let prompt = ids(&p["tokens"]);
+        let greedy = ids(&p["greedy"]["tokens"]);
+        let margins = p["greedy"]["top1_minus_top2"].as_array().expect("margins");
+        let mut seq = prompt.clone();
+        seq.extend_from_slice(&greedy[..greedy.len() - 1]);
+        let logits = eval(&seq);
+        assert_eq!(
+            logits.len(),
+            seq.len() * n_vocab,
+            "{name}/{pname}: logits shape"
+        );
+        let row = |pos: usize| &logits[pos * n_vocab..(pos + 1) * n_vocab];
+
+        for (i, (&want, m)) in greedy.iter().zip(margins).enumerate() {
+            let m = m.as_f64().expect("margin");
+            if m >= 1.0 {
+                let got = argmax(row(prompt.len() - 1 + i));
+                assert_eq!(
+                    got, want,
+                    "{name}/{pname}: step {i} (margin {m:.2}): argmax {got}, llama.cpp {want}"
+                );
+                rep.forced += 1;
+            }
+        }
+
+        let last = row(prompt.len() - 1);
+        let ll = &p["last_logits"];
+        assert_eq!(
+            argmax(last),
+            ll["argmax"].as_u64().expect("argmax") as u32,
+            "{name}/{pname}: top-1"
+        );
+        let top20: Vec<(usize, f32)> = ll["top20"]
+            .as_array()
+            .expect("top20")
+            .iter()
+            .map(|e| {
+                (
+                    e[0].as_u64().expect("id") as usize,
+                    e[1].as_f64().expect("logit") as f32,
+                )
+            })
+            .collect();
+        let d_llama = top20
+            .iter()
+            .map(|&(i, v)| (last[i] - v).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            d_llama <= 1.5,
+            "{name}/{pname}: top-20 max |Δ| vs llama.cpp {d_llama}"
+        );
+        rep.worst_llama = rep.worst_llama.max(d_llama);
+
+        // Every golden prompt here is public and has reference logits.
+        let r = reference_logits(name, pname)
+            .unwrap_or_else(|| panic!("{name}/{pname}: reference logits missing"));
+        assert_eq!(r.len(), n_vocab);
+        let d_ref = top20
+            .iter()
+            .map(|&(i, _)| (last[i] - r[i]).abs())
+            .fold(0f32, f32::max);
+        if let Some(tol) = ref_tol {
+            assert!(
+                d_ref <= tol,
+                "{name}/{pname}: top-20 max |Δ| vs reference {d_ref}"
+            );
+        }
+        rep.worst_ref = rep.worst_ref.max(d_ref);
+    }
+    rep
+}
