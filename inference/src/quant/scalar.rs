@@ -450,22 +450,9 @@ pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
 }
 
 pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out: &mut [f32]) {
-    assert_eq!(x.len(), n_tok * cols, "activations are not n_tok x cols");
-    if n_tok == 0 {
+    let Some((rows, rb)) = matmul_dims(ty, w, cols, x, n_tok, out) else {
         return;
-    }
-    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
-    let rows = out.len() / n_tok;
-    let rb = row_bytes(ty, cols);
-    assert_eq!(
-        w.len(),
-        rb * rows,
-        "weight matrix has the wrong byte length"
-    );
-    if rb == 0 {
-        out.fill(0.0);
-        return;
-    }
+    };
     let mut accs = vec![Acc::ZERO; n_tok];
     for (r, row) in w.chunks_exact(rb).enumerate() {
         accs.fill(Acc::ZERO);
@@ -481,7 +468,37 @@ pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out:
     }
 }
 
-fn row_bytes(ty: GgmlType, cols: usize) -> usize {
+/// Shape checks shared by every ISA's `matmul`: `Some((rows, row_bytes))` when there is work,
+/// `None` when there is none (no tokens, or empty rows: `out` is zeroed).
+pub(super) fn matmul_dims(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    x: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) -> Option<(usize, usize)> {
+    assert_eq!(x.len(), n_tok * cols, "activations are not n_tok x cols");
+    if n_tok == 0 {
+        return None;
+    }
+    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
+    let rows = out.len() / n_tok;
+    let rb = row_bytes(ty, cols);
+    assert_eq!(
+        w.len(),
+        rb * rows,
+        "weight matrix has the wrong byte length"
+    );
+    if rb == 0 {
+        out.fill(0.0);
+        return None;
+    }
+    Some((rows, rb))
+}
+
+/// Bytes of a row of `cols` elements (panics on a partial block).
+pub(super) fn row_bytes(ty: GgmlType, cols: usize) -> usize {
     assert_eq!(
         cols % ty.block_size(),
         0,

@@ -12,7 +12,7 @@
 
 use core::arch::wasm32::*;
 
-use super::scalar::{self, scale_min_k4};
+use super::scalar::{self, row_bytes, scale_min_k4};
 use super::GgmlType;
 use half::f16;
 
@@ -339,12 +339,6 @@ fn matmul_k<K: Kern>(w: &[u8], cols: usize, x: &[f32], n_tok: usize, out: &mut [
     }
 }
 
-fn row_bytes(ty: GgmlType, n: usize) -> usize {
-    ty.row_bytes(n as u64)
-        .unwrap_or_else(|| panic!("row length {n} is not a multiple of the block size"))
-        as usize
-}
-
 pub(super) fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
     assert_eq!(
         row.len(),
@@ -371,20 +365,7 @@ pub(super) fn matmul(
     n_tok: usize,
     out: &mut [f32],
 ) {
-    assert_eq!(x.len(), n_tok * cols, "activations are not n_tok x cols");
-    if n_tok == 0 {
-        return;
-    }
-    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
-    let rows = out.len() / n_tok;
-    let rb = row_bytes(ty, cols);
-    assert_eq!(
-        w.len(),
-        rb * rows,
-        "weight matrix has the wrong byte length"
-    );
-    if rb == 0 {
-        out.fill(0.0);
+    if scalar::matmul_dims(ty, w, cols, x, n_tok, out).is_none() {
         return;
     }
     match ty {

@@ -19,7 +19,7 @@
 use std::arch::x86_64::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::scalar::{q3_k_scales, scale_min_k4};
+use super::scalar::{self, q3_k_scales, row_bytes, scale_min_k4};
 use super::GgmlType;
 
 static DETECTED: AtomicU8 = AtomicU8::new(0); // 0 = not yet, 1 = no, 2 = yes
@@ -748,13 +748,6 @@ macro_rules! dispatch {
     };
 }
 
-/// Bytes of a row of `n` elements (panics on a partial block, like the scalar kernels).
-fn row_bytes(ty: GgmlType, n: usize) -> usize {
-    ty.row_bytes(n as u64)
-        .unwrap_or_else(|| panic!("row length {n} is not a multiple of the block size"))
-        as usize
-}
-
 pub(super) fn vec_dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
     assert!(available());
     assert_eq!(
@@ -775,20 +768,7 @@ pub(super) fn matmul(
     out: &mut [f32],
 ) {
     assert!(available());
-    assert_eq!(x.len(), n_tok * cols, "activations are not n_tok x cols");
-    if n_tok == 0 {
-        return;
-    }
-    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
-    let rows = out.len() / n_tok;
-    let rb = row_bytes(ty, cols);
-    assert_eq!(
-        w.len(),
-        rb * rows,
-        "weight matrix has the wrong byte length"
-    );
-    if rb == 0 {
-        out.fill(0.0);
+    if scalar::matmul_dims(ty, w, cols, x, n_tok, out).is_none() {
         return;
     }
     // SAFETY: `w` holds `rows` rows of `cols` elements of `ty`; the CPU features were checked.
