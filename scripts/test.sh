@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's "test" command, and what CI runs (.ci/run): installs what is missing (wasm32 target,
-# the Python gguf + numpy packages, the three test models), then formatting, clippy (native and
-# wasm32), the test suite, and the wasm32 release build of the app. Every step runs; the summary at
-# the end lists each one, and the exit status is non-zero if any failed.
+# wasm-bindgen-cli, the Python gguf + numpy packages, the three test models), then formatting,
+# clippy (native and wasm32), the test suite (native, then tests/wasm_simd.rs as wasm under Node),
+# and the wasm32 release build of the app. Every step runs; the summary at the end lists each one,
+# and the exit status is non-zero if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/toolchain.sh
@@ -11,6 +12,7 @@ START=$(date +%s)
 
 log "setup"
 ensure_wasm_target
+ensure_wasm_bindgen   # its wasm-bindgen-test-runner runs the wasm32 tests (.cargo/config.toml)
 ensure_vulkan
 if ! python3 -c 'import gguf, numpy' >/dev/null 2>&1; then
   log "installing python packages gguf, numpy"
@@ -35,9 +37,11 @@ step() {
 step "fmt"          cargo fmt --all --check
 step "clippy"       cargo clippy --workspace --all-targets -- -D warnings
 # wasm32: the engine library and the binaries (`chord` is a stub there: the CLI reads files). The
-# integration tests read model files and run natively only.
+# integration tests read model files and run natively only, except tests/wasm_simd.rs (test-wasm).
 step "clippy-wasm"  cargo clippy -p inference -p app --target wasm32-unknown-unknown --lib --bins -- -D warnings
 step "test"         cargo test --workspace
+# The wasm32 simd128 kernels (and the engine on the 4-layer model) run as wasm under Node.
+step "test-wasm"    cargo test -p inference --target wasm32-unknown-unknown --test wasm_simd
 step "wasm-build"   cargo build -p app --target wasm32-unknown-unknown --release
 
 echo

@@ -4,15 +4,17 @@ use leptos::prelude::*;
 
 use crate::components::{
     BackendBadge, ChatPanel, DropZone, Header, LoadProgress, ModelPicker, SettingsPanel,
-    SupportedTypes,
+    StorageView, SupportedTypes,
 };
 use crate::engine_link;
+use crate::loads;
 use crate::state::AppState;
 
 #[component]
 pub fn App() -> impl IntoView {
     let state = AppState::provide();
     engine_link::start(state);
+    leptos::task::spawn_local(loads::init(state));
     view! {
         <Header/>
         <main class="page">
@@ -20,6 +22,7 @@ pub fn App() -> impl IntoView {
                 <aside class="sidebar">
                     <ModelPicker/>
                     <DropZone/>
+                    <StorageView/>
                     <SettingsPanel/>
                     <BackendBadge/>
                 </aside>

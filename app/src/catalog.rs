@@ -12,6 +12,8 @@ pub struct CatalogModel {
     pub url: &'static str,
     /// Served by this site (works offline once the page is here).
     pub local: bool,
+    /// sha256 of the file where we know it (checked before the cache entry is marked complete).
+    pub sha256: Option<&'static str>,
 }
 
 pub const DEFAULT_MODEL: &str = "smollm2-135m";
@@ -25,6 +27,7 @@ pub const CATALOG: &[CatalogModel] = &[
         size: 98_362_432,
         url: "/models/SmolLM2-135M-Instruct.Q4_1.gguf",
         local: true,
+        sha256: Some("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
     },
     CatalogModel {
         id: "smollm2-360m",
@@ -34,6 +37,7 @@ pub const CATALOG: &[CatalogModel] = &[
         size: 271_000_000,
         url: "https://huggingface.co/bartowski/SmolLM2-360M-Instruct-GGUF/resolve/main/SmolLM2-360M-Instruct-Q4_K_M.gguf",
         local: false,
+        sha256: None,
     },
     CatalogModel {
         id: "smollm2-1.7b",
@@ -43,6 +47,7 @@ pub const CATALOG: &[CatalogModel] = &[
         size: 1_060_000_000,
         url: "https://huggingface.co/bartowski/SmolLM2-1.7B-Instruct-GGUF/resolve/main/SmolLM2-1.7B-Instruct-Q4_K_M.gguf",
         local: false,
+        sha256: None,
     },
     CatalogModel {
         id: "qwen2.5-0.5b",
@@ -52,6 +57,7 @@ pub const CATALOG: &[CatalogModel] = &[
         size: 491_000_000,
         url: "https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf",
         local: false,
+        sha256: None,
     },
     CatalogModel {
         id: "qwen2.5-1.5b",
@@ -61,6 +67,7 @@ pub const CATALOG: &[CatalogModel] = &[
         size: 1_120_000_000,
         url: "https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF/resolve/main/qwen2.5-1.5b-instruct-q4_k_m.gguf",
         local: false,
+        sha256: None,
     },
     CatalogModel {
         id: "gemma3-270m",
@@ -70,6 +77,7 @@ pub const CATALOG: &[CatalogModel] = &[
         size: 253_113_024,
         url: "https://huggingface.co/unsloth/gemma-3-270m-it-GGUF/resolve/main/gemma-3-270m-it-Q4_K_M.gguf",
         local: false,
+        sha256: None,
     },
     CatalogModel {
         id: "gemma3-1b",
@@ -79,6 +87,7 @@ pub const CATALOG: &[CatalogModel] = &[
         size: 806_000_000,
         url: "https://huggingface.co/unsloth/gemma-3-1b-it-GGUF/resolve/main/gemma-3-1b-it-Q4_K_M.gguf",
         local: false,
+        sha256: None,
     },
     CatalogModel {
         id: "tinyllama-1.1b",
@@ -88,6 +97,7 @@ pub const CATALOG: &[CatalogModel] = &[
         size: 669_000_000,
         url: "https://huggingface.co/TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf",
         local: false,
+        sha256: None,
     },
 ];
 

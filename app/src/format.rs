@@ -14,6 +14,26 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// "12 s", "3 min 05 s", "1 h 02 min" for an ETA.
+pub fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "—".into();
+    }
+    let s = secs.round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    }
+}
+
 /// "135M", "1.7B" parameters.
 pub fn params(n: u64) -> String {
     let n = n as f64;
@@ -48,5 +68,10 @@ mod tests {
         assert_eq!(params(1_711_000_000), "1.7B");
         assert_eq!(percent(1, 4), 25.0);
         assert_eq!(percent(1, 0), 0.0);
+        assert_eq!(hex(&[0, 0xab, 0x10]), "00ab10");
+        assert_eq!(duration(7.4), "7 s");
+        assert_eq!(duration(185.0), "3 min 05 s");
+        assert_eq!(duration(3720.0), "1 h 02 min");
+        assert_eq!(duration(f64::INFINITY), "—");
     }
 }

@@ -2,6 +2,7 @@
 //! catalog, settings, safe Markdown rendering and number formatting. Both binaries use them: `app`
 //! (the Leptos UI, `main.rs`) and `worker` (the engine in a dedicated Web Worker, `bin/worker.rs`).
 
+pub mod cache;
 pub mod catalog;
 pub mod format;
 pub mod markdown;

@@ -3,6 +3,8 @@
 mod app;
 mod components;
 mod engine_link;
+mod loads;
+mod model_store;
 mod platform;
 mod state;
 

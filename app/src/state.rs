@@ -4,19 +4,40 @@
 use gloo_storage::Storage;
 use leptos::prelude::*;
 
+use chord_app::cache::CachedModel;
 use chord_app::settings::{Settings, STORAGE_KEY};
+
+/// Where the bytes of a model in transfer come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Network,
+    Cache,
+    File,
+}
+
+impl Source {
+    /// The verb the progress line starts with.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Source::Network => "Downloading",
+            Source::Cache => "Loading from browser storage",
+            Source::File => "Reading",
+        }
+    }
+}
 
 /// Where the model is in its life: picked, downloading/streaming to the worker, ready, failed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelStatus {
     Empty,
-    /// Bytes are going to the worker, from a download (`download`) or a local file.
+    /// Bytes are going to the worker, from a download, the cache or a local file.
     Transferring {
         name: String,
         done: u64,
         total: u64,
+        /// Rate of new bytes (network or file), for the MB/s figure and the ETA.
         bytes_per_s: f64,
-        download: bool,
+        source: Source,
     },
     /// Every byte sent; the worker is building the model.
     Preparing {
@@ -105,6 +126,12 @@ pub struct AppState {
     pub generating: RwSignal<bool>,
     pub settings: RwSignal<Settings>,
     pub worker_ready: RwSignal<bool>,
+    /// A non-fatal message about the model (not cached, connection lost and resuming, …).
+    pub notice: RwSignal<Option<String>>,
+    /// The models in the browser's cache, newest first.
+    pub cache: RwSignal<Vec<CachedModel>>,
+    /// `(usage, quota)` bytes from `navigator.storage.estimate()`.
+    pub quota: RwSignal<Option<(f64, f64)>>,
 }
 
 impl AppState {
@@ -117,6 +144,9 @@ impl AppState {
             generating: RwSignal::new(false),
             settings: RwSignal::new(saved.sanitized()),
             worker_ready: RwSignal::new(false),
+            notice: RwSignal::new(None),
+            cache: RwSignal::new(Vec::new()),
+            quota: RwSignal::new(None),
         };
         Effect::new(move |_| {
             let s = state.settings.get();

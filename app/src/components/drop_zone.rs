@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::engine_link;
+use crate::loads;
 use crate::state::{use_state, AppState};
 
 /// Drop a local `.gguf` here, or pick one: it is streamed to the engine in slices, its header
@@ -10,6 +10,7 @@ use crate::state::{use_state, AppState};
 pub fn DropZone() -> impl IntoView {
     let state = use_state();
     let hover = RwSignal::new(false);
+    let keep = RwSignal::new(true);
     let disabled = move || state.status.with(|s| s.busy()) || state.generating.get();
 
     let on_change = move |ev: leptos::ev::Event| {
@@ -18,7 +19,7 @@ pub fn DropZone() -> impl IntoView {
             .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
         if let Some(input) = input {
             if let Some(file) = input.files().and_then(|f| f.get(0)) {
-                start(state, file);
+                start(state, file, keep.get_untracked());
             }
             // Picking the same file again must fire `change` again.
             input.set_value("");
@@ -35,7 +36,7 @@ pub fn DropZone() -> impl IntoView {
             .and_then(|dt| dt.files())
             .and_then(|f| f.get(0))
         {
-            start(state, file);
+            start(state, file, keep.get_untracked());
         }
     };
     view! {
@@ -60,9 +61,14 @@ pub fn DropZone() -> impl IntoView {
             <span class="drop-title">"Drop a .gguf file here, or click to choose one"</span>
             <span class="muted">"It stays on this device: the file is read in slices, never uploaded."</span>
         </label>
+        <label class="keep-copy">
+            <input type="checkbox" prop:checked=move || keep.get()
+                on:change=move |ev| keep.set(event_target_checked(&ev))/>
+            " Keep a copy in browser storage for next time"
+        </label>
     }
 }
 
-fn start(state: AppState, file: web_sys::File) {
-    leptos::task::spawn_local(engine_link::load_file(state, file));
+fn start(state: AppState, file: web_sys::File, keep: bool) {
+    leptos::task::spawn_local(loads::load_file(state, file, keep));
 }

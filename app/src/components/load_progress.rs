@@ -2,7 +2,7 @@ use leptos::prelude::*;
 
 use chord_app::format;
 
-use crate::engine_link;
+use crate::loads;
 use crate::state::{use_state, ModelStatus};
 
 /// The model's status: download/transfer progress with Cancel, "preparing", loaded, or an error.
@@ -20,14 +20,19 @@ pub fn LoadProgress() -> impl IntoView {
             done,
             total,
             bytes_per_s,
-            download,
+            source,
         } => {
             let pct = format::percent(done, total);
-            let verb = if download { "Downloading" } else { "Reading" };
+            let verb = source.verb();
+            let eta = if bytes_per_s > 0.0 && total > done {
+                format!(" · {} left", format::duration((total - done) as f64 / bytes_per_s))
+            } else {
+                String::new()
+            };
             view! {
                 <div class="progress-head">
                     <span>{verb} " " <strong>{name}</strong></span>
-                    <button class="btn btn-ghost" on:click=move |_| engine_link::cancel_load(state)>
+                    <button class="btn btn-ghost" on:click=move |_| loads::cancel_load(state)>
                         "Cancel"
                     </button>
                 </div>
@@ -37,7 +42,7 @@ pub fn LoadProgress() -> impl IntoView {
                 </div>
                 <p class="muted progress-figures">
                     {format::bytes(done)} " of " {if total > 0 { format::bytes(total) } else { "?".into() }}
-                    " · " {format!("{pct:.0}%")} " · " {format!("{:.1} MB/s", bytes_per_s / 1e6)}
+                    " · " {format!("{pct:.0}%")} " · " {format!("{:.1} MB/s", bytes_per_s / 1e6)} {eta}
                 </p>
             }
             .into_any()
@@ -71,6 +76,7 @@ pub fn LoadProgress() -> impl IntoView {
         <section class="card status" id="model-status" data-state=move || state.status.with(|s| s.key())
             aria-live="polite">
             {body}
+            {move || state.notice.get().map(|n| view! { <p class="notice" role="status">{n}</p> })}
         </section>
     }
 }

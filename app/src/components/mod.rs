@@ -9,6 +9,7 @@ mod load_progress;
 mod message_list;
 mod model_picker;
 mod settings_panel;
+mod storage_view;
 mod supported_types;
 
 pub use backend_badge::BackendBadge;
@@ -20,4 +21,5 @@ pub use load_progress::LoadProgress;
 pub use message_list::MessageList;
 pub use model_picker::ModelPicker;
 pub use settings_panel::SettingsPanel;
+pub use storage_view::StorageView;
 pub use supported_types::SupportedTypes;

@@ -3,10 +3,10 @@ use leptos::prelude::*;
 use chord_app::catalog::{CatalogModel, CATALOG, DEFAULT_MODEL};
 use chord_app::format;
 
-use crate::engine_link;
-use crate::state::use_state;
+use crate::loads;
+use crate::state::{use_state, AppState};
 
-/// The catalog of models to download, the default one first.
+/// The catalog of models to download, the default one first, and a field for any GGUF URL.
 #[component]
 pub fn ModelPicker() -> impl IntoView {
     view! {
@@ -15,20 +15,33 @@ pub fn ModelPicker() -> impl IntoView {
             <ul class="model-list">
                 {CATALOG.iter().map(|m| view! { <ModelCard model=m/> }).collect_view()}
             </ul>
+            <UrlForm/>
         </section>
     }
+}
+
+fn open(state: AppState, name: String, url: String, sha256: Option<String>) {
+    leptos::task::spawn_local(loads::open_url(state, name, url, sha256));
 }
 
 #[component]
 fn ModelCard(model: &'static CatalogModel) -> impl IntoView {
     let state = use_state();
     let disabled = move || state.status.with(|s| s.busy()) || state.generating.get();
+    let cached = move || {
+        state.cache.with(|c| {
+            c.iter()
+                .find(|e| e.id == model.url)
+                .map(|e| (e.complete, format::percent(e.stored_bytes(), e.size)))
+        })
+    };
     let load = move |_| {
-        leptos::task::spawn_local(engine_link::download(
+        open(
             state,
             model.name.to_owned(),
             model.url.to_owned(),
-        ));
+            model.sha256.map(str::to_owned),
+        )
     };
     let size = if model.local {
         format::bytes(model.size)
@@ -36,7 +49,8 @@ fn ModelCard(model: &'static CatalogModel) -> impl IntoView {
         format!("≈ {}", format::bytes(model.size))
     };
     view! {
-        <li class="model-card" class:default=model.id == DEFAULT_MODEL data-model=model.id>
+        <li class="model-card" class:default=model.id == DEFAULT_MODEL data-model=model.id
+            data-cached=move || match cached() { Some((true, _)) => "complete", Some(_) => "partial", None => "no" }>
             <div class="model-info">
                 <span class="model-name">{model.name}</span>
                 <span class="model-meta">
@@ -44,11 +58,53 @@ fn ModelCard(model: &'static CatalogModel) -> impl IntoView {
                 </span>
                 <span class="model-source">
                     {if model.local { "served by this site" } else { "Hugging Face" }}
+                    {move || match cached() {
+                        Some((true, _)) => " · cached".to_owned(),
+                        Some((false, pct)) => format!(" · {pct:.0}% downloaded"),
+                        None => String::new(),
+                    }}
                 </span>
             </div>
             <button class="btn" on:click=load disabled=disabled>
-                "Load"
+                {move || match cached() {
+                    Some((false, _)) => "Resume",
+                    _ => "Load",
+                }}
             </button>
         </li>
+    }
+}
+
+/// Any GGUF URL (Hugging Face `resolve/main/…` links work: they allow CORS and Range).
+#[component]
+fn UrlForm() -> impl IntoView {
+    let state = use_state();
+    let url = RwSignal::new(String::new());
+    let disabled = move || state.status.with(|s| s.busy()) || state.generating.get();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let u = url.get_untracked().trim().to_owned();
+        if u.is_empty() {
+            return;
+        }
+        let name = u
+            .rsplit('/')
+            .next()
+            .map(|n| n.split(['?', '#']).next().unwrap_or(n))
+            .filter(|n| !n.is_empty())
+            .unwrap_or("model.gguf")
+            .to_owned();
+        open(state, name, u, None);
+    };
+    view! {
+        <form class="url-form" on:submit=submit>
+            <label for="model-url" class="muted">"Or any GGUF URL"</label>
+            <div class="url-row">
+                <input id="model-url" type="text" inputmode="url" autocomplete="off" placeholder="https://huggingface.co/…/model.gguf"
+                    prop:value=move || url.get()
+                    on:input=move |ev| url.set(event_target_value(&ev))/>
+                <button class="btn" type="submit" disabled=disabled>"Open"</button>
+            </div>
+        </form>
     }
 }

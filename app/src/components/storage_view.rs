@@ -1,0 +1,103 @@
+use leptos::prelude::*;
+
+use chord_app::cache::CachedModel;
+use chord_app::format;
+
+use crate::loads;
+use crate::model_store;
+use crate::state::use_state;
+
+/// The models kept in this browser: size, complete or partial, load/resume and delete; and how
+/// much of the site's storage quota is used.
+#[component]
+pub fn StorageView() -> impl IntoView {
+    let state = use_state();
+    let quota = move || {
+        state.quota.get().map(|(used, quota)| {
+            format!(
+                "{} used of {} available to this site",
+                format::bytes(used as u64),
+                format::bytes(quota as u64)
+            )
+        })
+    };
+    view! {
+        <section class="card storage" aria-label="Storage" id="storage">
+            <h2>"Stored models"</h2>
+            {move || {
+                let list = state.cache.get();
+                if list.is_empty() {
+                    view! { <p class="muted">"Nothing stored yet: downloaded models are kept here."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="stored-list">
+                            {list.into_iter().map(|m| view! { <StoredModel meta=m/> }).collect_view()}
+                        </ul>
+                    }
+                    .into_any()
+                }
+            }}
+            <p class="muted quota">{quota}</p>
+        </section>
+    }
+}
+
+#[component]
+fn StoredModel(meta: CachedModel) -> impl IntoView {
+    let state = use_state();
+    let busy = move || state.status.with(|s| s.busy()) || state.generating.get();
+    let status = if meta.complete {
+        format::bytes(meta.size)
+    } else {
+        format!(
+            "{} of {} · partial",
+            format::bytes(meta.stored_bytes()),
+            format::bytes(meta.size)
+        )
+    };
+    let for_load = meta.clone();
+    let load = move |_| {
+        let m = for_load.clone();
+        leptos::task::spawn_local(async move {
+            match (m.complete, m.url.clone()) {
+                (true, _) => {
+                    if let Err(e) = loads::load_cached(state, m).await {
+                        loads::failed(state, e, false);
+                    }
+                }
+                (false, Some(url)) => loads::open_url(state, m.name, url, m.sha256).await,
+                (false, None) => {}
+            }
+        });
+    };
+    let id = meta.id.clone();
+    let delete = move |_| {
+        let id = id.clone();
+        leptos::task::spawn_local(async move {
+            if let Err(e) = model_store::delete(&id).await {
+                state.notice.set(Some(e));
+            }
+            loads::refresh_cache(state).await;
+        });
+    };
+    let can_load = meta.complete || meta.url.is_some();
+    view! {
+        <li class="stored-model" data-complete=meta.complete.to_string()>
+            <div class="model-info">
+                <span class="model-name">{meta.name.clone()}</span>
+                <span class="model-meta">{status}</span>
+            </div>
+            <div class="row-actions">
+                <Show when=move || can_load>
+                    <button class="btn" on:click=load.clone() disabled=busy>
+                        {if meta.complete { "Load" } else { "Resume" }}
+                    </button>
+                </Show>
+                <button class="btn btn-ghost" on:click=delete.clone() disabled=busy
+                    aria-label=format!("Delete {}", meta.name)>
+                    "Delete"
+                </button>
+            </div>
+        </li>
+    }
+}

@@ -1,0 +1,639 @@
+//! Getting a model's bytes to the engine worker: a download (resumable, written to the cache as
+//! it arrives), the cache itself, or a dropped/picked file. All three go through one `Sender`,
+//! in `CHUNK_BYTES` chunks, with back-pressure so the worker's queue stays small.
+//!
+//! ```text
+//! download:  [cached chunks 0..k from IndexedDB] → fetch Range: bytes=k·CHUNK- → store + send
+//! cache:     chunks 0..n from IndexedDB → send
+//! file:      File.slice() → (store) + send
+//! ```
+//! A cache entry is marked complete only when every chunk is stored, the size (and sha256 where
+//! known) checks out and the worker has built the model from it; a worker error deletes it.
+
+use std::cell::{Cell, RefCell};
+
+use js_sys::Uint8Array;
+use leptos::prelude::*;
+use sha2::{Digest, Sha256};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use chord_app::cache::{self, CachedModel, CHUNK_BYTES};
+use chord_app::format;
+use chord_app::protocol::ToWorker;
+
+use crate::engine_link::{self, js_err, now_ms};
+use crate::model_store;
+use crate::state::{AppState, ModelStatus, Source};
+
+/// Most bytes sent but not yet consumed by the worker before the sender waits.
+const IN_FLIGHT: u64 = 32 << 20;
+/// Reconnection attempts after a dropped download (waits 1, 2, 4, 8, 16 s).
+const MAX_RETRIES: u32 = 5;
+
+thread_local! {
+    /// Bumped by every new load and by Cancel: a transfer loop whose number is stale stops.
+    static LOAD_SEQ: Cell<u64> = const { Cell::new(0) };
+    static ABORT: RefCell<Option<web_sys::AbortController>> = const { RefCell::new(None) };
+    /// The cache entry being written by the load in progress (deleted if the worker rejects it).
+    static WRITING: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// A fully stored and verified entry, marked complete once the worker says `Loaded`.
+    static PENDING: RefCell<Option<CachedModel>> = const { RefCell::new(None) };
+}
+
+fn next_seq() -> u64 {
+    LOAD_SEQ.with(|s| {
+        s.set(s.get() + 1);
+        s.get()
+    })
+}
+
+fn current(seq: u64) -> bool {
+    LOAD_SEQ.with(|s| s.get()) == seq
+}
+
+fn abort_fetch() {
+    ABORT.with(|a| {
+        if let Some(c) = a.borrow_mut().take() {
+            c.abort();
+        }
+    });
+}
+
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        let set_timeout = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        match set_timeout {
+            Some(f) => {
+                let _ = f.call2(&global, &resolve, &JsValue::from(ms));
+            }
+            None => {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+// ----------------------------------------------------------------------------
+// Hooks called by engine_link when the worker answers
+// ----------------------------------------------------------------------------
+
+/// The worker built the model: a verified cache entry becomes complete.
+pub fn loaded(state: AppState) {
+    WRITING.with(|w| w.borrow_mut().take());
+    if let Some(mut meta) = PENDING.with(|p| p.borrow_mut().take()) {
+        meta.complete = true;
+        leptos::task::spawn_local(async move {
+            if let Err(e) = model_store::put(&meta).await {
+                state
+                    .notice
+                    .set(Some(format!("The model was not cached: {e}")));
+            }
+            refresh_cache(state).await;
+        });
+    }
+}
+
+/// The load failed. `from_worker`: the engine rejected the bytes, so a partial cache entry is
+/// useless and is deleted (a network failure keeps it, to resume).
+pub fn failed(state: AppState, message: String, from_worker: bool) {
+    next_seq();
+    abort_fetch();
+    PENDING.with(|p| p.borrow_mut().take());
+    let writing = WRITING.with(|w| w.borrow_mut().take());
+    if let (true, Some(id)) = (from_worker, writing) {
+        leptos::task::spawn_local(async move {
+            let _ = model_store::delete(&id).await;
+            refresh_cache(state).await;
+        });
+    }
+    state.status.set(ModelStatus::Failed(message));
+}
+
+/// Cancel the download or file transfer in progress (a partial download stays cached).
+pub fn cancel_load(state: AppState) {
+    next_seq();
+    abort_fetch();
+    WRITING.with(|w| w.borrow_mut().take());
+    PENDING.with(|p| p.borrow_mut().take());
+    engine_link::send(&ToWorker::LoadCancel);
+    state.status.set(ModelStatus::Empty);
+    leptos::task::spawn_local(refresh_cache(state));
+}
+
+/// Re-read the cache listing and the storage estimate into the state.
+pub async fn refresh_cache(state: AppState) {
+    match model_store::list().await {
+        Ok(list) => state.cache.set(list),
+        Err(e) => state.notice.set(Some(e)),
+    }
+    state.quota.set(model_store::estimate().await);
+}
+
+/// At start-up: ask for persistent storage, list the cache, and resume an unfinished download.
+pub async fn init(state: AppState) {
+    let _ = model_store::persist().await;
+    refresh_cache(state).await;
+    let resume = state.cache.with_untracked(|c| {
+        c.iter()
+            .find(|m| !m.complete && m.url.is_some() && m.chunks > 0)
+            .cloned()
+    });
+    if let Some(meta) = resume {
+        if state.status.with_untracked(|s| !s.busy()) {
+            let url = meta.url.clone().unwrap_or_default();
+            open_url(state, meta.name.clone(), url, meta.sha256.clone()).await;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// The sender: one per load
+// ----------------------------------------------------------------------------
+
+struct Sender {
+    state: AppState,
+    seq: u64,
+    name: String,
+    source: Source,
+    total: u64,
+    /// Bytes sent to the worker (always a multiple of CHUNK_BYTES until the last chunk).
+    sent: u64,
+    /// Bytes that came from the network or the file (not from the cache) and when we started.
+    fresh: u64,
+    t0: f64,
+    /// The entry being written; `None` when not caching (or storage failed).
+    cache: Option<CachedModel>,
+    hasher: Sha256,
+}
+
+impl Sender {
+    fn new(
+        state: AppState,
+        seq: u64,
+        name: &str,
+        total: u64,
+        source: Source,
+        cache: Option<CachedModel>,
+    ) -> Self {
+        engine_link::reset_consumed();
+        state.messages.set(Vec::new());
+        engine_link::send(&ToWorker::LoadStart {
+            size: total,
+            name: name.to_owned(),
+        });
+        WRITING.with(|w| {
+            *w.borrow_mut() = cache.as_ref().filter(|c| !c.complete).map(|c| c.id.clone())
+        });
+        let s = Sender {
+            state,
+            seq,
+            name: name.to_owned(),
+            source,
+            total,
+            sent: 0,
+            fresh: 0,
+            t0: now_ms(),
+            cache,
+            hasher: Sha256::new(),
+        };
+        s.report();
+        s
+    }
+
+    /// Send one chunk; `store` writes it to the cache first. `false` when the load was cancelled
+    /// or failed meanwhile.
+    async fn push(&mut self, bytes: &Uint8Array, store: bool) -> bool {
+        while self.sent.saturating_sub(engine_link::consumed()) > IN_FLIGHT {
+            if !current(self.seq) {
+                return false;
+            }
+            sleep_ms(15).await;
+        }
+        if !current(self.seq) {
+            return false;
+        }
+        if store {
+            if let Some(meta) = self.cache.as_mut() {
+                if let Err(e) = model_store::append_chunk(meta, bytes).await {
+                    // Keep loading from the network; just stop caching.
+                    let id = meta.id.clone();
+                    self.cache = None;
+                    WRITING.with(|w| w.borrow_mut().take());
+                    let _ = model_store::delete(&id).await;
+                    self.state.notice.set(Some(format!(
+                        "{} will not be kept for next time: {e}",
+                        self.name
+                    )));
+                }
+                if !current(self.seq) {
+                    return false;
+                }
+            }
+            self.fresh += bytes.length() as u64;
+        }
+        self.hasher.update(bytes.to_vec());
+        // Copy into a buffer of its own: it is transferred (detached) to the worker.
+        let own = Uint8Array::new(bytes);
+        engine_link::send_chunk(own.buffer());
+        self.sent += bytes.length() as u64;
+        self.report();
+        true
+    }
+
+    fn report(&self) {
+        let secs = (now_ms() - self.t0) / 1000.0;
+        self.state.status.set(ModelStatus::Transferring {
+            name: self.name.clone(),
+            done: self.sent,
+            total: self.total,
+            bytes_per_s: if secs > 0.05 {
+                self.fresh as f64 / secs
+            } else {
+                0.0
+            },
+            source: self.source,
+        });
+    }
+
+    /// All bytes sent: check them, then let the worker build the model.
+    fn finish(mut self, sha256: Option<&str>) -> Result<(), String> {
+        if !current(self.seq) {
+            return Ok(());
+        }
+        if self.sent != self.total {
+            return Err(format!(
+                "{} ended early: {} of {} bytes",
+                self.name, self.sent, self.total
+            ));
+        }
+        let digest = format::hex(&self.hasher.finalize_reset());
+        if let Some(want) = sha256 {
+            if !digest.eq_ignore_ascii_case(want) {
+                if let Some(meta) = self.cache.take() {
+                    leptos::task::spawn_local(async move {
+                        let _ = model_store::delete(&meta.id).await;
+                    });
+                }
+                return Err(format!(
+                    "{} is corrupt: its sha256 is {digest}, expected {want}",
+                    self.name
+                ));
+            }
+        }
+        if let Some(meta) = self.cache.take().filter(|m| m.all_stored()) {
+            PENDING.with(|p| *p.borrow_mut() = Some(meta));
+        }
+        ABORT.with(|a| a.borrow_mut().take());
+        engine_link::send(&ToWorker::LoadEnd);
+        self.state
+            .status
+            .set(ModelStatus::Preparing { name: self.name });
+        Ok(())
+    }
+
+    /// Send chunks `0..count` of a cache entry.
+    async fn replay(&mut self, id: &str, count: u64) -> Result<bool, String> {
+        for i in 0..count {
+            let bytes = model_store::read_chunk(id, i).await?;
+            if !self.push(&bytes, false).await {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Entry points
+// ----------------------------------------------------------------------------
+
+/// Open a model by URL: from the cache when it is complete there, else download it (resuming a
+/// partial download).
+pub async fn open_url(state: AppState, name: String, url: String, sha256: Option<String>) {
+    state.notice.set(None);
+    let cached = match model_store::get(&url).await {
+        Ok(c) => c,
+        Err(e) => {
+            state.notice.set(Some(format!(
+                "The model cache is not available ({e}); downloading without caching."
+            )));
+            None
+        }
+    };
+    let result = match cached {
+        Some(meta) if meta.complete => load_cached(state, meta).await,
+        partial => download(state, &name, &url, sha256.as_deref(), partial).await,
+    };
+    if let Err(e) = result {
+        failed(state, e, false);
+    }
+    refresh_cache(state).await;
+}
+
+/// Load a complete cache entry.
+pub async fn load_cached(state: AppState, meta: CachedModel) -> Result<(), String> {
+    let seq = next_seq();
+    let mut sender = Sender::new(state, seq, &meta.name, meta.size, Source::Cache, None);
+    if !sender.replay(&meta.id, meta.total_chunks()).await? {
+        return Ok(());
+    }
+    sender.finish(None)
+}
+
+/// Stream a dropped or picked file to the worker, keeping a copy in the cache if asked.
+pub async fn load_file(state: AppState, file: web_sys::File, keep: bool) {
+    state.notice.set(None);
+    let name = file.name();
+    let size = file.size() as u64;
+    let seq = next_seq();
+    let cache = if keep {
+        let meta = CachedModel::new(&cache::file_id(&name, size), &name, None, size, None);
+        let _ = model_store::delete(&meta.id).await;
+        match model_store::put(&meta).await {
+            Ok(()) => Some(meta),
+            Err(e) => {
+                state
+                    .notice
+                    .set(Some(format!("{name} will not be kept for next time: {e}")));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut sender = Sender::new(state, seq, &name, size, Source::File, cache);
+    let mut off = 0u64;
+    while off < size {
+        let end = (off + CHUNK_BYTES).min(size);
+        let bytes = match read_slice(&file, off, end).await {
+            Ok(b) => b,
+            Err(e) => {
+                if current(seq) {
+                    failed(state, format!("Cannot read {name}: {e}"), true);
+                }
+                return;
+            }
+        };
+        if !sender.push(&bytes, true).await {
+            return;
+        }
+        off = end;
+    }
+    if let Err(e) = sender.finish(None) {
+        failed(state, e, true);
+    }
+}
+
+async fn read_slice(file: &web_sys::File, start: u64, end: u64) -> Result<Uint8Array, String> {
+    let blob = file
+        .slice_with_f64_and_f64(start as f64, end as f64)
+        .map_err(js_err)?;
+    let buf = JsFuture::from(blob.array_buffer()).await.map_err(js_err)?;
+    Ok(Uint8Array::new(&buf))
+}
+
+/// Why reading a download stopped.
+enum Cut {
+    /// Cancelled by the user or superseded by another load.
+    Cancelled,
+    /// The connection dropped: worth retrying from where we are.
+    Network(String),
+    /// Anything else: give up.
+    Fatal(String),
+}
+
+/// Download `url`, resuming `partial` (chunks already in the cache) and retrying with HTTP Range
+/// when the connection drops.
+async fn download(
+    state: AppState,
+    name: &str,
+    url: &str,
+    sha256: Option<&str>,
+    mut partial: Option<CachedModel>,
+) -> Result<(), String> {
+    let seq = next_seq();
+    state.status.set(ModelStatus::Transferring {
+        name: name.to_owned(),
+        done: 0,
+        total: 0,
+        bytes_per_s: 0.0,
+        source: Source::Network,
+    });
+    let mut sender: Option<Sender> = None;
+    let mut retries = 0u32;
+    loop {
+        let have = match &sender {
+            Some(s) => s.sent,
+            None => partial.as_ref().map_or(0, |p| p.stored_bytes()),
+        };
+        let resp = match fetch(url, have).await {
+            Ok(r) => r,
+            Err(Cut::Network(e)) if retries < MAX_RETRIES && sender.is_some() => {
+                retries += 1;
+                wait_to_retry(state, name, retries, &e).await;
+                continue;
+            }
+            Err(Cut::Cancelled) => return Ok(()),
+            Err(Cut::Network(e) | Cut::Fatal(e)) => {
+                return Err(format!("Download of {name} failed: {e}"))
+            }
+        };
+        if !current(seq) {
+            return Ok(());
+        }
+        let header = |k: &str| resp.headers().get(k).ok().flatten();
+        let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let plan = cache::plan_response(
+            resp.status(),
+            length,
+            header("content-range").as_deref(),
+            have,
+        )
+        .map_err(|e| format!("Download of {name} failed: {e}"))?;
+        let sender = match &mut sender {
+            Some(s) => {
+                if plan.total != s.total {
+                    return Err(format!(
+                        "{name} changed on the server during the download; try again"
+                    ));
+                }
+                s
+            }
+            None => {
+                // First answer: the size is known. A partial entry of another size is stale.
+                if let Some(p) = partial.take() {
+                    if p.size == plan.total {
+                        partial = Some(p);
+                    } else {
+                        let _ = model_store::delete(&p.id).await;
+                        if have > 0 {
+                            continue; // ask again from byte 0
+                        }
+                    }
+                }
+                let cache = match partial.take() {
+                    Some(p) => Some(p),
+                    None => {
+                        let meta = CachedModel::new(url, name, Some(url), plan.total, sha256);
+                        match model_store::put(&meta).await {
+                            Ok(()) => Some(meta),
+                            Err(e) => {
+                                state.notice.set(Some(format!(
+                                    "{name} will not be kept for next time: {e}"
+                                )));
+                                None
+                            }
+                        }
+                    }
+                };
+                let stored = cache.as_ref().map_or(0, |c| c.chunks);
+                let id = cache.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+                let s = sender.insert(Sender::new(
+                    state,
+                    seq,
+                    name,
+                    plan.total,
+                    Source::Network,
+                    cache,
+                ));
+                if !s.replay(&id, stored).await? {
+                    return Ok(());
+                }
+                s
+            }
+        };
+        match stream_body(sender, resp, plan.skip).await {
+            Ok(()) => break,
+            Err(Cut::Cancelled) => return Ok(()),
+            Err(Cut::Network(e)) if retries < MAX_RETRIES => {
+                retries += 1;
+                wait_to_retry(state, name, retries, &e).await;
+            }
+            Err(Cut::Network(e)) => {
+                return Err(format!(
+                    "Download of {name} stopped at {} ({e}). Press Load again to resume.",
+                    format::bytes(sender.sent)
+                ))
+            }
+            Err(Cut::Fatal(e)) => return Err(e),
+        }
+    }
+    let Some(sender) = sender else {
+        return Ok(());
+    };
+    sender.finish(sha256)
+}
+
+async fn wait_to_retry(state: AppState, name: &str, attempt: u32, why: &str) {
+    let secs = 1 << (attempt - 1);
+    state.notice.set(Some(format!(
+        "Connection lost while downloading {name} ({why}); resuming in {secs} s (attempt {attempt} of {MAX_RETRIES})…"
+    )));
+    sleep_ms(secs * 1000).await;
+}
+
+/// GET `url` from byte `from` on.
+async fn fetch(url: &str, from: u64) -> Result<web_sys::Response, Cut> {
+    let window = web_sys::window().ok_or(Cut::Fatal("no window".into()))?;
+    abort_fetch();
+    let ctrl = web_sys::AbortController::new().map_err(|e| Cut::Fatal(js_err(e)))?;
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(&ctrl.signal()));
+    // The cache is ours (IndexedDB): never let the HTTP cache serve or store model bytes.
+    init.set_cache(web_sys::RequestCache::NoStore);
+    if from > 0 {
+        let headers = web_sys::Headers::new().map_err(|e| Cut::Fatal(js_err(e)))?;
+        headers
+            .set("Range", &format!("bytes={from}-"))
+            .map_err(|e| Cut::Fatal(js_err(e)))?;
+        init.set_headers(&headers);
+    }
+    ABORT.with(|a| *a.borrow_mut() = Some(ctrl));
+    let seq = LOAD_SEQ.with(|s| s.get());
+    match JsFuture::from(window.fetch_with_str_and_init(url, &init)).await {
+        Ok(r) => r
+            .dyn_into()
+            .map_err(|_| Cut::Fatal("fetch returned no Response".into())),
+        Err(_) if !current(seq) => Err(Cut::Cancelled),
+        Err(e) => Err(Cut::Network(js_err(e))),
+    }
+}
+
+/// Read a response body into whole chunks, skipping the first `skip` bytes; each chunk is
+/// stored and sent.
+async fn stream_body(sender: &mut Sender, resp: web_sys::Response, skip: u64) -> Result<(), Cut> {
+    let body = resp
+        .body()
+        .ok_or(Cut::Fatal("the response has no body".into()))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut skip = skip;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES as usize);
+    loop {
+        let result = match JsFuture::from(reader.read()).await {
+            Ok(r) => r,
+            Err(_) if !current(sender.seq) => return Err(Cut::Cancelled),
+            Err(e) => return Err(Cut::Network(js_err(e))),
+        };
+        if !current(sender.seq) {
+            let _ = reader.cancel();
+            return Err(Cut::Cancelled);
+        }
+        let done = js_sys::Reflect::get(&result, &JsValue::from_str("done"))
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
+        if done {
+            break;
+        }
+        let value: Uint8Array = js_sys::Reflect::get(&result, &JsValue::from_str("value"))
+            .ok()
+            .and_then(|v| v.dyn_into().ok())
+            .ok_or(Cut::Fatal(
+                "the download stream gave something other than bytes".into(),
+            ))?;
+        let mut bytes = value.to_vec();
+        if skip > 0 {
+            let n = skip.min(bytes.len() as u64) as usize;
+            bytes.drain(..n);
+            skip -= n as u64;
+        }
+        if sender.sent + (buf.len() + bytes.len()) as u64 > sender.total {
+            return Err(Cut::Fatal(format!(
+                "{} is larger than its announced {} bytes",
+                sender.name, sender.total
+            )));
+        }
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let take = (CHUNK_BYTES as usize - buf.len()).min(rest.len());
+            buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if buf.len() == CHUNK_BYTES as usize {
+                if !sender.push(&Uint8Array::from(&buf[..]), true).await {
+                    return Err(Cut::Cancelled);
+                }
+                buf.clear();
+            }
+        }
+    }
+    // Only the file's last chunk may be short: a cut connection drops its partial chunk, and the
+    // retry asks again from the last whole one (cached chunks stay aligned).
+    let last = sender.sent + buf.len() as u64 == sender.total;
+    if last && !buf.is_empty() && !sender.push(&Uint8Array::from(&buf[..]), true).await {
+        return Err(Cut::Cancelled);
+    }
+    if sender.sent < sender.total {
+        return Err(Cut::Network(format!(
+            "the connection closed after {} of {}",
+            format::bytes(sender.sent),
+            format::bytes(sender.total)
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,524 @@
+//! The wasm32 `simd128` kernels, run as wasm (under Node with `wasm-bindgen-test-runner`, see
+//! `.cargo/config.toml`): `cargo test -p inference --target wasm32-unknown-unknown --test wasm_simd`.
+//!
+//! The native tests (`tests/quant.rs`) exercise the AVX2 kernels; `quant/simd128.rs` only exists
+//! in the browser build, so this is where it is checked. For every type the engine runs (those
+//! without a simd128 kernel fall back to the scalar one and must work under wasm too):
+//! `dequantize` equals the independent fixtures of `tests/fixtures/quant/` (the PyPI `gguf`
+//! package's values), and `vec_dot` / `matvec` / `matmul` with SIMD on agree with the same calls
+//! after `set_simd(false)` and with a float64 dot of the dequantized weights. Then the whole engine
+//! runs the 4-layer test model of `../shared` against the golden logits. Fixtures and model are
+//! compiled in: wasm has no file system.
+#![cfg(target_arch = "wasm32")]
+
+use inference::quant::{self, dequantize, matmul, matvec, vec_dot, GgmlType};
+use wasm_bindgen_test::{console_log, wasm_bindgen_test};
+
+/// SIMD against scalar, relative to `Σ|w·x|`: both are f32 sums of the same products in another
+/// order (simd128 has no fused multiply-add).
+const TOL_SCALAR: f64 = 2e-6;
+/// Either against the float64 dot of the dequantized weights, relative to `Σ|w·x|`.
+const TOL_F64: f64 = 1e-4;
+
+macro_rules! fixtures {
+    ($($name:literal),* $(,)?) => {
+        &[$((
+            $name,
+            include_bytes!(concat!("fixtures/quant/", $name, ".bin")).as_slice(),
+            include_bytes!(concat!("fixtures/quant/", $name, ".f32")).as_slice(),
+        )),*]
+    };
+}
+
+/// `(name, raw blocks, expected f32 LE)` of every fixture listed in `index.txt`.
+const FIXTURE_FILES: &[(&str, &[u8], &[u8])] = fixtures![
+    "Q8_0.real",
+    "Q4_1.real",
+    "Q5_1.real",
+    "Q4_0.real",
+    "Q5_0.real",
+    "Q4_K.real",
+    "F16.real",
+    "Q5_K.real",
+    "Q6_K.real",
+    "Q3_K.real",
+    "F32.rand",
+    "F16.rand",
+    "BF16.rand",
+    "Q4_0.rand",
+    "Q4_1.rand",
+    "Q5_0.rand",
+    "Q5_1.rand",
+    "Q8_0.rand",
+    "Q2_K.rand",
+    "Q3_K.rand",
+    "Q4_K.rand",
+    "Q5_K.rand",
+    "Q6_K.rand",
+];
+
+const INDEX: &str = include_str!("fixtures/quant/index.txt");
+
+struct Fixture {
+    name: &'static str,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    raw: &'static [u8],
+    expected: Vec<f32>,
+}
+
+fn load_fixtures() -> Vec<Fixture> {
+    let mut out = Vec::new();
+    for line in INDEX.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (name, ty_name) = (f[0], f[1]);
+        let rows: usize = f[2].parse().unwrap();
+        let cols: usize = f[3].parse().unwrap();
+        let ty = *GgmlType::ALL
+            .iter()
+            .find(|t| t.name() == ty_name)
+            .unwrap_or_else(|| panic!("unknown type {ty_name}"));
+        let &(name, raw, exp) = FIXTURE_FILES
+            .iter()
+            .find(|e| e.0 == name)
+            .unwrap_or_else(|| panic!("{name} is in index.txt but not in FIXTURE_FILES"));
+        let expected: Vec<f32> = exp
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(expected.len(), rows * cols, "{name}: expected values");
+        assert_eq!(
+            raw.len() as u64,
+            ty.row_bytes(cols as u64).unwrap() * rows as u64,
+            "{name}: raw byte length"
+        );
+        out.push(Fixture {
+            name,
+            ty,
+            rows,
+            cols,
+            raw,
+            expected,
+        });
+    }
+    assert_eq!(
+        out.len(),
+        FIXTURE_FILES.len(),
+        "FIXTURE_FILES not in index.txt"
+    );
+    out
+}
+
+/// xorshift64* stream.
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        s.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Deterministic pseudo-random activations in [-1, 1).
+fn random_x(n: usize, seed: u64) -> Vec<f32> {
+    let mut next = rng(seed);
+    (0..n)
+        .map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+        .collect()
+}
+
+/// Random but valid blocks of `ty` for `n` elements: random bytes, with every f16 scale (and
+/// every float element) set to a finite value of moderate size.
+fn random_row(ty: GgmlType, n: usize, seed: u64) -> Vec<u8> {
+    let mut next = rng(seed);
+    let bytes = ty.row_bytes(n as u64).unwrap() as usize;
+    let mut v: Vec<u8> = (0..bytes).map(|_| (next() >> 32) as u8).collect();
+    let mut val = move |range: f32| ((next() >> 32) % 2000) as f32 / (1000.0 / range) - range;
+    match ty {
+        GgmlType::F32 => v
+            .chunks_exact_mut(4)
+            .for_each(|e| e.copy_from_slice(&val(2.0).to_le_bytes())),
+        GgmlType::F16 => v
+            .chunks_exact_mut(2)
+            .for_each(|e| e.copy_from_slice(&half::f16::from_f32(val(2.0)).to_le_bytes())),
+        GgmlType::BF16 => v
+            .chunks_exact_mut(2)
+            .for_each(|e| e.copy_from_slice(&((val(2.0).to_bits() >> 16) as u16).to_le_bytes())),
+        _ => {
+            let scale_offsets: &[usize] = match ty {
+                GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+                GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+                GgmlType::Q2_K => &[80, 82],
+                GgmlType::Q3_K => &[108],
+                GgmlType::Q6_K => &[208],
+                _ => unreachable!(),
+            };
+            for blk in v.chunks_exact_mut(ty.type_size()) {
+                for &o in scale_offsets {
+                    blk[o..o + 2].copy_from_slice(&half::f16::from_f32(val(1.0)).to_le_bytes());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// float64 dot and `Σ|w·x|` (the scale of the tolerances).
+fn ref_dot(w: &[f32], x: &[f32]) -> (f64, f64) {
+    w.iter().zip(x).fold((0.0, 0.0), |(d, m), (a, b)| {
+        let p = *a as f64 * *b as f64;
+        (d + p, m + p.abs())
+    })
+}
+
+/// Re-enables the SIMD kernels when dropped, so that a failing check does not leave the scalar
+/// kernels on for the tests after it.
+struct SimdOn;
+impl Drop for SimdOn {
+    fn drop(&mut self) {
+        quant::set_simd(true);
+    }
+}
+
+/// Run `f` with the scalar kernels.
+fn scalar<T>(f: impl FnOnce() -> T) -> T {
+    let _on = SimdOn;
+    quant::set_simd(false);
+    assert_eq!(quant::kernels(), "scalar");
+    f()
+}
+
+/// Largest relative differences seen (`|Δ| / Σ|w·x|`).
+#[derive(Default)]
+struct Worst {
+    vs_scalar: f64,
+    vs_f64: f64,
+    checked: usize,
+}
+
+impl Worst {
+    /// Check one SIMD dot `got` against the scalar `want` and the float64 dot of `w`, `x`.
+    fn check(&mut self, what: &str, got: f32, want: f32, w: &[f32], x: &[f32]) {
+        let (exact, mag) = ref_dot(w, x);
+        let mag = mag.max(1e-30);
+        let d_scalar = (got as f64 - want as f64).abs() / mag;
+        let d_f64 = (got as f64 - exact).abs() / mag;
+        assert!(
+            d_scalar <= TOL_SCALAR,
+            "{what}: SIMD {got} vs scalar {want} (relative {d_scalar:e})"
+        );
+        assert!(
+            d_f64 <= TOL_F64,
+            "{what}: SIMD {got} vs float64 {exact} (relative {d_f64:e})"
+        );
+        let d_scalar_f64 = (want as f64 - exact).abs() / mag;
+        assert!(
+            d_scalar_f64 <= TOL_F64,
+            "{what}: scalar {want} vs float64 {exact} (relative {d_scalar_f64:e})"
+        );
+        self.vs_scalar = self.vs_scalar.max(d_scalar);
+        self.vs_f64 = self.vs_f64.max(d_f64);
+        self.checked += 1;
+    }
+}
+
+/// `vec_dot`, `matvec` and `matmul` of the matrix `raw` (`rows` x `cols`, dequantized: `wf`)
+/// with SIMD on, against the scalar kernels and float64; and `matvec` / `matmul` bit-identical to
+/// `vec_dot` per row and token (the dispatch contract).
+fn check_kernels(
+    worst: &mut Worst,
+    name: &str,
+    ty: GgmlType,
+    raw: &[u8],
+    rows: usize,
+    cols: usize,
+    wf: &[f32],
+) {
+    assert_eq!(quant::kernels(), "simd128");
+    let rb = raw.len() / rows;
+    let w = |r: usize| &wf[r * cols..(r + 1) * cols];
+    let row = |r: usize| &raw[r * rb..(r + 1) * rb];
+
+    let x = random_x(cols, 11 + cols as u64);
+    let mut mv = vec![f32::NAN; rows];
+    matvec(ty, raw, &x, &mut mv);
+    let mut mv_s = vec![f32::NAN; rows];
+    scalar(|| matvec(ty, raw, &x, &mut mv_s));
+    for r in 0..rows {
+        let d = vec_dot(ty, row(r), &x);
+        let d_s = scalar(|| vec_dot(ty, row(r), &x));
+        assert_eq!(
+            d.to_bits(),
+            mv[r].to_bits(),
+            "{name} row {r}: matvec != vec_dot"
+        );
+        assert_eq!(
+            d_s.to_bits(),
+            mv_s[r].to_bits(),
+            "{name} row {r}: scalar matvec"
+        );
+        worst.check(&format!("{name} vec_dot row {r}"), d, d_s, w(r), &x);
+        worst.check(&format!("{name} matvec row {r}"), mv[r], mv_s[r], w(r), &x);
+
+        // The same row at an odd byte address (rows of a matrix need not be aligned).
+        let mut shifted = vec![0u8; rb + 1];
+        shifted[1..].copy_from_slice(row(r));
+        let d_u = vec_dot(ty, &shifted[1..], &x);
+        assert_eq!(d.to_bits(), d_u.to_bits(), "{name} row {r}: unaligned row");
+    }
+
+    for n_tok in [1usize, 2, 3, 4, 7, 9] {
+        let x = random_x(n_tok * cols, 300 + n_tok as u64);
+        let mut out = vec![f32::NAN; n_tok * rows];
+        matmul(ty, raw, cols, &x, n_tok, &mut out);
+        let mut out_s = vec![f32::NAN; n_tok * rows];
+        scalar(|| matmul(ty, raw, cols, &x, n_tok, &mut out_s));
+        for t in 0..n_tok {
+            let xt = &x[t * cols..(t + 1) * cols];
+            for r in 0..rows {
+                let got = out[t * rows + r];
+                let d = vec_dot(ty, row(r), xt);
+                assert_eq!(
+                    got.to_bits(),
+                    d.to_bits(),
+                    "{name} n_tok={n_tok} t={t} r={r}: matmul {got} vs vec_dot {d}"
+                );
+                worst.check(
+                    &format!("{name} matmul n_tok={n_tok} t={t} r={r}"),
+                    got,
+                    out_s[t * rows + r],
+                    w(r),
+                    xt,
+                );
+            }
+        }
+    }
+}
+
+/// Everything for one type: its fixtures (dequantize + kernels) and random matrices of several
+/// shapes (for the float types also lengths that end in a partial 32-element chunk).
+fn check_type(ty: GgmlType) {
+    let _on = SimdOn;
+    quant::set_simd(true);
+    assert_eq!(quant::kernels(), "simd128");
+    let mut worst = Worst::default();
+
+    let fixtures: Vec<Fixture> = load_fixtures().into_iter().filter(|f| f.ty == ty).collect();
+    assert!(!fixtures.is_empty(), "no fixture for {}", ty.name());
+    let mut deq_max = 0f32;
+    for f in &fixtures {
+        let mut all = vec![f32::NAN; f.rows * f.cols];
+        dequantize(f.ty, f.raw, &mut all);
+        for (i, (g, e)) in all.iter().zip(&f.expected).enumerate() {
+            let ok = g.to_bits() == e.to_bits() || (g - e).abs() <= 1e-6 * e.abs();
+            assert!(ok, "{}: dequantize element {i}: got {g}, want {e}", f.name);
+            deq_max = deq_max.max((g - e).abs());
+        }
+        check_kernels(&mut worst, f.name, f.ty, f.raw, f.rows, f.cols, &f.expected);
+    }
+
+    let bs = ty.block_size();
+    let mut shapes = vec![(1, bs), (3, bs), (5, 3 * bs), (4, 8 * bs)];
+    if bs == 1 {
+        shapes.extend([(3, 1), (2, 7), (3, 31), (5, 33), (2, 100), (3, 577)]);
+    }
+    for (i, &(rows, cols)) in shapes.iter().enumerate() {
+        let raw = random_row(ty, rows * cols, 1000 + i as u64);
+        let mut wf = vec![f32::NAN; rows * cols];
+        dequantize(ty, &raw, &mut wf);
+        assert!(
+            wf.iter().all(|v| v.is_finite()),
+            "{}: random weights",
+            ty.name()
+        );
+        let name = format!("{} random {rows}x{cols}", ty.name());
+        check_kernels(&mut worst, &name, ty, &raw, rows, cols, &wf);
+    }
+
+    console_log!(
+        "{:<5} dequantize max |Δ| {deq_max:e}; {} dots: max |Δ|/Σ|w·x| SIMD vs scalar {:.2e}, vs float64 {:.2e}",
+        ty.name(),
+        worst.checked,
+        worst.vs_scalar,
+        worst.vs_f64
+    );
+}
+
+#[wasm_bindgen_test]
+fn simd128_is_the_default_and_can_be_turned_off() {
+    let _on = SimdOn;
+    quant::set_simd(true);
+    assert_eq!(quant::kernels(), "simd128");
+    quant::set_simd(false);
+    assert_eq!(quant::kernels(), "scalar");
+    quant::set_simd(true);
+    assert_eq!(quant::kernels(), "simd128");
+}
+
+#[wasm_bindgen_test]
+fn fixtures_cover_every_type() {
+    let fixtures = load_fixtures();
+    for ty in GgmlType::ALL {
+        assert!(
+            fixtures.iter().any(|f| f.ty == ty),
+            "no fixture for {}",
+            ty.name()
+        );
+    }
+}
+
+macro_rules! type_tests {
+    ($($test:ident => $ty:ident),* $(,)?) => {
+        $(
+            #[wasm_bindgen_test]
+            fn $test() {
+                check_type(GgmlType::$ty);
+            }
+        )*
+        /// Every type has a test above.
+        #[wasm_bindgen_test]
+        fn type_tests_cover_every_type() {
+            let tested = [$(GgmlType::$ty),*];
+            for ty in GgmlType::ALL {
+                assert!(tested.contains(&ty), "no wasm test for {}", ty.name());
+            }
+        }
+    };
+}
+
+type_tests! {
+    f32_kernels => F32,
+    f16_kernels => F16,
+    bf16_kernels => BF16,
+    q4_0_kernels => Q4_0,
+    q4_1_kernels => Q4_1,
+    q5_0_kernels => Q5_0,
+    q5_1_kernels => Q5_1,
+    q8_0_kernels => Q8_0,
+    q2_k_kernels => Q2_K,
+    q3_k_kernels => Q3_K,
+    q4_k_kernels => Q4_K,
+    q5_k_kernels => Q5_K,
+    q6_k_kernels => Q6_K,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole engine under wasm: the 4-layer test model (every quant type the kernels have, 44 MB,
+// compiled in) against the golden file and the float64 reference logits of `../shared`
+// (`../shared/golden/README.md`; `tests/fidelity.rs` runs the same checks natively).
+// ---------------------------------------------------------------------------------------------
+
+macro_rules! shared {
+    ($path:literal) => {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/", $path)
+    };
+}
+
+const MODEL: &[u8] = include_bytes!(shared!("models/smollm2-4layer-mixed.gguf"));
+const GOLDEN: &str = include_str!(shared!("golden/smollm2-4layer-mixed.json"));
+/// `(prompt name, float64 reference logits of its last position)`.
+const REFERENCE: &[(&str, &[u8])] = &[
+    (
+        "once_upon",
+        include_bytes!(shared!("reference/smollm2-4layer-mixed/last.once_upon.f32")),
+    ),
+    (
+        "capital_france",
+        include_bytes!(shared!(
+            "reference/smollm2-4layer-mixed/last.capital_france.f32"
+        )),
+    ),
+    (
+        "fibonacci",
+        include_bytes!(shared!("reference/smollm2-4layer-mixed/last.fibonacci.f32")),
+    ),
+    (
+        "unicode",
+        include_bytes!(shared!("reference/smollm2-4layer-mixed/last.unicode.f32")),
+    ),
+    (
+        "chat_2plus2",
+        include_bytes!(shared!(
+            "reference/smollm2-4layer-mixed/last.chat_2plus2.f32"
+        )),
+    ),
+];
+
+/// Last-position logits of every golden prompt: top-1 equals llama.cpp's, the top-20 are within
+/// 0.05 of the float64 reference (and 1.5 of llama.cpp); SIMD and scalar kernels agree closely.
+#[wasm_bindgen_test]
+fn smollm2_4layer_mixed_last_logits() {
+    use inference::backend::cpu::Logits;
+    use inference::engine::{Model, Session};
+    use inference::sampler::argmax;
+
+    let _on = SimdOn;
+    quant::set_simd(true);
+    let model = Model::from_bytes(MODEL).expect("model loads");
+    let n_vocab = model.hp.n_vocab;
+    let golden: serde_json::Value = serde_json::from_str(GOLDEN).expect("golden JSON");
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        let a = v.as_array().expect("array");
+        a.iter().map(|x| x.as_u64().expect("id") as u32).collect()
+    };
+    let last = |tokens: &[u32]| {
+        let mut s = Session::new(&model, tokens.len(), 1).expect("session");
+        s.eval(tokens, Logits::Last).expect("forward")
+    };
+    let prompts = golden["prompts"].as_array().expect("prompts");
+    assert_eq!(prompts.len(), REFERENCE.len(), "golden prompts");
+    let (mut worst_ref, mut worst_llama, mut worst_scalar) = (0f32, 0f32, 0f32);
+    for p in prompts {
+        let name = p["name"].as_str().expect("name");
+        let tokens = ids(&p["tokens"]);
+        assert_eq!(quant::kernels(), "simd128");
+        let got = last(&tokens);
+        assert_eq!(got.len(), n_vocab, "{name}: logits");
+        let scalar_logits = scalar(|| last(&tokens));
+
+        let ll = &p["last_logits"];
+        let want_top1 = ll["argmax"].as_u64().expect("argmax") as u32;
+        assert_eq!(argmax(&got), want_top1, "{name}: top-1");
+        let &(_, r) = REFERENCE
+            .iter()
+            .find(|e| e.0 == name)
+            .unwrap_or_else(|| panic!("{name}: no reference logits"));
+        let reference: Vec<f32> = r
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(reference.len(), n_vocab, "{name}: reference logits");
+        let (mut d_ref, mut d_llama) = (0f32, 0f32);
+        for e in ll["top20"].as_array().expect("top20") {
+            let i = e[0].as_u64().expect("id") as usize;
+            let v = e[1].as_f64().expect("logit") as f32;
+            d_ref = d_ref.max((got[i] - reference[i]).abs());
+            d_llama = d_llama.max((got[i] - v).abs());
+        }
+        let d_scalar = got
+            .iter()
+            .zip(&scalar_logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        console_log!(
+            "{name}: top-20 max |Δ| reference {d_ref:.2e}, llama.cpp {d_llama:.3}; all logits SIMD vs scalar {d_scalar:.2e}"
+        );
+        assert!(d_ref <= 0.05, "{name}: top-20 max |Δ| vs reference {d_ref}");
+        assert!(
+            d_llama <= 1.5,
+            "{name}: top-20 max |Δ| vs llama.cpp {d_llama}"
+        );
+        assert!(d_scalar <= 1e-3, "{name}: SIMD vs scalar logits {d_scalar}");
+        worst_ref = worst_ref.max(d_ref);
+        worst_llama = worst_llama.max(d_llama);
+        worst_scalar = worst_scalar.max(d_scalar);
+    }
+    console_log!(
+        "smollm2-4layer-mixed: worst top-20 |Δ| reference {worst_ref:.2e}, llama.cpp {worst_llama:.3}; SIMD vs scalar {worst_scalar:.2e}"
+    );
+}
