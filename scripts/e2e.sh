@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Browser end-to-end test: build the app with trunk, serve it (plus ../shared/models at /models/),
-# and run tests/e2e/chat.spec.mjs in headless Chromium (system /usr/bin/chromium via playwright-core).
+# Browser end-to-end tests: build the app with trunk, serve it (plus ../shared/models at /models/),
+# and run tests/e2e/chat.spec.mjs in headless Chromium (system /usr/bin/chromium via playwright-core,
+# WebGPU on SwiftShader).
 # Screenshots land in tests/e2e/screenshots/ (git-ignored).
 # usage: scripts/e2e.sh [--no-build]     env: E2E_PORT (default 8091), WASM_CHORD_SHARED (default ../shared)
 set -euo pipefail
@@ -41,11 +42,15 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi
 
+# The hostile-output model of test f (same weights, HTML payloads as token strings).
+INJECTION_MODEL=$(mktemp -d)/injection.gguf
+python3 scripts/make-injection-model.py "$MODEL" "$INJECTION_MODEL" >/dev/null 2>&1
+
 log "serving dist/ on 127.0.0.1:$PORT"
 python3 scripts/serve.py --dir dist --models models --extra-models "$SHARED/models" \
   --bind 127.0.0.1 --port "$PORT" >/tmp/wasm-chord-e2e-serve.log 2>&1 &
 SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true' EXIT
+trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$(dirname "$INJECTION_MODEL")"' EXIT
 for _ in $(seq 50); do
   curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break
   sleep 0.2
@@ -53,4 +58,5 @@ done
 
 log "running tests/e2e/chat.spec.mjs"
 BASE_URL="http://127.0.0.1:$PORT/" MODEL="$(realpath "$MODEL")" GOLDEN="$(realpath "$GOLDEN")" \
+  INJECTION_MODEL="$INJECTION_MODEL" \
   CHROMIUM="$CHROMIUM" node tests/e2e/chat.spec.mjs

@@ -5,6 +5,9 @@
   unsatisfiable → 416, so the app can download models resumably.
 - Correct MIME types for .wasm, .js, .webmanifest, .gguf.
 - Cross-origin isolation (COOP/COEP) so the page may use SharedArrayBuffer and threads later.
+- Test hook for resumable downloads: `?drop_after=N` on a file URL cuts the connection after
+  byte N of a response that starts at byte 0, so a client must resume with Range to get the
+  rest (tests/e2e).
 
 usage: scripts/serve.py [--dir dist] [--models models] [--extra-models DIR] [--bind 127.0.0.1] [--port 8080]
 
@@ -146,8 +149,33 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             f.close()
             raise
 
+    def drop_at(self):
+        """Absolute file offset at which to cut this response (`?drop_after=N`), or None."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        try:
+            n = int(query.get("drop_after", [""])[0])
+        except ValueError:
+            return None
+        start = self._range[0] if self._range else 0
+        return n if start == 0 else None
+
     def copyfile(self, source, outputfile):
         remaining = self._range[1] if self._range else None
+        drop = self.drop_at()
+        if drop is not None and remaining is not None:
+            start = self._range[0]
+            remaining = min(remaining, drop - start)
+            while remaining > 0:
+                buf = source.read(min(CHUNK, remaining))
+                if not buf:
+                    break
+                outputfile.write(buf)
+                remaining -= len(buf)
+            outputfile.flush()
+            # Cut the connection mid-body, as a dropped network would.
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         if remaining is None:
             shutil.copyfileobj(source, outputfile, CHUNK)
             return

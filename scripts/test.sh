@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's "test" command, and what CI runs (.ci/run): installs what is missing (wasm32 target,
-# wasm-bindgen-cli, the Python gguf + numpy packages, the three test models), then formatting,
-# clippy (native and wasm32), the test suite (native, then tests/wasm_simd.rs as wasm under Node),
-# and the wasm32 release build of the app. Every step runs; the summary at the end lists each one,
-# and the exit status is non-zero if any failed.
+# wasm-bindgen-cli, binaryen, Trunk, the Python gguf + numpy packages, the three test models), then
+# formatting, clippy (native and wasm32), the test suite (native, then tests/wasm_simd.rs as wasm
+# under Node), the release build of the web app (Trunk) and the browser end-to-end tests
+# (scripts/e2e.sh). Every step runs; the summary at the end lists each one, and the exit status is
+# non-zero if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/toolchain.sh
@@ -13,6 +14,8 @@ START=$(date +%s)
 log "setup"
 ensure_wasm_target
 ensure_wasm_bindgen   # its wasm-bindgen-test-runner runs the wasm32 tests (.cargo/config.toml)
+ensure_binaryen       # wasm-opt for the release build of the app (Trunk)
+ensure_trunk
 ensure_vulkan
 if ! python3 -c 'import gguf, numpy' >/dev/null 2>&1; then
   log "installing python packages gguf, numpy"
@@ -42,7 +45,10 @@ step "clippy-wasm"  cargo clippy -p inference -p app --target wasm32-unknown-unk
 step "test"         cargo test --workspace
 # The wasm32 simd128 kernels (and the engine on the 4-layer model) run as wasm under Node.
 step "test-wasm"    cargo test -p inference --target wasm32-unknown-unknown --test wasm_simd
-step "wasm-build"   cargo build -p app --target wasm32-unknown-unknown --release
+# The web app as users get it (trunk build --release into dist/), then the browser tests on it:
+# headless Chromium, WebGPU on SwiftShader, the 4-layer model (scripts/e2e.sh, tests/e2e/).
+step "app-build"    bash -c "cargo fetch --locked && trunk build --release"
+step "e2e"          scripts/e2e.sh --no-build
 
 echo
 echo "==== scripts/test.sh summary ($(( $(date +%s) - START ))s) ===="

@@ -145,7 +145,9 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
             arch,
             n_params,
             n_ctx,
+            backend,
         } => {
+            state.backend.set(Some(backend));
             state.status.set(ModelStatus::Ready {
                 name,
                 arch,
@@ -154,6 +156,7 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
             });
             loads::loaded(state);
         }
+        FromWorker::Backend { backend } => state.backend.set(Some(backend)),
         FromWorker::Token { id, piece } => state.messages.update(|m| {
             if let Some(last) = m.last_mut() {
                 last.text.push_str(&piece);
@@ -168,7 +171,12 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
             prefill_tok_s,
             decode_tok_s,
             stop,
+            trimmed,
         } => {
+            let backend = state
+                .backend
+                .with_untracked(|b| b.as_ref().map(|b| b.kind.clone()))
+                .unwrap_or_default();
             state.messages.update(|m| {
                 if let Some(last) = m.last_mut() {
                     last.stats = Some(ReplyStats {
@@ -177,6 +185,8 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
                         prefill_tok_s,
                         decode_tok_s,
                         stop,
+                        trimmed,
+                        backend,
                     });
                 }
             });

@@ -66,6 +66,40 @@ pub fn detect_backend() -> Backend {
     }
 }
 
+/// Register the service worker (`dist/sw.js`) that keeps the app shell for offline use. Browsers
+/// without service workers (or pages not served over http(s)/localhost) simply skip it.
+pub fn register_service_worker() {
+    if !cfg!(target_arch = "wasm32") {
+        return;
+    }
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let sw = js_sys::Reflect::get(&window.navigator(), &"serviceWorker".into());
+    let Ok(sw) = sw else { return };
+    if sw.is_undefined() {
+        return;
+    }
+    let register = js_sys::Reflect::get(&sw, &"register".into())
+        .ok()
+        .and_then(|f| wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(f).ok());
+    if let Some(register) = register {
+        if let Ok(p) = register.call1(&sw, &"./sw.js".into()) {
+            if let Ok(p) = wasm_bindgen::JsCast::dyn_into::<js_sys::Promise>(p) {
+                // A failed registration only costs offline support; say so in the console.
+                let on_err =
+                    wasm_bindgen::closure::Closure::<dyn FnMut(wasm_bindgen::JsValue)>::new(
+                        |e: wasm_bindgen::JsValue| {
+                            web_sys::console::warn_2(&"service worker not registered:".into(), &e);
+                        },
+                    );
+                let _ = p.catch(&on_err);
+                on_err.forget();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,10 @@ pub struct GenParams {
     pub top_k: u32,
     pub top_p: f32,
     pub max_tokens: u32,
+    /// Context size in tokens (prompt + reply); 0 = the engine's default. Older turns are left
+    /// out when the conversation no longer fits.
+    #[serde(default)]
+    pub n_ctx: u32,
     /// Completion mode: the last user message is the raw prompt, no chat template.
     pub raw: bool,
     /// Keep generating past end-of-generation tokens (tests compare fixed-length greedy runs).
@@ -43,10 +47,29 @@ impl Default for GenParams {
             top_k: 40,
             top_p: 0.95,
             max_tokens: 256,
+            n_ctx: 0,
             raw: false,
             ignore_eos: false,
             seed: 0,
         }
+    }
+}
+
+/// Which engine runs the model, and why when it is not the GPU.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// "webgpu" or "cpu".
+    pub kind: String,
+    /// The GPU adapter (WebGPU only).
+    pub adapter: Option<String>,
+    /// Why the CPU engine runs instead of WebGPU (no navigator.gpu, no adapter, device lost,
+    /// shader error, or the user's choice).
+    pub fallback: Option<String>,
+}
+
+impl BackendInfo {
+    pub fn is_gpu(&self) -> bool {
+        self.kind == "webgpu"
     }
 }
 
@@ -55,7 +78,13 @@ impl Default for GenParams {
 #[serde(tag = "type")]
 pub enum ToWorker {
     /// A model of `size` bytes follows in binary chunks. Drops any model already loaded.
-    LoadStart { size: u64, name: String },
+    /// `force_cpu`: do not try WebGPU.
+    LoadStart {
+        size: u64,
+        name: String,
+        #[serde(default)]
+        force_cpu: bool,
+    },
     /// Every byte has been sent: build the model.
     LoadEnd,
     /// The user cancelled the download: forget the partial model.
@@ -85,6 +114,11 @@ pub enum FromWorker {
         arch: String,
         n_params: u64,
         n_ctx: u64,
+        backend: BackendInfo,
+    },
+    /// The backend changed after loading (the GPU failed mid-reply: the CPU takes over).
+    Backend {
+        backend: BackendInfo,
     },
     /// One generated token (`id` is `None` for text flushed at the end, e.g. a held-back UTF-8 tail).
     Token {
@@ -98,6 +132,9 @@ pub enum FromWorker {
         decode_tok_s: f64,
         /// "eos", "length", "stopped" or "context".
         stop: String,
+        /// Oldest conversation turns left out so the prompt fits the context.
+        #[serde(default)]
+        trimmed: u32,
     },
     Error {
         message: String,
@@ -128,6 +165,7 @@ mod tests {
             ToWorker::LoadStart {
                 size: 44,
                 name: "m.gguf".into(),
+                force_cpu: true,
             },
             ToWorker::LoadEnd,
             ToWorker::Generate {

@@ -13,6 +13,10 @@ pub struct Settings {
     pub top_p: f32,
     pub top_k: u32,
     pub max_tokens: u32,
+    /// Context size in tokens (conversation + reply).
+    pub n_ctx: u32,
+    /// Run on the CPU even where WebGPU is available.
+    pub force_cpu: bool,
     /// Completion mode: no chat template, the message is the raw prompt.
     pub raw: bool,
     pub system_prompt: String,
@@ -25,6 +29,8 @@ impl Default for Settings {
             top_p: 0.95,
             top_k: 40,
             max_tokens: 256,
+            n_ctx: 2048,
+            force_cpu: false,
             raw: false,
             system_prompt: String::new(),
         }
@@ -39,6 +45,7 @@ impl Settings {
         self.top_p = finite(self.top_p, 0.95).clamp(0.0, 1.0);
         self.top_k = self.top_k.min(1000);
         self.max_tokens = self.max_tokens.clamp(1, 4096);
+        self.n_ctx = self.n_ctx.clamp(256, 32768);
         self
     }
 
@@ -49,6 +56,7 @@ impl Settings {
             top_k: s.top_k,
             top_p: s.top_p,
             max_tokens: s.max_tokens,
+            n_ctx: s.n_ctx,
             raw: s.raw,
             ignore_eos: false,
             seed,

@@ -5,6 +5,7 @@ use gloo_storage::Storage;
 use leptos::prelude::*;
 
 use chord_app::cache::CachedModel;
+use chord_app::protocol::BackendInfo;
 use chord_app::settings::{Settings, STORAGE_KEY};
 
 /// Where the bytes of a model in transfer come from.
@@ -94,6 +95,10 @@ pub struct ReplyStats {
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
     pub stop: String,
+    /// Oldest turns left out to fit the context.
+    pub trimmed: u32,
+    /// "webgpu" or "cpu".
+    pub backend: String,
 }
 
 /// One message in the conversation.
@@ -132,6 +137,8 @@ pub struct AppState {
     pub cache: RwSignal<Vec<CachedModel>>,
     /// `(usage, quota)` bytes from `navigator.storage.estimate()`.
     pub quota: RwSignal<Option<(f64, f64)>>,
+    /// The engine the loaded model runs on (`None` before the first load).
+    pub backend: RwSignal<Option<BackendInfo>>,
 }
 
 impl AppState {
@@ -147,6 +154,7 @@ impl AppState {
             notice: RwSignal::new(None),
             cache: RwSignal::new(Vec::new()),
             quota: RwSignal::new(None),
+            backend: RwSignal::new(None),
         };
         Effect::new(move |_| {
             let s = state.settings.get();

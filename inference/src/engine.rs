@@ -261,7 +261,9 @@ fn rate(n: usize, s: f64) -> f64 {
     }
 }
 
-fn now() -> f64 {
+/// Seconds on a monotonic-enough clock, for the speed figures (in the browser: `Date.now()`,
+/// since `std::time::Instant` panics on wasm32-unknown-unknown).
+pub(crate) fn now() -> f64 {
     #[cfg(not(target_arch = "wasm32"))]
     {
         use std::sync::OnceLock;
@@ -272,7 +274,7 @@ fn now() -> f64 {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        0.0
+        js_sys::Date::now() / 1000.0
     }
 }
 

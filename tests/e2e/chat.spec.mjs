@@ -1,15 +1,25 @@
-// End-to-end test of the built app in headless Chromium (the system /usr/bin/chromium, driven by
-// playwright-core; no browser download). scripts/e2e.sh builds, serves and runs this.
+// End-to-end tests of the built app in headless Chromium (the system /usr/bin/chromium, driven by
+// playwright-core; no browser download), WebGPU on SwiftShader. scripts/e2e.sh builds, serves and
+// runs this. Each test saves a screenshot in SCREENSHOTS.
 //
-//   1. a corrupt / non-GGUF file dropped on the page gives a clear error, fast (header check);
-//   2. the 4-layer SmolLM2 test model, picked as a local file, loads in the worker and generates
-//      greedy tokens on the CPU engine that agree with llama.cpp's golden tokens under the
-//      teacher-forcing rule (../shared/golden/README.md): while our tokens equal the golden ones
-//      the context is identical, so every position whose golden margin is >= 1.0 must match; the
-//      first mismatch is allowed only at a near-tie (margin < 1.0), after which contexts differ.
+//   a. the 4-layer SmolLM2 test model, dropped on the page, generates greedy tokens on WebGPU and
+//      on the CPU engine that agree with llama.cpp's golden tokens (teacher-forcing rule);
+//   b. a model downloaded from the local server goes into IndexedDB with visible progress; after a
+//      reload it is listed as stored and loads without any request to the network;
+//   c. a download whose connection is cut mid-way resumes with an HTTP Range request;
+//   d. offline (context.setOffline): a reload gets the app shell from the service worker, and the
+//      cached model chats;
+//   e. a corrupt, a truncated and a non-GGUF file give a clear error and nothing is cached;
+//   f. model output containing <script>, <img onerror=…> and javascript: links is rendered inert.
+//
+// The teacher-forcing rule (../shared/golden/README.md): while our tokens equal the golden ones
+// the context is identical, so every position whose golden margin is >= 1.0 must match; the first
+// mismatch is allowed only at a near-tie (margin < 1.0), after which contexts differ.
 //
 // env: BASE_URL (default http://127.0.0.1:8091/), MODEL (path of smollm2-4layer-mixed.gguf),
-//      GOLDEN (its golden json), CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default ./screenshots)
+//      GOLDEN (its golden json), INJECTION_MODEL (scripts/make-injection-model.py output),
+//      CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default ./screenshots), ONLY (regex of
+//      test names to run)
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,13 +30,33 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8091/';
 const MODEL = process.env.MODEL || path.resolve(here, '../../../shared/models/smollm2-4layer-mixed.gguf');
 const GOLDEN = process.env.GOLDEN || path.resolve(here, '../../../shared/golden/smollm2-4layer-mixed.json');
+const INJECTION_MODEL = process.env.INJECTION_MODEL;
 const SHOTS = process.env.SCREENSHOTS || path.join(here, 'screenshots');
+const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 const MARGIN = 1.0;
+const MODEL_URL = '/models/smollm2-4layer-mixed.gguf';
+const CHUNK = 4 << 20; // app/src/cache.rs CHUNK_BYTES
 
 fs.mkdirSync(SHOTS, { recursive: true });
+const golden = JSON.parse(fs.readFileSync(GOLDEN, 'utf8')).prompts[0];
+
+// ----------------------------------------------------------------------------
+// Harness
+// ----------------------------------------------------------------------------
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+});
 
 const results = [];
-async function test(name, fn, page) {
+const logs = [];
+let current = null; // the page the running test screenshots
+
+async function test(name, fn) {
+  if (ONLY && !ONLY.test(name)) return;
   const t0 = Date.now();
   try {
     await fn();
@@ -35,10 +65,14 @@ async function test(name, fn, page) {
   } catch (e) {
     results.push({ name, ok: false });
     console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+    console.log('--- browser console (last 30) ---');
+    for (const l of logs.slice(-30)) console.log(l);
   } finally {
-    const file = path.join(SHOTS, `${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
-    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-    console.log(`     screenshot: ${file}`);
+    if (current) {
+      const file = path.join(SHOTS, `${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
+      await current.screenshot({ path: file, fullPage: true }).catch(() => {});
+      console.log(`     screenshot: ${file}`);
+    }
   }
 }
 
@@ -46,10 +80,92 @@ function assert(cond, msg) {
   if (!cond) throw new Error(msg);
 }
 
+/// A new browser context (its own IndexedDB, cache and service worker) with one open page.
+async function freshPage() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+  current = page;
+  await open(page);
+  return { context, page };
+}
+
+async function open(page) {
+  await page.goto(BASE_URL);
+  await page.waitForSelector('#model-status', { timeout: 60_000 });
+}
+
+/// Greedy decoding of `n` tokens in completion mode (the golden prompts have no chat template).
+async function greedySettings(page, n, forceCpu = false) {
+  await page.click('details.settings summary');
+  await page.fill('input[name=temperature]', '0');
+  await page.press('input[name=temperature]', 'Tab');
+  await page.fill('input[name=max_tokens]', String(n));
+  await page.press('input[name=max_tokens]', 'Tab');
+  await page.check('input[name=raw]');
+  if (forceCpu) await page.check('input[name=force_cpu]');
+  else await page.uncheck('input[name=force_cpu]');
+  const saved = JSON.parse(await page.evaluate(() => localStorage.getItem('wasm-chord.settings.v1')));
+  assert(saved && saved.temperature === 0 && saved.raw === true && saved.max_tokens === n &&
+    saved.force_cpu === forceCpu, `settings not persisted: ${JSON.stringify(saved)}`);
+  await page.click('details.settings summary');
+}
+
+async function waitReady(page, timeout = 300_000) {
+  const status = page.locator('#model-status[data-state=ready], #model-status[data-state=failed]');
+  await status.waitFor({ timeout });
+  const state = await page.getAttribute('#model-status', 'data-state');
+  const text = (await page.innerText('#model-status')).trim();
+  assert(state === 'ready', `model did not load: ${text}`);
+  return text;
+}
+
+/// Give the page a model file and wait until it has loaded (or failed: then throw).
+async function loadFile(page, file) {
+  await page.setInputFiles('input[type=file]', file);
+  // The previous model's "ready" (or "failed") must go first: wait for the new load to start.
+  await page.waitForSelector('#model-status[data-state=transferring], #model-status[data-state=preparing]',
+    { timeout: 30_000 }).catch(() => {});
+  return waitReady(page);
+}
+
+async function backend(page) {
+  const kind = await page.getAttribute('#backend [data-backend]', 'data-backend');
+  const detail = (await page.innerText('#backend')).trim().replace(/\s+/g, ' ');
+  return { kind, detail };
+}
+
+/// Send `text`, wait for the reply to finish; returns its token ids, text and stats line.
+async function ask(page, text) {
+  const before = await page.locator('article.msg-assistant').count();
+  await page.fill('.composer textarea', text);
+  const t0 = Date.now();
+  await page.press('.composer textarea', 'Enter');
+  const reply = page.locator('article.msg-assistant').nth(before);
+  await page.waitForFunction((i) => {
+    const a = document.querySelectorAll('article.msg-assistant')[i];
+    return a && (a.dataset.tokenIds || a.dataset.stop);
+  }, before, { timeout: 300_000, polling: 20 });
+  const firstTokenMs = Date.now() - t0;
+  await page.waitForFunction((i) => {
+    const a = document.querySelectorAll('article.msg-assistant')[i];
+    return a && a.dataset.stop;
+  }, before, { timeout: 300_000 });
+  const ids = (await reply.getAttribute('data-token-ids')).split(',').filter(Boolean).map(Number);
+  return {
+    ids,
+    text: await reply.locator('.msg-body').innerText(),
+    stats: (await reply.locator('.msg-stats').innerText()).trim(),
+    reply,
+    firstTokenMs,
+  };
+}
+
 /// The teacher-forcing comparison; returns a one-line description or throws.
-export function compareGreedy(ours, golden) {
-  const want = golden.greedy.tokens;
-  const margin = golden.greedy.top1_minus_top2;
+function compareGreedy(ours, g) {
+  const want = g.greedy.tokens;
+  const margin = g.greedy.top1_minus_top2;
   assert(ours.length > 0, 'no tokens were generated');
   let checked = 0;
   for (let i = 0; i < Math.min(ours.length, want.length); i++) {
@@ -64,69 +180,208 @@ export function compareGreedy(ours, golden) {
   return `${checked} confident positions match; all ${Math.min(ours.length, want.length)} tokens equal`;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
-const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-const logs = [];
-page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
-page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+async function checkGolden(page) {
+  const r = await ask(page, golden.text);
+  console.log(`     first token after ${r.firstTokenMs} ms`);
+  console.log(`     stats: ${r.stats}`);
+  const m = r.stats.match(/prompt (\d+) tokens/);
+  assert(m && Number(m[1]) === golden.n_tokens, `prompt tokens ${m && m[1]} != golden ${golden.n_tokens}`);
+  console.log(`     ${compareGreedy(r.ids, golden)}`);
+  return r;
+}
+
+/// Cache entries in IndexedDB ("models" store of the "wasm-chord" database).
+async function cachedEntries(page) {
+  return page.evaluate(() => new Promise((resolve, reject) => {
+    const req = indexedDB.open('wasm-chord');
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const db = req.result;
+      if (!db.objectStoreNames.contains('models')) { db.close(); resolve([]); return; }
+      const all = db.transaction('models').objectStore('models').getAll();
+      all.onsuccess = () => { db.close(); resolve(all.result); };
+      all.onerror = () => reject(all.error);
+    };
+  }));
+}
+
+async function openUrl(page, url) {
+  await page.fill('#model-url', url);
+  await page.click('.url-form button[type=submit]');
+}
+
+// ----------------------------------------------------------------------------
+// Tests
+// ----------------------------------------------------------------------------
 
 try {
-  await page.goto(BASE_URL);
-  await page.waitForSelector('#model-status', { timeout: 60_000 });
+  await test('e. corrupt, truncated and non-GGUF files give a clear error and nothing is cached', async () => {
+    const { context, page } = await freshPage();
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'chord-e2e-'));
+    const cases = [
+      ['not-a-model.gguf', Buffer.from('This is a text file, not a GGUF model.\n'.repeat(200)), /not a GGUF file/i],
+      ['truncated.gguf', fs.readFileSync(MODEL).subarray(0, 3 << 20), /truncat|ended|short|end of/i],
+    ];
+    for (const [name, bytes, want] of cases) {
+      const file = path.join(tmp, name);
+      fs.writeFileSync(file, bytes);
+      await page.setInputFiles('input[type=file]', file);
+      const status = page.locator(`#model-status[data-state=failed]:has-text("${name}")`);
+      await status.waitFor({ timeout: 60_000 });
+      const text = (await status.innerText()).trim();
+      console.log(`     ${name}: ${text}`);
+      assert(text.includes(name) && want.test(text), `unclear error for ${name}: ${text}`);
+    }
+    await page.waitForTimeout(500); // the failed entry is deleted asynchronously
+    const entries = await cachedEntries(page);
+    assert(entries.length === 0, `something was cached: ${JSON.stringify(entries.map((e) => e.id))}`);
+    assert(await page.locator('#storage .stored-model').count() === 0, 'the storage view lists a model');
+    await context.close();
+  });
 
-  await test('corrupt file shows a clear error', async () => {
-    const bad = path.join(os.tmpdir(), 'not-a-model.gguf');
-    fs.writeFileSync(bad, 'This is a text file, not a GGUF model.\n'.repeat(200));
-    await page.setInputFiles('input[type=file]', bad);
-    const status = page.locator('#model-status[data-state=failed]');
-    await status.waitFor({ timeout: 30_000 });
-    const text = (await status.innerText()).trim();
-    console.log(`     error shown: ${text}`);
-    assert(/not-a-model\.gguf/.test(text) && /not a GGUF file/i.test(text), `unclear error: ${text}`);
-  }, page);
+  await test('a. 4-layer model: greedy tokens on WebGPU and on the CPU match llama.cpp golden', async () => {
+    const { context, page } = await freshPage();
+    await greedySettings(page, golden.greedy.tokens.length, false);
+    let t0 = Date.now();
+    const loaded = await loadFile(page, MODEL);
+    console.log(`     loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${loaded.split('\n')[0]}`);
+    let b = await backend(page);
+    console.log(`     backend: ${b.detail}`);
+    assert(b.kind === 'webgpu', `expected WebGPU (SwiftShader), got: ${b.detail}`);
+    const gpu = await checkGolden(page);
+    assert(/WebGPU/.test(gpu.stats), `reply not on WebGPU: ${gpu.stats}`);
 
-  await test('4-layer model: greedy tokens match llama.cpp golden', async () => {
-    const golden = JSON.parse(fs.readFileSync(GOLDEN, 'utf8')).prompts[0];
-    // Settings: greedy, 32 tokens, completion mode (the golden prompt has no chat template).
-    await page.click('details.settings summary');
-    await page.fill('input[name=temperature]', '0');
-    await page.press('input[name=temperature]', 'Tab');
-    await page.fill('input[name=max_tokens]', String(golden.greedy.tokens.length));
-    await page.press('input[name=max_tokens]', 'Tab');
-    await page.check('input[name=raw]');
-    const saved = JSON.parse(await page.evaluate(() => localStorage.getItem('wasm-chord.settings.v1')));
-    assert(saved && saved.temperature === 0 && saved.raw === true && saved.max_tokens === 32,
-      `settings not persisted: ${JSON.stringify(saved)}`);
+    await greedySettings(page, golden.greedy.tokens.length, true);
+    t0 = Date.now();
+    await loadFile(page, MODEL);
+    console.log(`     loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+    b = await backend(page);
+    console.log(`     backend: ${b.detail}`);
+    assert(b.kind === 'cpu' && /Settings/.test(b.detail), `expected the CPU with the reason, got: ${b.detail}`);
+    const cpu = await checkGolden(page);
+    assert(/CPU/.test(cpu.stats), `reply not on the CPU: ${cpu.stats}`);
+    await context.close();
+  });
 
+  // b and d share one context: the cache and the service worker carry over.
+  const shared = await freshPage();
+  await test('b. download into IndexedDB with progress; after a reload it loads from the cache', async () => {
+    const { page } = shared;
+    await greedySettings(page, golden.greedy.tokens.length, true);
+    // Record every progress value the page shows.
+    await page.evaluate(() => {
+      window.__progress = [];
+      new MutationObserver(() => {
+        const bar = document.querySelector('#model-status [role=progressbar]');
+        if (bar) window.__progress.push(Number(bar.getAttribute('aria-valuenow')));
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
+    await openUrl(page, MODEL_URL);
+    await waitReady(page);
+    const progress = await page.evaluate(() => window.__progress);
+    console.log(`     progress seen: ${[...new Set(progress)].join(' ')}`);
+    assert(progress.some((p) => p > 0 && p < 100), 'no intermediate progress was shown');
+    const entries = await cachedEntries(page);
+    const entry = entries.find((e) => e.id === MODEL_URL);
+    assert(entry && entry.complete && entry.size === fs.statSync(MODEL).size,
+      `not cached as complete: ${JSON.stringify(entries)}`);
+
+    // Reload: listed as stored; loading it makes no request for model bytes.
+    const requests = [];
+    page.on('request', (r) => { if (r.url().includes('/models/')) requests.push(r.url()); });
     const t0 = Date.now();
-    await page.setInputFiles('input[type=file]', MODEL);
-    await page.locator('#model-status[data-state=ready]').waitFor({ timeout: 180_000 });
-    console.log(`     loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${(await page.innerText('#model-status')).trim()}`);
+    await page.reload();
+    await page.locator('#storage .stored-model[data-complete=true]').waitFor({ timeout: 30_000 });
+    await page.click('#storage .stored-model[data-complete=true] button:has-text("Load")');
+    await waitReady(page);
+    const tLoaded = Date.now();
+    const r = await checkGolden(page);
+    console.log(`     metric: page reload → first token, cached model, CPU: ${((tLoaded - t0 + r.firstTokenMs) / 1000).toFixed(2)} s (load ${((tLoaded - t0) / 1000).toFixed(2)} s)`);
+    assert(requests.length === 0, `model bytes were requested again: ${requests.join(', ')}`);
+    assert(r.ids.length > 0, 'no reply');
+  });
 
-    await page.fill('.composer textarea', golden.text);
-    await page.press('.composer textarea', 'Enter');
-    const reply = page.locator('article.msg-assistant[data-stop]:not([data-stop=""])');
-    await reply.waitFor({ timeout: 300_000 });
-    const ids = (await reply.getAttribute('data-token-ids')).split(',').filter(Boolean).map(Number);
-    const stats = (await reply.locator('.msg-stats').innerText()).trim();
-    console.log(`     reply: ${JSON.stringify((await reply.locator('.msg-body').innerText()).slice(0, 80))}`);
-    console.log(`     stats: ${stats}`);
-    console.log(`     ids:    ${ids.join(',')}`);
-    console.log(`     golden: ${golden.greedy.tokens.join(',')}`);
-    const m = stats.match(/prompt (\d+) tokens/);
-    assert(m && Number(m[1]) === golden.n_tokens, `prompt tokens ${m && m[1]} != golden ${golden.n_tokens}`);
-    console.log(`     ${compareGreedy(ids, golden)}`);
-  }, page);
+  await test('d. offline: the app shell comes from the service worker and the cached model chats', async () => {
+    const { context, page } = shared;
+    const controlled = await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      return !!navigator.serviceWorker.controller;
+    });
+    assert(controlled, 'no service worker controls the page');
+    await context.setOffline(true);
+    try {
+      const t0 = Date.now();
+      await page.reload();
+      await page.waitForSelector('#model-status', { timeout: 30_000 });
+      await page.locator('#storage .stored-model[data-complete=true]').waitFor({ timeout: 30_000 });
+      // Load on WebGPU this time (the default), from the cache.
+      // 8 tokens: WebGPU on SwiftShader is slow (test a checks all 32 on it).
+      await greedySettings(page, 8, false);
+      await page.click('#storage .stored-model[data-complete=true] button:has-text("Load")');
+      await waitReady(page);
+      const tLoaded = Date.now();
+      const b = await backend(page);
+      console.log(`     backend: ${b.detail}`);
+      assert(b.kind === 'webgpu', `expected WebGPU, got: ${b.detail}`);
+      const r = await checkGolden(page);
+      console.log(`     metric: offline page reload → first token, cached model, WebGPU: ${((tLoaded - t0 + r.firstTokenMs) / 1000).toFixed(2)} s (load ${((tLoaded - t0) / 1000).toFixed(2)} s)`);
+    } finally {
+      await context.setOffline(false);
+    }
+  });
+  await shared.context.close();
+
+  await test('c. a cut connection: the download resumes with an HTTP Range request', async () => {
+    const { context, page } = await freshPage();
+    await greedySettings(page, golden.greedy.tokens.length, true);
+    const ranges = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/models/')) ranges.push(r.headers().range || '(none)');
+    });
+    const cut = 20_000_000;
+    const url = `${MODEL_URL}?drop_after=${cut}`;
+    await openUrl(page, url);
+    await waitReady(page);
+    console.log(`     requests: ${ranges.join(' | ')}`);
+    // The resume starts at a whole stored chunk after 0 and not past the cut (bytes that were in
+    // flight when the connection dropped are asked for again).
+    const resumed = ranges.map((r) => /^bytes=(\d+)-$/.exec(r)).filter(Boolean).map((m) => Number(m[1]));
+    assert(ranges[0] === '(none)' && resumed.some((at) => at > 0 && at % CHUNK === 0 && at <= cut),
+      `no resume request from a stored chunk: ${ranges.join(', ')}`);
+    const entry = (await cachedEntries(page)).find((e) => e.id === url);
+    assert(entry && entry.complete, 'the resumed download is not cached as complete');
+    await checkGolden(page); // the bytes came through intact
+    await context.close();
+  });
+
+  await test('f. hostile model output (<script>, <img onerror>, javascript: links) is inert', async () => {
+    assert(INJECTION_MODEL && fs.existsSync(INJECTION_MODEL), 'INJECTION_MODEL is not set (scripts/e2e.sh makes it)');
+    const { context, page } = await freshPage();
+    const dialogs = [];
+    page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+    await greedySettings(page, 6, true);
+    await loadFile(page, INJECTION_MODEL);
+    const r = await ask(page, golden.text);
+    console.log(`     reply text: ${JSON.stringify(r.text.slice(0, 160))}`);
+    assert(r.text.includes('<script>') && r.text.includes('onerror') && r.text.includes('javascript:'),
+      'the payload did not reach the page as text');
+    const body = r.reply.locator('.msg-body');
+    const live = await body.evaluate((el) => ({
+      scripts: el.querySelectorAll('script').length,
+      imgs: el.querySelectorAll('img').length,
+      handlers: [...el.querySelectorAll('*')].filter((n) => [...n.attributes].some((a) => a.name.startsWith('on'))).length,
+      jsLinks: [...el.querySelectorAll('a')].filter((a) => /^\s*javascript:/i.test(a.getAttribute('href') || '')).length,
+    }));
+    console.log(`     live elements: ${JSON.stringify(live)}`);
+    assert(live.scripts === 0 && live.imgs === 0 && live.handlers === 0 && live.jsLinks === 0,
+      `model output became live HTML: ${JSON.stringify(live)}`);
+    const links = r.reply.locator('.msg-body a');
+    for (let i = 0; i < await links.count(); i++) await links.nth(i).click({ timeout: 2000 }).catch(() => {});
+    await page.waitForTimeout(500);
+    assert(dialogs.length === 0, `script ran: ${dialogs.join(', ')}`);
+    await context.close();
+  });
 } finally {
-  if (results.some((r) => !r.ok)) {
-    console.log('--- browser console ---');
-    for (const l of logs.slice(-40)) console.log(l);
-  }
   await browser.close();
 }
 

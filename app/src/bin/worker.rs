@@ -2,11 +2,17 @@
 //! runs the model, streams tokens back (see `chord_app::protocol`). The UI thread never runs the
 //! model. Generation yields to this worker's event loop after every token, so `Stop` (and any
 //! other message) is handled mid-reply.
+//!
+//! Backend: after the bytes are parsed, the weights are uploaded to WebGPU (still quantized) when
+//! the browser has it and the user did not force the CPU; any failure (no `navigator.gpu`, no
+//! adapter, a shader error, a lost device, also mid-reply) falls back to the CPU engine, and the
+//! reason is reported to the UI.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use chord_app::protocol::{ChatTurn, FromWorker, GenParams, ToWorker};
+use chord_app::protocol::{BackendInfo, ChatTurn, FromWorker, GenParams, ToWorker};
+use inference::backend::webgpu::{GpuModel, GpuOptions, GpuSession};
 use inference::chat::ChatMessage;
 use inference::engine::{GenerateParams, Model, ModelLoader, Session};
 use inference::sampler::SamplerParams;
@@ -20,14 +26,20 @@ struct Loading {
     name: String,
     loader: ModelLoader,
     header_ok: bool,
+    force_cpu: bool,
 }
 
 #[derive(Default)]
 struct State {
     loading: Option<Loading>,
     model: Option<Rc<Model>>,
+    /// The same model on the GPU, when WebGPU works.
+    gpu: Option<Rc<GpuModel>>,
+    backend: BackendInfo,
     generating: bool,
     stop: Rc<Cell<bool>>,
+    /// Bumped by every load: a GPU upload that finishes after a newer load started is dropped.
+    load_seq: u64,
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -77,17 +89,24 @@ fn handle(state: &Rc<RefCell<State>>, data: JsValue) {
 
 fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
     match msg {
-        ToWorker::LoadStart { size, name } => {
+        ToWorker::LoadStart {
+            size,
+            name,
+            force_cpu,
+        } => {
             let mut s = state.borrow_mut();
             if s.generating {
                 s.stop.set(true);
             }
             // Free the previous model before the next one arrives.
             s.model = None;
+            s.gpu = None;
+            s.load_seq += 1;
             s.loading = Some(Loading {
                 name,
                 loader: ModelLoader::new(size),
                 header_ok: false,
+                force_cpu,
             });
         }
         ToWorker::LoadCancel => {
@@ -97,25 +116,40 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             let Some(l) = state.borrow_mut().loading.take() else {
                 return; // an earlier error already dropped it and was reported
             };
+            let seq = state.borrow().load_seq;
             match l.loader.finish() {
                 Ok(model) => {
-                    post(&FromWorker::Loaded {
-                        name: if model.name.is_empty() {
-                            l.name
-                        } else {
-                            model.name.clone()
-                        },
-                        arch: model.hp.arch.name().to_owned(),
-                        n_params: model.n_params,
-                        n_ctx: model.hp.n_ctx_train as u64,
+                    let model = Rc::new(model);
+                    let name = if model.name.is_empty() {
+                        l.name
+                    } else {
+                        model.name.clone()
+                    };
+                    let state = state.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let (gpu, backend) = open_gpu(&model, l.force_cpu).await;
+                        let mut s = state.borrow_mut();
+                        if s.load_seq != seq {
+                            return; // another model was started meanwhile
+                        }
+                        s.model = Some(model.clone());
+                        s.gpu = gpu.map(Rc::new);
+                        s.backend = backend.clone();
+                        drop(s);
+                        post(&FromWorker::Loaded {
+                            name,
+                            arch: model.hp.arch.name().to_owned(),
+                            n_params: model.n_params,
+                            n_ctx: model.hp.n_ctx_train as u64,
+                            backend,
+                        });
                     });
-                    state.borrow_mut().model = Some(Rc::new(model));
                 }
                 Err(e) => post_error(format!("Cannot load {}: {e}", l.name)),
             }
         }
         ToWorker::Generate { messages, params } => {
-            let (model, stop) = {
+            let (model, gpu, stop) = {
                 let mut s = state.borrow_mut();
                 let Some(model) = s.model.clone() else {
                     drop(s);
@@ -129,15 +163,15 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
                 }
                 s.generating = true;
                 s.stop.set(false);
-                (model, s.stop.clone())
+                (model, s.gpu.clone(), s.stop.clone())
             };
             let state = state.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let result = generate(&model, &messages, &params, &stop).await;
+                let result = reply(&state, &model, gpu, &messages, &params, &stop).await;
                 state.borrow_mut().generating = false;
                 match result {
                     Ok(done) => post(&done),
-                    Err(e) => post_error(e.to_string()),
+                    Err(e) => post_error(e),
                 }
             });
         }
@@ -171,31 +205,108 @@ fn load_chunk(state: &Rc<RefCell<State>>, bytes: &[u8]) {
     }
 }
 
-/// Run one reply, posting `Token`s as they come; returns the `Done` message.
-async fn generate(
+/// Upload the model to WebGPU unless the user chose the CPU; on any failure say why.
+async fn open_gpu(model: &Model, force_cpu: bool) -> (Option<GpuModel>, BackendInfo) {
+    let cpu = |why: String| BackendInfo {
+        kind: "cpu".into(),
+        adapter: None,
+        fallback: Some(why),
+    };
+    if force_cpu {
+        return (None, cpu("the CPU engine was chosen in Settings".into()));
+    }
+    let has_gpu = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("navigator"))
+        .and_then(|n| js_sys::Reflect::get(&n, &JsValue::from_str("gpu")))
+        .is_ok_and(|g| !g.is_undefined() && !g.is_null());
+    if !has_gpu {
+        return (
+            None,
+            cpu("this browser has no WebGPU (navigator.gpu is missing)".into()),
+        );
+    }
+    match GpuModel::new(model, &GpuOptions::default()).await {
+        Ok(gpu) => {
+            let info = BackendInfo {
+                kind: "webgpu".into(),
+                adapter: Some(gpu.adapter_info()),
+                fallback: None,
+            };
+            (Some(gpu), info)
+        }
+        Err(e) => (None, cpu(format!("WebGPU failed: {e}"))),
+    }
+}
+
+/// The prompt for `messages`, leaving out the oldest turns (never the system prompt or the last
+/// message) until it leaves room for a reply in `n_ctx`. Returns the tokens and how many turns
+/// were left out.
+fn build_prompt(
     model: &Model,
     messages: &[ChatTurn],
     params: &GenParams,
-    stop: &Cell<bool>,
-) -> inference::Result<FromWorker> {
-    let text = if params.raw {
-        messages
+    n_ctx: usize,
+) -> Result<(Vec<u32>, u32), String> {
+    if params.raw {
+        let text = messages
             .iter()
             .rev()
             .find(|m| m.role == "user")
             .map(|m| m.content.clone())
-            .unwrap_or_default()
-    } else {
-        let msgs: Vec<ChatMessage> = messages
+            .unwrap_or_default();
+        return Ok((model.tokenizer.encode(&text, true), 0));
+    }
+    // Room kept for the reply: up to max_tokens, at most half the context.
+    let room = (params.max_tokens as usize).clamp(1, (n_ctx / 2).max(1));
+    let mut turns: Vec<&ChatTurn> = messages.iter().collect();
+    let mut trimmed = 0u32;
+    loop {
+        let msgs: Vec<ChatMessage> = turns
             .iter()
             .map(|m| ChatMessage::new(m.role.as_str(), m.content.as_str()))
             .collect();
-        model.chat.render(&msgs, true)?
-    };
-    let prompt = model.tokenizer.encode(&text, true);
+        let text = model.chat.render(&msgs, true).map_err(|e| e.to_string())?;
+        let prompt = model.tokenizer.encode(&text, true);
+        if prompt.len() + room <= n_ctx {
+            return Ok((prompt, trimmed));
+        }
+        // The oldest turn that is neither the system prompt nor the last message.
+        match turns
+            .iter()
+            .enumerate()
+            .position(|(i, m)| m.role != "system" && i + 1 < turns.len())
+        {
+            Some(i) => {
+                turns.remove(i);
+                trimmed += 1;
+            }
+            None => {
+                return Err(format!(
+                    "The message is {} tokens long and does not fit the {n_ctx}-token context \
+                     with room for a reply. Shorten it, or raise the context size in Settings.",
+                    prompt.len()
+                ))
+            }
+        }
+    }
+}
+
+/// Run one reply, posting `Token`s as they come; returns the `Done` message.
+async fn reply(
+    state: &Rc<RefCell<State>>,
+    model: &Model,
+    gpu: Option<Rc<GpuModel>>,
+    messages: &[ChatTurn],
+    params: &GenParams,
+    stop: &Cell<bool>,
+) -> Result<FromWorker, String> {
+    let n_ctx_max = match params.n_ctx {
+        0 => 2048,
+        n => n as usize,
+    }
+    .min(model.hp.n_ctx_train);
+    let (prompt, trimmed) = build_prompt(model, messages, params, n_ctx_max)?;
     let max_tokens = params.max_tokens.max(1) as usize;
-    let n_ctx = (prompt.len() + max_tokens).min(model.hp.n_ctx_train);
-    let mut session = Session::new(model, n_ctx, 1)?;
+    let n_ctx = (prompt.len() + max_tokens).min(n_ctx_max);
     let gp = GenerateParams {
         max_tokens,
         sampler: SamplerParams {
@@ -207,8 +318,81 @@ async fn generate(
         },
         ignore_eos: params.ignore_eos,
     };
+    if let Some(gpu) = gpu {
+        match generate_gpu(model, &gpu, &prompt, n_ctx, &gp, stop).await {
+            Ok(mut done) => {
+                if let FromWorker::Done { trimmed: t, .. } = &mut done {
+                    *t = trimmed;
+                }
+                return Ok(done);
+            }
+            Err((e, sent)) => {
+                // The GPU failed (e.g. device lost): the CPU engine takes over from now on.
+                let backend = BackendInfo {
+                    kind: "cpu".into(),
+                    adapter: None,
+                    fallback: Some(format!("WebGPU failed during a reply: {e}")),
+                };
+                {
+                    let mut s = state.borrow_mut();
+                    s.gpu = None;
+                    s.backend = backend.clone();
+                }
+                post(&FromWorker::Backend { backend });
+                if sent > 0 {
+                    return Err(format!("The GPU failed mid-reply ({e}); the CPU engine will answer from now on: regenerate the reply."));
+                }
+            }
+        }
+    }
+    generate_cpu(model, &prompt, n_ctx, &gp, stop, trimmed)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn generate_gpu(
+    model: &Model,
+    gpu: &GpuModel,
+    prompt: &[u32],
+    n_ctx: usize,
+    gp: &GenerateParams,
+    stop: &Cell<bool>,
+) -> Result<FromWorker, (inference::Error, u32)> {
+    let mut session = GpuSession::new(gpu, n_ctx, &GpuOptions::default()).map_err(|e| (e, 0))?;
+    let mut n = 0u32;
+    let g = session
+        .generate(&model.tokenizer, prompt, gp, |id, piece| {
+            let id = (id != u32::MAX).then_some(id);
+            n += u32::from(id.is_some());
+            post(&FromWorker::Token {
+                id,
+                piece: piece.to_owned(),
+            });
+            !stop.get()
+        })
+        .await
+        .map_err(|e| (e, n))?;
+    Ok(FromWorker::Done {
+        tokens: g.tokens.len() as u32,
+        prompt_tokens: prompt.len() as u32,
+        prefill_tok_s: g.prefill_tok_s(),
+        decode_tok_s: g.decode_tok_s(),
+        stop: g.stop.to_owned(),
+        trimmed: 0,
+    })
+}
+
+async fn generate_cpu(
+    model: &Model,
+    prompt: &[u32],
+    n_ctx: usize,
+    gp: &GenerateParams,
+    stop: &Cell<bool>,
+    trimmed: u32,
+) -> inference::Result<FromWorker> {
+    let mut session = Session::new(model, n_ctx, 1)?;
     let t0 = now_ms();
-    let mut gen = session.start(&prompt, &gp)?;
+    let mut gen = session.start(prompt, gp)?;
     let t1 = now_ms();
     let mut n = 0u32;
     let mut busy_ms = 0.0;
@@ -243,6 +427,7 @@ async fn generate(
         // (the yields to the event loop are not counted).
         decode_tok_s: rate(n.saturating_sub(1) as f64, busy_ms),
         stop: gen.stop_reason().unwrap_or("length").to_owned(),
+        trimmed,
     })
 }
 

@@ -48,6 +48,18 @@ pub fn SettingsPanel() -> impl IntoView {
                         prop:value=move || s.with(|s| s.max_tokens.to_string())
                         on:change=num(|s, v| s.max_tokens = v.max(1.0) as u32)/>
                 </label>
+                <label>
+                    "Context size"
+                    <input type="number" name="n_ctx" min="256" max="32768" step="256"
+                        prop:value=move || s.with(|s| s.n_ctx.to_string())
+                        on:change=num(|s, v| s.n_ctx = v.max(0.0) as u32)/>
+                </label>
+                <label class="wide check">
+                    <input type="checkbox" name="force_cpu"
+                        prop:checked=move || s.with(|s| s.force_cpu)
+                        on:change=move |ev| s.update(|st| st.force_cpu = event_target_checked(&ev))/>
+                    "Run on the CPU even if WebGPU is available (applies to the next model load)"
+                </label>
                 <label class="wide check">
                     <input type="checkbox" name="raw"
                         prop:checked=move || s.with(|s| s.raw)

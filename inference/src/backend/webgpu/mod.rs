@@ -952,14 +952,14 @@ impl<'m> GpuSession<'m> {
         let on_gpu = sampler.is_greedy()
             && (sampler.params.repeat_penalty == 1.0 || sampler.params.repeat_penalty <= 0.0);
         let mut history: Vec<u32> = prompt.to_vec();
-        let t0 = clock();
+        let t0 = crate::engine::now();
         let mut next = if on_gpu {
             self.prefill(prompt).await?
         } else {
             let mut l = self.logits(prompt, false).await?;
             sampler.sample(&mut l, &history)
         };
-        let t1 = clock();
+        let t1 = crate::engine::now();
         g.prefill_s = t1 - t0;
         let mut detok = crate::tokenizer::Detokenizer::new(tok);
         for i in 0..params.max_tokens {
@@ -994,7 +994,7 @@ impl<'m> GpuSession<'m> {
             g.text.push_str(&rest);
             on_piece(u32::MAX, &rest);
         }
-        g.decode_s = clock() - t1;
+        g.decode_s = crate::engine::now() - t1;
         Ok(g)
     }
 
@@ -1121,21 +1121,6 @@ pub async fn embed_rows(
     dev.queue.submit([enc.finish()]);
     let b = dev.read(&rb, (n * cols * 4) as u64).await?;
     Ok(to_f32(&b))
-}
-
-fn clock() -> f64 {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use std::sync::OnceLock;
-        static T0: OnceLock<std::time::Instant> = OnceLock::new();
-        T0.get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_secs_f64()
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        0.0
-    }
 }
 
 fn to_f32(b: &[u8]) -> Vec<f32> {
