@@ -2,9 +2,10 @@
 
 use leptos::prelude::*;
 
+use crate::chat_store;
 use crate::components::{
-    BackendBadge, ChatPanel, DropZone, Header, LoadProgress, ModelPicker, SettingsPanel,
-    StorageView, SupportedTypes,
+    BackendBadge, ChatPanel, Conversations, DropZone, Header, LoadProgress, ModelPicker,
+    SettingsPanel, StorageView, SupportedTypes,
 };
 use crate::engine_link;
 use crate::loads;
@@ -15,11 +16,13 @@ pub fn App() -> impl IntoView {
     let state = AppState::provide();
     engine_link::start(state);
     leptos::task::spawn_local(loads::init(state));
+    leptos::task::spawn_local(chat_store::init(state));
     view! {
         <Header/>
         <main class="page">
             <div class="layout">
                 <aside class="sidebar">
+                    <Conversations/>
                     <ModelPicker/>
                     <DropZone/>
                     <StorageView/>

@@ -12,6 +12,7 @@ use web_sys::{MessageEvent, Worker};
 
 use chord_app::protocol::{FromWorker, ToWorker};
 
+use crate::chat_store;
 use crate::loads;
 use crate::state::{AppState, Entry, ModelStatus, ReplyStats, Role};
 
@@ -124,6 +125,7 @@ fn fail(state: AppState, message: String) {
             }
         });
         state.generating.set(false);
+        chat_store::save_current(state);
     } else {
         state.status.set(ModelStatus::Failed(message));
     }
@@ -191,17 +193,42 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
                 }
             });
             state.generating.set(false);
+            chat_store::save_current(state);
         }
         FromWorker::Error { message } => fail(state, message),
     }
 }
 
-/// Send the conversation (plus an empty assistant entry that the tokens will fill) for a reply.
+/// Add the user's message and ask for a reply.
 pub fn generate(state: AppState, user_text: String) {
-    let settings = state.settings.get_untracked();
     state.messages.update(|m| {
         m.push(Entry::new(Role::User, user_text));
     });
+    chat_store::save_current(state);
+    request_reply(state);
+}
+
+/// Replace the last reply with a new one (a new seed when sampling).
+pub fn regenerate(state: AppState) {
+    if state.generating.get_untracked() {
+        return;
+    }
+    state.messages.update(|m| {
+        if m.last().is_some_and(|e| e.role == Role::Assistant) {
+            m.pop();
+        }
+    });
+    if state
+        .messages
+        .with_untracked(|m| m.last().is_some_and(|e| e.role == Role::User))
+    {
+        request_reply(state);
+    }
+}
+
+/// Send the conversation (plus an empty assistant entry that the tokens will fill) for a reply.
+fn request_reply(state: AppState) {
+    let settings = state.settings.get_untracked();
     let mut turns = Vec::new();
     if !settings.raw && !settings.system_prompt.trim().is_empty() {
         turns.push(chord_app::protocol::ChatTurn {
@@ -210,7 +237,11 @@ pub fn generate(state: AppState, user_text: String) {
         });
     }
     state.messages.with_untracked(|m| {
-        for e in m.iter().filter(|e| e.error.is_none()) {
+        // A failed reply is left out (and so is an empty one).
+        for e in m
+            .iter()
+            .filter(|e| e.error.is_none() && !(e.role == Role::Assistant && e.text.is_empty()))
+        {
             turns.push(chord_app::protocol::ChatTurn {
                 role: e.role.as_str().into(),
                 content: e.text.clone(),

@@ -182,7 +182,6 @@ impl Sender {
         cache: Option<CachedModel>,
     ) -> Self {
         engine_link::reset_consumed();
-        state.messages.set(Vec::new());
         engine_link::send(&ToWorker::LoadStart {
             size: total,
             name: name.to_owned(),

@@ -1,6 +1,7 @@
 //! wasm-chord web app entry point: install the panic hook and mount the root component.
 
 mod app;
+mod chat_store;
 mod components;
 mod engine_link;
 mod loads;

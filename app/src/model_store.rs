@@ -15,16 +15,18 @@ use wasm_bindgen_futures::JsFuture;
 use chord_app::cache::CachedModel;
 
 const DB_NAME: &str = "wasm-chord";
-const DB_VERSION: u32 = 1;
+/// Version 2 added the "chats" store (conversations, `chat_store.rs`).
+const DB_VERSION: u32 = 2;
 const MODELS: &str = "models";
 const CHUNKS: &str = "chunks";
+pub(crate) const CHATS: &str = "chats";
 
 thread_local! {
     static DB: RefCell<Option<Rc<Rexie>>> = const { RefCell::new(None) };
 }
 
 /// A user-facing sentence for an IndexedDB failure; a full disk is named as such.
-fn describe(e: &rexie::Error) -> String {
+pub(crate) fn describe(e: &rexie::Error) -> String {
     let inner = match e {
         rexie::Error::IdbError(inner) => inner.to_string(),
         other => other.to_string(),
@@ -36,7 +38,7 @@ fn describe(e: &rexie::Error) -> String {
     }
 }
 
-async fn db() -> Result<Rc<Rexie>, String> {
+pub(crate) async fn db() -> Result<Rc<Rexie>, String> {
     if let Some(db) = DB.with(|d| d.borrow().clone()) {
         return Ok(db);
     }
@@ -44,6 +46,7 @@ async fn db() -> Result<Rc<Rexie>, String> {
         .version(DB_VERSION)
         .add_object_store(ObjectStore::new(MODELS))
         .add_object_store(ObjectStore::new(CHUNKS))
+        .add_object_store(ObjectStore::new(CHATS))
         .build()
         .await
         .map_err(|e| format!("Cannot open the model cache: {}", describe(&e)))?;
@@ -66,7 +69,7 @@ fn chunk_key(id: &str, index: u64) -> JsValue {
     Array::of2(&JsValue::from_str(id), &JsValue::from_f64(index as f64)).into()
 }
 
-fn committed(r: rexie::Result<rexie::TransactionResult>) -> Result<(), String> {
+pub(crate) fn committed(r: rexie::Result<rexie::TransactionResult>) -> Result<(), String> {
     match r {
         Ok(rexie::TransactionResult::Committed) => Ok(()),
         Ok(rexie::TransactionResult::Aborted) => Err(

@@ -3,6 +3,7 @@
 
 use gloo_storage::Storage;
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use chord_app::cache::CachedModel;
 use chord_app::protocol::BackendInfo;
@@ -72,7 +73,8 @@ impl ModelStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
     Assistant,
@@ -88,7 +90,7 @@ impl Role {
 }
 
 /// Speed figures for one reply.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReplyStats {
     pub tokens: u32,
     pub prompt_tokens: u32,
@@ -102,7 +104,7 @@ pub struct ReplyStats {
 }
 
 /// One message in the conversation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub role: Role,
     pub text: String,
@@ -139,6 +141,42 @@ pub struct AppState {
     pub quota: RwSignal<Option<(f64, f64)>>,
     /// The engine the loaded model runs on (`None` before the first load).
     pub backend: RwSignal<Option<BackendInfo>>,
+    /// The conversation on screen (its IndexedDB key) and the saved ones, newest first.
+    pub chat_id: RwSignal<String>,
+    pub chats: RwSignal<Vec<ChatRecord>>,
+}
+
+/// A saved conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatRecord {
+    pub id: String,
+    pub title: String,
+    pub updated_ms: f64,
+    pub messages: Vec<Entry>,
+}
+
+/// A fresh conversation key ("chat-<ms>-<random>").
+pub fn new_chat_id() -> String {
+    format!(
+        "chat-{}-{:06}",
+        js_sys::Date::now() as u64,
+        (js_sys::Math::random() * 1e6) as u32
+    )
+}
+
+/// A conversation's title: the start of its first user message.
+pub fn chat_title(messages: &[Entry]) -> String {
+    let first = messages
+        .iter()
+        .find(|e| e.role == Role::User)
+        .map(|e| e.text.trim())
+        .unwrap_or("");
+    let one_line = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(48) {
+        Some((at, _)) => format!("{}…", &one_line[..at]),
+        None if one_line.is_empty() => "New chat".to_owned(),
+        None => one_line,
+    }
 }
 
 impl AppState {
@@ -155,6 +193,8 @@ impl AppState {
             cache: RwSignal::new(Vec::new()),
             quota: RwSignal::new(None),
             backend: RwSignal::new(None),
+            chat_id: RwSignal::new(new_chat_id()),
+            chats: RwSignal::new(Vec::new()),
         };
         Effect::new(move |_| {
             let s = state.settings.get();

@@ -5,7 +5,8 @@
 //   a. the 4-layer SmolLM2 test model, dropped on the page, generates greedy tokens on WebGPU and
 //      on the CPU engine that agree with llama.cpp's golden tokens (teacher-forcing rule);
 //   b. a model downloaded from the local server goes into IndexedDB with visible progress; after a
-//      reload it is listed as stored and loads without any request to the network;
+//      reload it is listed as stored and loads without any request to the network; the
+//      conversation is restored from IndexedDB; Regenerate replaces the last reply;
 //   c. a download whose connection is cut mid-way resumes with an HTTP Range request;
 //   d. offline (context.setOffline): a reload gets the app shell from the service worker, and the
 //      cached model chats;
@@ -286,6 +287,8 @@ try {
     assert(entry && entry.complete && entry.size === fs.statSync(MODEL).size,
       `not cached as complete: ${JSON.stringify(entries)}`);
 
+    // The conversation is saved: after the reload it is listed and shown again.
+    const first = await checkGolden(page);
     // Reload: listed as stored; loading it makes no request for model bytes.
     const requests = [];
     page.on('request', (r) => { if (r.url().includes('/models/')) requests.push(r.url()); });
@@ -298,7 +301,18 @@ try {
     const r = await checkGolden(page);
     console.log(`     metric: page reload → first token, cached model, CPU: ${((tLoaded - t0 + r.firstTokenMs) / 1000).toFixed(2)} s (load ${((tLoaded - t0) / 1000).toFixed(2)} s)`);
     assert(requests.length === 0, `model bytes were requested again: ${requests.join(', ')}`);
-    assert(r.ids.length > 0, 'no reply');
+    assert(await page.locator('#conversations .chat-item').count() >= 1, 'the conversation is not listed');
+    const restored = await page.locator('article.msg-assistant').first().getAttribute('data-token-ids');
+    assert(restored === first.ids.join(','), 'the saved conversation was not restored after the reload');
+    // Regenerate the last (greedy) reply: the same tokens again, replacing it.
+    const n = await page.locator('article.msg-assistant').count();
+    await page.click('article.msg-assistant >> nth=-1 >> button.regenerate');
+    await page.waitForFunction((k) => {
+      const all = document.querySelectorAll('article.msg-assistant');
+      return all.length === k && all[k - 1].dataset.stop;
+    }, n, { timeout: 120_000 });
+    const again = await page.locator('article.msg-assistant').nth(n - 1).getAttribute('data-token-ids');
+    assert(again === r.ids.join(','), `regenerated greedy reply differs: ${again}`);
   });
 
   await test('d. offline: the app shell comes from the service worker and the cached model chats', async () => {

@@ -2,7 +2,23 @@ use leptos::prelude::*;
 
 use chord_app::markdown;
 
+use crate::engine_link;
 use crate::state::{use_state, Role};
+
+/// Put `text` on the clipboard (`navigator.clipboard.writeText`); `false` if the browser refused.
+fn copy_to_clipboard(text: &str) -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let clipboard = js_sys::Reflect::get(&window.navigator(), &"clipboard".into());
+    let Ok(clipboard) = clipboard else {
+        return false;
+    };
+    let write = js_sys::Reflect::get(&clipboard, &"writeText".into())
+        .ok()
+        .and_then(|f| wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(f).ok());
+    write.is_some_and(|f| f.call1(&clipboard, &text.into()).is_ok())
+}
 
 /// The conversation, newest at the bottom; the last reply streams in token by token.
 #[component]
@@ -84,6 +100,13 @@ fn MessageBubble(index: usize) -> impl IntoView {
             && index + 1 == state.messages.with(|m| m.len())
             && role() == Role::Assistant
     };
+    let is_last = move || index + 1 == state.messages.with(|m| m.len());
+    let show_actions = move || role() == Role::Assistant && !streaming();
+    let copied = RwSignal::new(false);
+    let copy = move |_| {
+        let text = entry.with_untracked(|e| e.as_ref().map(|e| e.text.clone()).unwrap_or_default());
+        copied.set(copy_to_clipboard(&text));
+    };
     view! {
         <article
             class=move || format!("msg msg-{}", role().as_str())
@@ -94,6 +117,20 @@ fn MessageBubble(index: usize) -> impl IntoView {
             <div class="msg-body" inner_html=html></div>
             {move || stats().map(|s| view! { <p class="msg-stats">{s}</p> })}
             {move || error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <Show when=show_actions>
+                <div class="msg-actions">
+                    <button class="btn-link copy" on:click=copy>
+                        {move || if copied.get() { "Copied" } else { "Copy" }}
+                    </button>
+                    <Show when=is_last>
+                        <button class="btn-link regenerate"
+                            disabled=move || !state.status.with(|s| s.ready())
+                            on:click=move |_| engine_link::regenerate(state)>
+                            "Regenerate"
+                        </button>
+                    </Show>
+                </div>
+            </Show>
         </article>
     }
 }

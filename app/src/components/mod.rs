@@ -3,6 +3,7 @@
 mod backend_badge;
 mod chat_panel;
 mod composer;
+mod conversations;
 mod drop_zone;
 mod header;
 mod load_progress;
@@ -15,6 +16,7 @@ mod supported_types;
 pub use backend_badge::BackendBadge;
 pub use chat_panel::ChatPanel;
 pub use composer::Composer;
+pub use conversations::Conversations;
 pub use drop_zone::DropZone;
 pub use header::Header;
 pub use load_progress::LoadProgress;
