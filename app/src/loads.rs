@@ -185,7 +185,7 @@ impl Sender {
         engine_link::send(&ToWorker::LoadStart {
             size: total,
             name: name.to_owned(),
-            force_cpu: state.settings.with_untracked(|s| s.force_cpu),
+            backend: state.settings.with_untracked(|s| s.backend),
         });
         WRITING.with(|w| {
             *w.borrow_mut() = cache.as_ref().filter(|c| !c.complete).map(|c| c.id.clone())

@@ -55,6 +55,20 @@ impl Default for GenParams {
     }
 }
 
+/// Which engine the user wants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendPref {
+    /// WebGPU on a hardware adapter; the CPU engine where there is none or only a software
+    /// renderer (SwiftShader is far slower than our SIMD CPU path).
+    #[default]
+    Auto,
+    /// WebGPU on any adapter, software included.
+    WebGpu,
+    /// The CPU engine.
+    Cpu,
+}
+
 /// Which engine runs the model, and why when it is not the GPU.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BackendInfo {
@@ -78,12 +92,11 @@ impl BackendInfo {
 #[serde(tag = "type")]
 pub enum ToWorker {
     /// A model of `size` bytes follows in binary chunks. Drops any model already loaded.
-    /// `force_cpu`: do not try WebGPU.
     LoadStart {
         size: u64,
         name: String,
         #[serde(default)]
-        force_cpu: bool,
+        backend: BackendPref,
     },
     /// Every byte has been sent: build the model.
     LoadEnd,
@@ -165,7 +178,7 @@ mod tests {
             ToWorker::LoadStart {
                 size: 44,
                 name: "m.gguf".into(),
-                force_cpu: true,
+                backend: BackendPref::Cpu,
             },
             ToWorker::LoadEnd,
             ToWorker::Generate {

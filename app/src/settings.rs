@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::GenParams;
+use crate::protocol::{BackendPref, GenParams};
 
 pub const STORAGE_KEY: &str = "wasm-chord.settings.v1";
 
@@ -15,8 +15,8 @@ pub struct Settings {
     pub max_tokens: u32,
     /// Context size in tokens (conversation + reply).
     pub n_ctx: u32,
-    /// Run on the CPU even where WebGPU is available.
-    pub force_cpu: bool,
+    /// Which engine runs the next model loaded.
+    pub backend: BackendPref,
     /// Completion mode: no chat template, the message is the raw prompt.
     pub raw: bool,
     pub system_prompt: String,
@@ -30,7 +30,7 @@ impl Default for Settings {
             top_k: 40,
             max_tokens: 256,
             n_ctx: 2048,
-            force_cpu: false,
+            backend: BackendPref::Auto,
             raw: false,
             system_prompt: String::new(),
         }

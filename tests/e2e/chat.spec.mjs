@@ -11,7 +11,9 @@
 //   d. offline (context.setOffline): a reload gets the app shell from the service worker, and the
 //      cached model chats;
 //   e. a corrupt, a truncated and a non-GGUF file give a clear error and nothing is cached;
-//   f. model output containing <script>, <img onerror=…> and javascript: links is rendered inert.
+//   f. model output containing <script>, <img onerror=…> and javascript: links is rendered inert
+//      (and the automatic engine choice prefers the CPU over SwiftShader, saying why);
+//   g. a new user's first chat: the default catalog model answers "What is 2+2?".
 //
 // The teacher-forcing rule (../shared/golden/README.md): while our tokens equal the golden ones
 // the context is identical, so every position whose golden margin is >= 1.0 must match; the first
@@ -97,19 +99,19 @@ async function open(page) {
   await page.waitForSelector('#model-status', { timeout: 60_000 });
 }
 
-/// Greedy decoding of `n` tokens in completion mode (the golden prompts have no chat template).
-async function greedySettings(page, n, forceCpu = false) {
+/// Greedy decoding of `n` tokens in completion mode (the golden prompts have no chat template), on
+/// `engine`: "webgpu" (any adapter: SwiftShader here), "cpu" or "auto".
+async function greedySettings(page, n, engine) {
   await page.click('details.settings summary');
   await page.fill('input[name=temperature]', '0');
   await page.press('input[name=temperature]', 'Tab');
   await page.fill('input[name=max_tokens]', String(n));
   await page.press('input[name=max_tokens]', 'Tab');
   await page.check('input[name=raw]');
-  if (forceCpu) await page.check('input[name=force_cpu]');
-  else await page.uncheck('input[name=force_cpu]');
+  await page.selectOption('select[name=backend]', engine);
   const saved = JSON.parse(await page.evaluate(() => localStorage.getItem('wasm-chord.settings.v1')));
   assert(saved && saved.temperature === 0 && saved.raw === true && saved.max_tokens === n &&
-    saved.force_cpu === forceCpu, `settings not persisted: ${JSON.stringify(saved)}`);
+    saved.backend === engine, `settings not persisted: ${JSON.stringify(saved)}`);
   await page.click('details.settings summary');
 }
 
@@ -242,7 +244,7 @@ try {
 
   await test('a. 4-layer model: greedy tokens on WebGPU and on the CPU match llama.cpp golden', async () => {
     const { context, page } = await freshPage();
-    await greedySettings(page, golden.greedy.tokens.length, false);
+    await greedySettings(page, golden.greedy.tokens.length, 'webgpu');
     let t0 = Date.now();
     const loaded = await loadFile(page, MODEL);
     console.log(`     loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${loaded.split('\n')[0]}`);
@@ -252,7 +254,7 @@ try {
     const gpu = await checkGolden(page);
     assert(/WebGPU/.test(gpu.stats), `reply not on WebGPU: ${gpu.stats}`);
 
-    await greedySettings(page, golden.greedy.tokens.length, true);
+    await greedySettings(page, golden.greedy.tokens.length, 'cpu');
     t0 = Date.now();
     await loadFile(page, MODEL);
     console.log(`     loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -268,7 +270,7 @@ try {
   const shared = await freshPage();
   await test('b. download into IndexedDB with progress; after a reload it loads from the cache', async () => {
     const { page } = shared;
-    await greedySettings(page, golden.greedy.tokens.length, true);
+    await greedySettings(page, golden.greedy.tokens.length, 'cpu');
     // Record every progress value the page shows.
     await page.evaluate(() => {
       window.__progress = [];
@@ -330,7 +332,7 @@ try {
       await page.locator('#storage .stored-model[data-complete=true]').waitFor({ timeout: 30_000 });
       // Load on WebGPU this time (the default), from the cache.
       // 8 tokens: WebGPU on SwiftShader is slow (test a checks all 32 on it).
-      await greedySettings(page, 8, false);
+      await greedySettings(page, 8, 'webgpu');
       await page.click('#storage .stored-model[data-complete=true] button:has-text("Load")');
       await waitReady(page);
       const tLoaded = Date.now();
@@ -347,7 +349,7 @@ try {
 
   await test('c. a cut connection: the download resumes with an HTTP Range request', async () => {
     const { context, page } = await freshPage();
-    await greedySettings(page, golden.greedy.tokens.length, true);
+    await greedySettings(page, golden.greedy.tokens.length, 'cpu');
     const ranges = [];
     page.on('request', (r) => {
       if (r.url().includes('/models/')) ranges.push(r.headers().range || '(none)');
@@ -373,8 +375,12 @@ try {
     const { context, page } = await freshPage();
     const dialogs = [];
     page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
-    await greedySettings(page, 6, true);
+    await greedySettings(page, 6, 'auto');
     await loadFile(page, INJECTION_MODEL);
+    // Automatic engine choice: SwiftShader is a software adapter, so the CPU engine runs, and says why.
+    const b = await backend(page);
+    console.log(`     backend (auto): ${b.detail}`);
+    assert(b.kind === 'cpu' && /software/.test(b.detail), `auto should pick the CPU over SwiftShader: ${b.detail}`);
     const r = await ask(page, golden.text);
     console.log(`     reply text: ${JSON.stringify(r.text.slice(0, 160))}`);
     assert(r.text.includes('<script>') && r.text.includes('onerror') && r.text.includes('javascript:'),
@@ -393,6 +399,27 @@ try {
     for (let i = 0; i < await links.count(); i++) await links.nth(i).click({ timeout: 2000 }).catch(() => {});
     await page.waitForTimeout(500);
     assert(dialogs.length === 0, `script ran: ${dialogs.join(', ')}`);
+    await context.close();
+  });
+
+  await test('g. a new user: the default model from the catalog answers "What is 2+2?" in chat mode', async () => {
+    const { context, page } = await freshPage();
+    const card = page.locator('.model-card.default');
+    await card.locator('button').click();
+    const t0 = Date.now();
+    await waitReady(page);
+    const tLoaded = Date.now();
+    const b = await backend(page);
+    console.log(`     backend: ${b.detail}`);
+    // Default settings: chat template, sampling at temperature 0.7 — the answer must still say 4.
+    const r = await ask(page, 'What is 2+2?');
+    console.log(`     answer: ${JSON.stringify(r.text)}`);
+    console.log(`     stats: ${r.stats}`);
+    console.log(`     metric: download + load of the default model ${((tLoaded - t0) / 1000).toFixed(2)} s; first token after ${r.firstTokenMs} ms`);
+    assert(/\b4\b|four/i.test(r.text), `no sensible answer: ${r.text}`);
+    // The page stayed responsive: typing into the composer works right after.
+    await page.fill('.composer textarea', 'thanks');
+    assert(await page.inputValue('.composer textarea') === 'thanks', 'the composer does not take input');
     await context.close();
   });
 } finally {

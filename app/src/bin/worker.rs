@@ -11,8 +11,8 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use chord_app::protocol::{BackendInfo, ChatTurn, FromWorker, GenParams, ToWorker};
-use inference::backend::webgpu::{GpuModel, GpuOptions, GpuSession};
+use chord_app::protocol::{BackendInfo, BackendPref, ChatTurn, FromWorker, GenParams, ToWorker};
+use inference::backend::webgpu::{GpuDevice, GpuModel, GpuOptions, GpuSession};
 use inference::chat::ChatMessage;
 use inference::engine::{GenerateParams, Model, ModelLoader, Session};
 use inference::sampler::SamplerParams;
@@ -26,7 +26,7 @@ struct Loading {
     name: String,
     loader: ModelLoader,
     header_ok: bool,
-    force_cpu: bool,
+    backend: BackendPref,
 }
 
 #[derive(Default)]
@@ -92,7 +92,7 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
         ToWorker::LoadStart {
             size,
             name,
-            force_cpu,
+            backend,
         } => {
             let mut s = state.borrow_mut();
             if s.generating {
@@ -106,7 +106,7 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
                 name,
                 loader: ModelLoader::new(size),
                 header_ok: false,
-                force_cpu,
+                backend,
             });
         }
         ToWorker::LoadCancel => {
@@ -127,7 +127,7 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
                     };
                     let state = state.clone();
                     wasm_bindgen_futures::spawn_local(async move {
-                        let (gpu, backend) = open_gpu(&model, l.force_cpu).await;
+                        let (gpu, backend) = open_gpu(&model, l.backend).await;
                         let mut s = state.borrow_mut();
                         if s.load_seq != seq {
                             return; // another model was started meanwhile
@@ -206,13 +206,13 @@ fn load_chunk(state: &Rc<RefCell<State>>, bytes: &[u8]) {
 }
 
 /// Upload the model to WebGPU unless the user chose the CPU; on any failure say why.
-async fn open_gpu(model: &Model, force_cpu: bool) -> (Option<GpuModel>, BackendInfo) {
+async fn open_gpu(model: &Model, pref: BackendPref) -> (Option<GpuModel>, BackendInfo) {
     let cpu = |why: String| BackendInfo {
         kind: "cpu".into(),
         adapter: None,
         fallback: Some(why),
     };
-    if force_cpu {
+    if pref == BackendPref::Cpu {
         return (None, cpu("the CPU engine was chosen in Settings".into()));
     }
     let has_gpu = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("navigator"))
@@ -224,7 +224,21 @@ async fn open_gpu(model: &Model, force_cpu: bool) -> (Option<GpuModel>, BackendI
             cpu("this browser has no WebGPU (navigator.gpu is missing)".into()),
         );
     }
-    match GpuModel::new(model, &GpuOptions::default()).await {
+    let dev = match GpuDevice::new(&GpuOptions::default()).await {
+        Ok(dev) => dev,
+        Err(e) => return (None, cpu(format!("WebGPU failed: {e}"))),
+    };
+    if pref == BackendPref::Auto && dev.is_software() {
+        return (
+            None,
+            cpu(format!(
+                "the only WebGPU adapter is a software renderer ({}), slower than the CPU engine; \
+                 choose \"WebGPU\" in Settings to use it anyway",
+                dev.adapter_info()
+            )),
+        );
+    }
+    match GpuModel::with_device(dev, &model.hp, &model.weights, model.tensor_bytes).await {
         Ok(gpu) => {
             let info = BackendInfo {
                 kind: "webgpu".into(),

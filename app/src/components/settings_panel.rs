@@ -1,6 +1,15 @@
 use leptos::prelude::*;
 
+use chord_app::protocol::BackendPref;
 use chord_app::settings::Settings;
+
+fn backend_key(b: BackendPref) -> &'static str {
+    match b {
+        BackendPref::Auto => "auto",
+        BackendPref::WebGpu => "webgpu",
+        BackendPref::Cpu => "cpu",
+    }
+}
 
 use crate::state::use_state;
 
@@ -54,11 +63,22 @@ pub fn SettingsPanel() -> impl IntoView {
                         prop:value=move || s.with(|s| s.n_ctx.to_string())
                         on:change=num(|s, v| s.n_ctx = v.max(0.0) as u32)/>
                 </label>
-                <label class="wide check">
-                    <input type="checkbox" name="force_cpu"
-                        prop:checked=move || s.with(|s| s.force_cpu)
-                        on:change=move |ev| s.update(|st| st.force_cpu = event_target_checked(&ev))/>
-                    "Run on the CPU even if WebGPU is available (applies to the next model load)"
+                <label class="wide">
+                    "Engine (applies to the next model load)"
+                    <select name="backend"
+                        prop:value=move || s.with(|s| backend_key(s.backend))
+                        on:change=move |ev| {
+                            let v = match event_target_value(&ev).as_str() {
+                                "webgpu" => BackendPref::WebGpu,
+                                "cpu" => BackendPref::Cpu,
+                                _ => BackendPref::Auto,
+                            };
+                            s.update(|st| st.backend = v);
+                        }>
+                        <option value="auto">"Automatic: WebGPU on a real GPU, else the CPU"</option>
+                        <option value="webgpu">"WebGPU, even on a software renderer"</option>
+                        <option value="cpu">"CPU (SIMD wasm)"</option>
+                    </select>
                 </label>
                 <label class="wide check">
                     <input type="checkbox" name="raw"

@@ -101,11 +101,15 @@ impl GpuDevice {
         })
     }
 
-    /// "name (backend, device type)" of the adapter.
+    /// "name (backend, device type[, driver])" of the adapter (browsers may hide the name).
     pub fn adapter_info(&self) -> String {
+        let name = if self.info.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            self.info.name.as_str()
+        };
         format!(
-            "{} ({:?}, {:?}{})",
-            self.info.name,
+            "{name} ({:?}, {:?}{})",
             self.info.backend,
             self.info.device_type,
             if self.info.driver.is_empty() {
@@ -114,6 +118,12 @@ impl GpuDevice {
                 format!(", {} {}", self.info.driver, self.info.driver_info)
             }
         )
+    }
+
+    /// A software rasterizer (SwiftShader, lavapipe, WARP): WebGPU works but is usually slower
+    /// than the CPU engine, so the browser app prefers the CPU there unless asked otherwise.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
     }
 
     /// The storage binding limit in force (bytes).
