@@ -9,10 +9,15 @@
   byte N of a response that starts at byte 0, so a client must resume with Range to get the
   rest (tests/e2e).
 
-usage: scripts/serve.py [--dir dist] [--models models] [--extra-models DIR] [--bind 127.0.0.1] [--port 8080]
+usage: scripts/serve.py [--dir dist] [--models models] [--extra-models DIR] [--mount PREFIX=DIR]...
+                        [--bind 127.0.0.1] [--port 8080]
 
 --extra-models (or env WASM_CHORD_EXTRA_MODELS): a second folder also served at /models/, looked up
 when a file is not in --models (the e2e test serves ../shared/models this way).
+
+--mount PREFIX=DIR (repeatable): also serve DIR at /PREFIX/ (e.g. `--mount /bench=tests/bench`, how
+scripts/bench-browser.sh serves its page and wllama's assets next to the app). The longest
+matching prefix wins; /models/ keeps its own rule.
 """
 
 import argparse
@@ -54,6 +59,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive for many Range requests; every response sets a length
     models_dir = "models"
     extra_models_dir = None
+    mounts = []  # (url prefix without trailing slash, absolute dir), longest prefix first
 
     extensions_map = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
@@ -85,6 +91,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                 return found
             finally:
                 self.directory = saved
+        for prefix, directory in self.mounts:
+            if url_path == prefix or url_path.startswith(prefix + "/"):
+                saved = self.directory
+                try:
+                    self.directory = directory
+                    return super().translate_path(path[len(prefix):] or "/")
+                finally:
+                    self.directory = saved
         return super().translate_path(path)
 
     def list_directory(self, path):
@@ -193,6 +207,8 @@ def main():
     ap.add_argument("--models", default="models", help="folder served at /models/ (default: models)")
     ap.add_argument("--extra-models", default=os.environ.get("WASM_CHORD_EXTRA_MODELS"),
                     help="second folder served at /models/ (default: $WASM_CHORD_EXTRA_MODELS)")
+    ap.add_argument("--mount", action="append", default=[], metavar="PREFIX=DIR",
+                    help="also serve DIR at /PREFIX/ (repeatable)")
     ap.add_argument("--bind", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8080)
     args = ap.parse_args()
@@ -202,13 +218,27 @@ def main():
     Handler.models_dir = os.path.abspath(args.models)
     if args.extra_models:
         Handler.extra_models_dir = os.path.abspath(args.extra_models)
+    mounts = []
+    mounted = ""  # for the start-up line
+    for spec in args.mount:
+        prefix, sep, directory = spec.partition("=")
+        prefix = "/" + prefix.strip("/")
+        if not sep or prefix == "/" or not directory:
+            sys.exit(f"error: --mount {spec!r}: expected PREFIX=DIR, e.g. /bench=tests/bench")
+        if prefix == "/models" or prefix.startswith("/models/"):
+            sys.exit(f"error: --mount {spec!r}: /models/ is served from --models")
+        if not os.path.isdir(directory):
+            sys.exit(f"error: --mount {spec!r}: {directory}/ does not exist")
+        mounts.append((prefix, os.path.abspath(directory)))
+        mounted += f", {directory.rstrip('/')}/ at {prefix}/"
+    Handler.mounts = sorted(mounts, key=lambda m: len(m[0]), reverse=True)
 
     def handler(*a, **kw):
         return Handler(*a, directory=os.path.abspath(args.dir), **kw)
 
     http.server.ThreadingHTTPServer.allow_reuse_address = True
     with http.server.ThreadingHTTPServer((args.bind, args.port), handler) as httpd:
-        print(f"serving {args.dir}/ and {args.models}/ at http://{args.bind}:{args.port}/", flush=True)
+        print(f"serving {args.dir}/ and {args.models}/{mounted} at http://{args.bind}:{args.port}/", flush=True)
         try:
             httpd.serve_forever()
         except KeyboardInterrupt:

@@ -6,7 +6,7 @@
 //! Model ─ Session::new(&model, n_ctx, threads) ─ generate(prompt, params, on_piece) ─► Generation
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::backend::cpu::{Cpu, Logits};
 use crate::chat::{ChatMessage, ChatTemplate};
@@ -34,6 +34,9 @@ pub struct Model {
     pub file_size: u64,
     pub tensor_bytes: u64,
     pub n_params: u64,
+    /// The weight matrices went to a GPU as they streamed in and are not on the host: only a
+    /// GPU backend can run this model (see [`ModelLoader::with_sink`]).
+    pub offloaded: bool,
 }
 
 /// What the header says, checked before any tensor byte is read (the UI validates a dropped file
@@ -69,6 +72,10 @@ impl Preflight {
     }
 }
 
+/// Takes a tensor's bytes as they stream in (e.g. uploads a matrix to the GPU); `Ok(true)` means
+/// it kept them, so the loader does not.
+pub type TensorSink = Box<dyn FnMut(&crate::gguf::TensorInfo, &[u8]) -> Result<bool>>;
+
 /// Builds a [`Model`] from file bytes pushed in order, in chunks of any size.
 pub struct ModelLoader {
     file_size: u64,
@@ -77,6 +84,9 @@ pub struct ModelLoader {
     pre: Option<Preflight>,
     stream: Option<TensorStream>,
     tensors: HashMap<String, Bytes>,
+    sink: Option<TensorSink>,
+    /// Tensors the sink kept.
+    sunk: HashSet<String>,
 }
 
 impl ModelLoader {
@@ -88,6 +98,17 @@ impl ModelLoader {
             pre: None,
             stream: None,
             tensors: HashMap::new(),
+            sink: None,
+            sunk: HashSet::new(),
+        }
+    }
+
+    /// A loader that offers every tensor to `sink` first (tensor by tensor, in file order, as the
+    /// bytes arrive): what it keeps never stays on the host.
+    pub fn with_sink(file_size: u64, sink: TensorSink) -> Self {
+        ModelLoader {
+            sink: Some(sink),
+            ..Self::new(file_size)
         }
     }
 
@@ -110,7 +131,15 @@ impl ModelLoader {
             )));
         }
         let tensors = &mut self.tensors;
+        let sink = &mut self.sink;
+        let sunk = &mut self.sunk;
         let mut keep = |t: &crate::gguf::TensorInfo, d: std::borrow::Cow<'_, [u8]>| {
+            if let Some(sink) = sink.as_mut() {
+                if sink(t, &d)? {
+                    sunk.insert(t.name.clone());
+                    return Ok(());
+                }
+            }
             tensors.insert(t.name.clone(), Bytes::from_vec(d.into_owned()));
             Ok(())
         };
@@ -139,12 +168,23 @@ impl ModelLoader {
         };
         stream.finish()?;
         let tensors = std::mem::take(&mut self.tensors);
-        let weights = Weights::load(&pre.hp, &pre.header, |t| {
+        let sunk = std::mem::take(&mut self.sunk);
+        let empty = Bytes::from_vec(Vec::new());
+        let bytes = |t: &crate::gguf::TensorInfo| {
+            if sunk.contains(&t.name) {
+                return Ok(empty.clone());
+            }
             tensors
                 .get(&t.name)
                 .cloned()
                 .ok_or_else(|| Error::Gguf(format!("tensor `{}` was not received", t.name)))
-        })?;
+        };
+        let offloaded = !sunk.is_empty();
+        let weights = if offloaded {
+            Weights::load_offloaded(&pre.hp, &pre.header, bytes)?
+        } else {
+            Weights::load(&pre.hp, &pre.header, bytes)?
+        };
         let md = &pre.header.metadata;
         Ok(Model {
             name: md
@@ -158,6 +198,7 @@ impl ModelLoader {
             weights,
             tokenizer: pre.tokenizer,
             chat: pre.chat,
+            offloaded,
         })
     }
 }
@@ -175,11 +216,20 @@ impl Model {
     /// Load a GGUF file from disk, streaming it tensor by tensor (memory ≈ the tensors' bytes).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_file(path: &std::path::Path) -> Result<Model> {
+        Self::load_file_with(path, None)
+    }
+
+    /// [`Model::load_file`], offering each tensor to `sink` as it is read (GPU upload).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_file_with(path: &std::path::Path, sink: Option<TensorSink>) -> Result<Model> {
         use std::io::Read;
         let io = |e: std::io::Error| Error::Invalid(format!("cannot read {}: {e}", path.display()));
         let mut f = std::fs::File::open(path).map_err(io)?;
         let size = f.metadata().map_err(io)?.len();
-        let mut l = ModelLoader::new(size);
+        let mut l = match sink {
+            Some(s) => ModelLoader::with_sink(size, s),
+            None => ModelLoader::new(size),
+        };
         let mut buf = vec![0u8; 8 << 20];
         loop {
             let n = f.read(&mut buf).map_err(io)?;
@@ -280,6 +330,12 @@ pub(crate) fn now() -> f64 {
 
 impl<'m> Session<'m> {
     pub fn new(model: &'m Model, n_ctx: usize, threads: usize) -> Result<Self> {
+        if model.offloaded {
+            return Err(Error::Unsupported(
+                "this model's weights were loaded onto the GPU only; load it again for the CPU engine"
+                    .into(),
+            ));
+        }
         let n_ctx = n_ctx.clamp(1, model.hp.n_ctx_train);
         Ok(Session {
             model,

@@ -273,11 +273,32 @@ fn shader_errors_and_bad_input_are_errors_not_panics() {
 // Whole models
 // ----------------------------------------------------------------------------------------------
 
+/// Load `name` straight onto the GPU: matrices uploaded tensor by tensor as the file is read
+/// (`GpuUploader` as the loader's sink), as the browser does.
+fn streamed_gpu_model(name: &str, opts: &GpuOptions) -> (Model, GpuModel) {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let up = Rc::new(RefCell::new(webgpu::GpuUploader::new(device(opts))));
+    let sink_up = up.clone();
+    let model = Model::load_file_with(
+        &model_path(name),
+        Some(Box::new(move |t, d| sink_up.borrow_mut().take(t, d))),
+    )
+    .expect("model streams onto the GPU");
+    let up = Rc::try_unwrap(up).ok().expect("sink dropped").into_inner();
+    let gm = pollster::block_on(GpuModel::from_uploader(up, &model)).expect("GPU model");
+    (model, gm)
+}
+
 fn check_model(name: &str, opts: &GpuOptions) -> Report {
     let model = Model::load_file(&model_path(name)).expect("model loads");
     let gm = gpu_model(&model, opts);
+    check_gpu(name, &model, &gm, opts)
+}
+
+fn check_gpu(name: &str, model: &Model, gm: &GpuModel, opts: &GpuOptions) -> Report {
     let rep = check_golden(name, model.hp.n_vocab, Some(0.05), |seq| {
-        let mut s = GpuSession::new(&gm, seq.len(), opts).expect("session");
+        let mut s = GpuSession::new(gm, seq.len(), opts).expect("session");
         s.logits_blocking(seq, true).expect("forward")
     });
     eprintln!(
@@ -292,9 +313,24 @@ fn fidelity_smollm2_4layer_mixed_every_quant_type() {
     check_model("smollm2-4layer-mixed", &GpuOptions::default());
 }
 
+/// SmolLM2 streamed onto the GPU (no host copy of its matrices): the fidelity rules hold, the
+/// GPU holds exactly the file's tensor bytes, and the CPU engine refuses the GPU-only model.
 #[test]
-fn fidelity_smollm2_135m_q4_1() {
-    check_model("smollm2-135m-q4_1", &GpuOptions::default());
+fn fidelity_smollm2_135m_q4_1_streamed_onto_the_gpu() {
+    let opts = GpuOptions::default();
+    let (model, gm) = streamed_gpu_model("smollm2-135m-q4_1", &opts);
+    assert!(model.offloaded);
+    assert_eq!(
+        model.weights.matrix_bytes(),
+        0,
+        "matrices stayed on the host"
+    );
+    assert_eq!(gm.buffer_bytes(), gm.tensor_bytes());
+    let err = Session::new(&model, 8, 1)
+        .err()
+        .expect("CPU session on a GPU-only model");
+    assert!(err.to_string().contains("GPU only"), "{err}");
+    check_gpu("smollm2-135m-q4_1", &model, &gm, &opts);
 }
 
 /// Gemma 3: sliding-window layers with their own RoPE base, Q/K norms, post-norms, GeGLU, and a

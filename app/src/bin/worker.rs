@@ -3,16 +3,18 @@
 //! model. Generation yields to this worker's event loop after every token, so `Stop` (and any
 //! other message) is handled mid-reply.
 //!
-//! Backend: after the bytes are parsed, the weights are uploaded to WebGPU (still quantized) when
-//! the browser has it and the user did not force the CPU; any failure (no `navigator.gpu`, no
-//! adapter, a shader error, a lost device, also mid-reply) falls back to the CPU engine, and the
-//! reason is reported to the UI.
+//! Backend: at `LoadStart` the worker decides between WebGPU and the CPU engine (the user's
+//! choice; *Automatic* skips software adapters). On WebGPU each weight matrix is uploaded, still
+//! quantized, the moment its bytes have arrived, and never kept in wasm memory: chunks that come
+//! while the device opens wait in a queue. Any failure before the upload (no `navigator.gpu`, no
+//! adapter) falls back to the CPU engine, and the reason is reported to the UI; a GPU failure after
+//! it (shader error, device lost) asks for a reload, since the weights are on the GPU only.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use chord_app::protocol::{BackendInfo, BackendPref, ChatTurn, FromWorker, GenParams, ToWorker};
-use inference::backend::webgpu::{GpuDevice, GpuModel, GpuOptions, GpuSession};
+use inference::backend::webgpu::{GpuDevice, GpuModel, GpuOptions, GpuSession, GpuUploader};
 use inference::chat::ChatMessage;
 use inference::engine::{GenerateParams, Model, ModelLoader, Session};
 use inference::sampler::SamplerParams;
@@ -24,9 +26,17 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 /// A model being received.
 struct Loading {
     name: String,
-    loader: ModelLoader,
+    size: u64,
+    /// `None` until the backend is decided (the GPU device is open or refused).
+    loader: Option<ModelLoader>,
+    /// Chunks that arrived before that.
+    queue: Vec<Vec<u8>>,
+    /// `LoadEnd` arrived while chunks were still queued.
+    ended: bool,
     header_ok: bool,
-    backend: BackendPref,
+    /// The uploader the loader's sink feeds (WebGPU only).
+    uploader: Option<Rc<RefCell<GpuUploader>>>,
+    backend: BackendInfo,
 }
 
 #[derive(Default)]
@@ -81,7 +91,7 @@ fn handle(state: &Rc<RefCell<State>>, data: JsValue) {
         || data.is_instance_of::<js_sys::Uint8Array>()
     {
         let bytes = js_sys::Uint8Array::new(&data).to_vec();
-        load_chunk(state, &bytes);
+        load_chunk(state, bytes);
     } else {
         post_error("worker: unexpected message");
     }
@@ -102,50 +112,41 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             s.model = None;
             s.gpu = None;
             s.load_seq += 1;
+            let seq = s.load_seq;
             s.loading = Some(Loading {
                 name,
-                loader: ModelLoader::new(size),
+                size,
+                loader: None,
+                queue: Vec::new(),
+                ended: false,
                 header_ok: false,
-                backend,
+                uploader: None,
+                backend: BackendInfo::default(),
+            });
+            drop(s);
+            let state = state.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let (dev, info) = open_device(backend).await;
+                start_loader(&state, seq, dev, info);
             });
         }
         ToWorker::LoadCancel => {
             state.borrow_mut().loading = None;
         }
         ToWorker::LoadEnd => {
-            let Some(l) = state.borrow_mut().loading.take() else {
-                return; // an earlier error already dropped it and was reported
-            };
-            let seq = state.borrow().load_seq;
-            match l.loader.finish() {
-                Ok(model) => {
-                    let model = Rc::new(model);
-                    let name = if model.name.is_empty() {
-                        l.name
-                    } else {
-                        model.name.clone()
-                    };
-                    let state = state.clone();
-                    wasm_bindgen_futures::spawn_local(async move {
-                        let (gpu, backend) = open_gpu(&model, l.backend).await;
-                        let mut s = state.borrow_mut();
-                        if s.load_seq != seq {
-                            return; // another model was started meanwhile
-                        }
-                        s.model = Some(model.clone());
-                        s.gpu = gpu.map(Rc::new);
-                        s.backend = backend.clone();
-                        drop(s);
-                        post(&FromWorker::Loaded {
-                            name,
-                            arch: model.hp.arch.name().to_owned(),
-                            n_params: model.n_params,
-                            n_ctx: model.hp.n_ctx_train as u64,
-                            backend,
-                        });
-                    });
+            let ready = {
+                let mut s = state.borrow_mut();
+                match s.loading.as_mut() {
+                    None => return, // an earlier error already dropped it and was reported
+                    Some(l) if l.loader.is_none() => {
+                        l.ended = true; // finish once the queue is drained
+                        false
+                    }
+                    Some(_) => true,
                 }
-                Err(e) => post_error(format!("Cannot load {}: {e}", l.name)),
+            };
+            if ready {
+                finish_load(state);
             }
         }
         ToWorker::Generate { messages, params } => {
@@ -179,34 +180,137 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
     }
 }
 
-fn load_chunk(state: &Rc<RefCell<State>>, bytes: &[u8]) {
+fn load_chunk(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
     let mut s = state.borrow_mut();
     let Some(l) = s.loading.as_mut() else {
         return; // cancelled, or failed earlier (already reported)
     };
-    match l.loader.push(bytes) {
-        Ok(()) => {
-            if l.loader.preflight().is_some() {
-                l.header_ok = true;
-            }
-            let (done, total) = l.loader.progress();
-            post(&FromWorker::Progress {
-                done,
-                total,
-                header_ok: l.header_ok,
-            });
+    if l.loader.is_none() {
+        l.queue.push(bytes);
+        return;
+    }
+    if let Err(e) = push_chunk(l, &bytes) {
+        let name = l.name.clone();
+        s.loading = None;
+        drop(s);
+        post_error(format!("Cannot load {name}: {e}"));
+    }
+}
+
+/// Feed one chunk to the loader (tensors complete in it are uploaded by the sink) and report.
+fn push_chunk(l: &mut Loading, bytes: &[u8]) -> inference::Result<()> {
+    let Some(loader) = l.loader.as_mut() else {
+        return Ok(());
+    };
+    loader.push(bytes)?;
+    if loader.preflight().is_some() {
+        l.header_ok = true;
+    }
+    let (done, total) = loader.progress();
+    post(&FromWorker::Progress {
+        done,
+        total,
+        header_ok: l.header_ok,
+    });
+    Ok(())
+}
+
+/// The backend is decided: make the loader (uploading to `dev` if given) and drain the queue.
+fn start_loader(state: &Rc<RefCell<State>>, seq: u64, dev: Option<GpuDevice>, info: BackendInfo) {
+    let mut s = state.borrow_mut();
+    if s.load_seq != seq {
+        return; // another load (or a cancel) came meanwhile
+    }
+    let Some(l) = s.loading.as_mut() else {
+        return;
+    };
+    l.backend = info;
+    l.loader = Some(match dev {
+        Some(dev) => {
+            let up = Rc::new(RefCell::new(GpuUploader::new(dev)));
+            l.uploader = Some(up.clone());
+            ModelLoader::with_sink(l.size, Box::new(move |t, d| up.borrow_mut().take(t, d)))
         }
-        Err(e) => {
+        None => ModelLoader::new(l.size),
+    });
+    for chunk in std::mem::take(&mut l.queue) {
+        if let Err(e) = push_chunk(l, &chunk) {
             let name = l.name.clone();
             s.loading = None;
             drop(s);
             post_error(format!("Cannot load {name}: {e}"));
+            return;
         }
+    }
+    let ended = l.ended;
+    drop(s);
+    if ended {
+        finish_load(state);
     }
 }
 
-/// Upload the model to WebGPU unless the user chose the CPU; on any failure say why.
-async fn open_gpu(model: &Model, pref: BackendPref) -> (Option<GpuModel>, BackendInfo) {
+/// Every byte is in: build the model (and the GPU model from the uploaded matrices).
+fn finish_load(state: &Rc<RefCell<State>>) {
+    let (l, seq) = {
+        let mut s = state.borrow_mut();
+        let Some(l) = s.loading.take() else { return };
+        (l, s.load_seq)
+    };
+    let Some(loader) = l.loader else { return };
+    let model = match loader.finish() {
+        Ok(m) => Rc::new(m),
+        Err(e) => {
+            post_error(format!("Cannot load {}: {e}", l.name));
+            return;
+        }
+    };
+    let name = if model.name.is_empty() {
+        l.name.clone()
+    } else {
+        model.name.clone()
+    };
+    // The loader (and with it the sink's handle) is gone: the uploader is ours alone now.
+    let uploader = l
+        .uploader
+        .and_then(|u| Rc::try_unwrap(u).ok())
+        .map(RefCell::into_inner);
+    let state = state.clone();
+    let backend = l.backend;
+    wasm_bindgen_futures::spawn_local(async move {
+        let gpu = match uploader {
+            Some(up) => match GpuModel::from_uploader(up, &model).await {
+                Ok(g) => Some(Rc::new(g)),
+                Err(e) => {
+                    post_error(format!(
+                        "WebGPU failed while preparing {name}: {e}. Choose the CPU engine in \
+                         Settings and load the model again."
+                    ));
+                    return;
+                }
+            },
+            None => None,
+        };
+        let mut s = state.borrow_mut();
+        if s.load_seq != seq {
+            return; // another model was started meanwhile
+        }
+        s.model = Some(model.clone());
+        s.gpu = gpu;
+        s.backend = backend.clone();
+        drop(s);
+        post(&FromWorker::Loaded {
+            name,
+            arch: model.hp.arch.name().to_owned(),
+            n_params: model.n_params,
+            n_ctx: model.hp.n_ctx_train as u64,
+            backend,
+        });
+    });
+}
+
+/// Open the GPU unless the user chose the CPU (or, on *Automatic*, the adapter is software);
+/// without a device, say why the CPU engine runs.
+async fn open_device(pref: BackendPref) -> (Option<GpuDevice>, BackendInfo) {
     let cpu = |why: String| BackendInfo {
         kind: "cpu".into(),
         adapter: None,
@@ -238,17 +342,12 @@ async fn open_gpu(model: &Model, pref: BackendPref) -> (Option<GpuModel>, Backen
             )),
         );
     }
-    match GpuModel::with_device(dev, &model.hp, &model.weights, model.tensor_bytes).await {
-        Ok(gpu) => {
-            let info = BackendInfo {
-                kind: "webgpu".into(),
-                adapter: Some(gpu.adapter_info()),
-                fallback: None,
-            };
-            (Some(gpu), info)
-        }
-        Err(e) => (None, cpu(format!("WebGPU failed: {e}"))),
-    }
+    let info = BackendInfo {
+        kind: "webgpu".into(),
+        adapter: Some(dev.adapter_info()),
+        fallback: None,
+    };
+    (Some(dev), info)
 }
 
 /// The prompt for `messages`, leaving out the oldest turns (never the system prompt or the last
@@ -353,6 +452,12 @@ async fn reply(
                     s.backend = backend.clone();
                 }
                 post(&FromWorker::Backend { backend });
+                if model.offloaded {
+                    return Err(format!(
+                        "The GPU failed ({e}). The model's weights lived on the GPU only: load \
+                         the model again (choose the CPU engine in Settings if this repeats)."
+                    ));
+                }
                 if sent > 0 {
                     return Err(format!("The GPU failed mid-reply ({e}); the CPU engine will answer from now on: regenerate the reply."));
                 }

@@ -127,6 +127,8 @@ struct Loader<'a, F: Fn(&TensorInfo) -> Result<Bytes>> {
     bytes: F,
     /// Check names and shapes only; no tensor bytes are touched.
     dry: bool,
+    /// Matrices may come back empty: their bytes went straight to a GPU (see `load_offloaded`).
+    offloaded: bool,
 }
 
 impl<'a, F: Fn(&TensorInfo) -> Result<Bytes>> Loader<'a, F> {
@@ -157,7 +159,8 @@ impl<'a, F: Fn(&TensorInfo) -> Result<Bytes>> Loader<'a, F> {
     fn matrix_of(&self, t: &TensorInfo, cols: usize, rows: usize) -> Result<QTensor> {
         Self::check_dims(t, &[cols, rows])?;
         let data = (self.bytes)(t)?;
-        if !self.dry && data.len() as u64 != t.size {
+        let elsewhere = self.offloaded && data.is_empty();
+        if !self.dry && !elsewhere && data.len() as u64 != t.size {
             return Err(Error::Model(format!(
                 "tensor `{}` data has the wrong size",
                 t.name
@@ -198,14 +201,24 @@ impl Weights {
         header: &GgufHeader,
         bytes: impl Fn(&TensorInfo) -> Result<Bytes>,
     ) -> Result<Self> {
-        Self::build(hp, header, bytes, false)
+        Self::build(hp, header, bytes, false, false)
+    }
+
+    /// Like [`Weights::load`], but a matrix whose bytes were uploaded to a GPU as they streamed
+    /// in (`bytes` gives an empty range for it) keeps only its name, type and shape.
+    pub fn load_offloaded(
+        hp: &HParams,
+        header: &GgufHeader,
+        bytes: impl Fn(&TensorInfo) -> Result<Bytes>,
+    ) -> Result<Self> {
+        Self::build(hp, header, bytes, false, true)
     }
 
     /// Check that every tensor the architecture needs is present with the right shape, without
     /// reading tensor data.
     pub fn check(hp: &HParams, header: &GgufHeader) -> Result<()> {
         let empty = Bytes::from_vec(Vec::new());
-        Self::build(hp, header, |_| Ok(empty.clone()), true).map(|_| ())
+        Self::build(hp, header, |_| Ok(empty.clone()), true, false).map(|_| ())
     }
 
     fn build(
@@ -213,6 +226,7 @@ impl Weights {
         header: &GgufHeader,
         bytes: impl Fn(&TensorInfo) -> Result<Bytes>,
         dry: bool,
+        offloaded: bool,
     ) -> Result<Self> {
         let by_name = header
             .tensors
@@ -223,6 +237,7 @@ impl Weights {
             by_name,
             bytes,
             dry,
+            offloaded,
         };
         let (e, qd, kvd, ff, hd) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff, hp.head_dim);
         let gemma = hp.arch == Arch::Gemma3;

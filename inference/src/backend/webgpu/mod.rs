@@ -14,6 +14,8 @@
 mod device;
 mod kernels;
 
+use std::collections::HashMap;
+
 use std::sync::Arc;
 
 pub use device::{GpuDevice, GpuOptions};
@@ -130,6 +132,42 @@ struct GpuLayer {
     post_ffn_norm: Option<wgpu::Buffer>,
 }
 
+/// Uploads weight matrices to the GPU as a GGUF file streams in (a [`crate::engine::TensorSink`]
+/// for [`crate::engine::ModelLoader::with_sink`]): the host never holds them, so a model needs
+/// about its file size in GPU memory and little on the host.
+pub struct GpuUploader {
+    dev: GpuDevice,
+    mats: HashMap<String, GpuMatrix>,
+}
+
+impl GpuUploader {
+    pub fn new(dev: GpuDevice) -> Self {
+        GpuUploader {
+            dev,
+            mats: HashMap::new(),
+        }
+    }
+
+    pub fn device(&self) -> &GpuDevice {
+        &self.dev
+    }
+
+    /// Take a tensor if it is a matrix (2-D, rows of whole GPU blocks): upload it, `Ok(true)`.
+    /// Vectors (norms, biases) stay on the host; they are uploaded with the model.
+    pub fn take(&mut self, t: &crate::gguf::TensorInfo, data: &[u8]) -> Result<bool> {
+        let [cols, rows] = t.dims[..] else {
+            return Ok(false);
+        };
+        if !cols.is_multiple_of(32) {
+            return Ok(false);
+        }
+        let m = GpuMatrix::upload(&self.dev, &t.name, t.ty, rows as usize, cols as usize, data)?;
+        self.dev.check()?;
+        self.mats.insert(t.name.clone(), m);
+        Ok(true)
+    }
+}
+
 /// A model resident on the GPU: device, kernels, weights.
 pub struct GpuModel {
     dev: GpuDevice,
@@ -160,6 +198,29 @@ impl GpuModel {
         w: &Weights,
         tensor_bytes: u64,
     ) -> Result<GpuModel> {
+        Self::build(dev, HashMap::new(), hp, w, tensor_bytes).await
+    }
+
+    /// Finish a model whose matrices a [`GpuUploader`] took while the file streamed in
+    /// (`model.offloaded`): only the small vectors are uploaded now.
+    pub async fn from_uploader(up: GpuUploader, model: &crate::engine::Model) -> Result<GpuModel> {
+        Self::build(
+            up.dev,
+            up.mats,
+            &model.hp,
+            &model.weights,
+            model.tensor_bytes,
+        )
+        .await
+    }
+
+    async fn build(
+        dev: GpuDevice,
+        mut pre: HashMap<String, GpuMatrix>,
+        hp: &HParams,
+        w: &Weights,
+        tensor_bytes: u64,
+    ) -> Result<GpuModel> {
         let mut mats: Vec<GgmlType> = vec![w.lm_head().ty];
         for l in &w.layers {
             for m in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
@@ -167,6 +228,15 @@ impl GpuModel {
             }
         }
         let kernels = Kernels::new(&dev, &mats, &[w.tok_embd.ty]).await?;
+        // A matrix the uploader already holds, else upload it from the host bytes now.
+        let mut mat = |t: &QTensor| match pre.remove(&t.name) {
+            Some(m) => Ok(m),
+            None if t.data.is_empty() => Err(Error::Model(format!(
+                "tensor `{}` is neither on the GPU nor on the host",
+                t.name
+            ))),
+            None => GpuMatrix::from_tensor(&dev, t),
+        };
         let vec_buf = |name: &str, v: &[f32]| dev.upload_f32(name, v);
         let opt_buf = |name: &str, v: &Option<Vec<f32>>| -> Result<Option<wgpu::Buffer>> {
             v.as_deref().map(|v| dev.upload_f32(name, v)).transpose()
@@ -176,10 +246,10 @@ impl GpuModel {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(GpuLayer {
                 attn_norm: vec_buf(&n("attn_norm"), &l.attn_norm)?,
-                wq: GpuMatrix::from_tensor(&dev, &l.wq)?,
-                wk: GpuMatrix::from_tensor(&dev, &l.wk)?,
-                wv: GpuMatrix::from_tensor(&dev, &l.wv)?,
-                wo: GpuMatrix::from_tensor(&dev, &l.wo)?,
+                wq: mat(&l.wq)?,
+                wk: mat(&l.wk)?,
+                wv: mat(&l.wv)?,
+                wo: mat(&l.wo)?,
                 bq: opt_buf(&n("bq"), &l.bq)?,
                 bk: opt_buf(&n("bk"), &l.bk)?,
                 bv: opt_buf(&n("bv"), &l.bv)?,
@@ -187,19 +257,15 @@ impl GpuModel {
                 k_norm: opt_buf(&n("k_norm"), &l.k_norm)?,
                 post_attn_norm: opt_buf(&n("post_attn_norm"), &l.post_attn_norm)?,
                 ffn_norm: vec_buf(&n("ffn_norm"), &l.ffn_norm)?,
-                w_gate: GpuMatrix::from_tensor(&dev, &l.w_gate)?,
-                w_up: GpuMatrix::from_tensor(&dev, &l.w_up)?,
-                w_down: GpuMatrix::from_tensor(&dev, &l.w_down)?,
+                w_gate: mat(&l.w_gate)?,
+                w_up: mat(&l.w_up)?,
+                w_down: mat(&l.w_down)?,
                 post_ffn_norm: opt_buf(&n("post_ffn_norm"), &l.post_ffn_norm)?,
             });
             dev.check()?;
         }
-        let tok_embd = GpuMatrix::from_tensor(&dev, &w.tok_embd)?;
-        let output = w
-            .output
-            .as_ref()
-            .map(|o| GpuMatrix::from_tensor(&dev, o))
-            .transpose()?;
+        let tok_embd = mat(&w.tok_embd)?;
+        let output = w.output.as_ref().map(&mut mat).transpose()?;
         let output_norm = vec_buf("output_norm", &w.output_norm)?;
         let output_bias = opt_buf("output_bias", &w.output_bias)?;
         let dummy = dev.upload("dummy", &[0u8; 16])?;

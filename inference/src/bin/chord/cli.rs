@@ -166,11 +166,37 @@ fn check_backend(args: &Args) -> CliResult<&'static str> {
 }
 
 #[cfg(feature = "webgpu")]
-fn open_gpu(model: &Model) -> CliResult<(webgpu::GpuModel, f64)> {
-    let t = Instant::now();
-    let gm = webgpu::GpuModel::new_blocking(model, &webgpu::GpuOptions::default())
-        .map_err(|e| e.to_string())?;
-    Ok((gm, t.elapsed().as_secs_f64()))
+type GpuHandle = Option<webgpu::GpuModel>;
+#[cfg(not(feature = "webgpu"))]
+type GpuHandle = Option<std::convert::Infallible>;
+
+/// Load for `backend`: on webgpu the weight matrices go to the GPU tensor by tensor as the file
+/// is read, so the host never holds them (`Model::offloaded`).
+fn load_on(args: &Args, backend: &str) -> CliResult<(Model, GpuHandle, f64)> {
+    #[cfg(feature = "webgpu")]
+    if backend == "webgpu" {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let path = PathBuf::from(args.need("--model")?);
+        let t = Instant::now();
+        let dev = pollster::block_on(webgpu::GpuDevice::new(&webgpu::GpuOptions::default()))
+            .map_err(|e| e.to_string())?;
+        let up = Rc::new(RefCell::new(webgpu::GpuUploader::new(dev)));
+        let sink_up = up.clone();
+        let sink: inference::engine::TensorSink =
+            Box::new(move |t, d| sink_up.borrow_mut().take(t, d));
+        let m = Model::load_file_with(&path, Some(sink))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let up = Rc::try_unwrap(up)
+            .map_err(|_| "internal error: the GPU uploader is still shared".to_owned())?
+            .into_inner();
+        let gm = pollster::block_on(webgpu::GpuModel::from_uploader(up, &m))
+            .map_err(|e| e.to_string())?;
+        return Ok((m, Some(gm), t.elapsed().as_secs_f64()));
+    }
+    let _ = backend;
+    let (m, s) = load(args)?;
+    Ok((m, None, s))
 }
 
 fn threads(args: &Args) -> CliResult<usize> {
@@ -234,7 +260,7 @@ fn generate(raw: &[String]) -> CliResult<()> {
         sampler,
         ignore_eos: a.flag("--ignore-eos"),
     };
-    let (model, load_s) = load(&a)?;
+    let (model, gpu_model, load_s) = load_on(&a, backend)?;
     let text = if a.flag("--chat") {
         model
             .chat_prompt(a.get("--system"), &prompt_text)
@@ -257,8 +283,8 @@ fn generate(raw: &[String]) -> CliResult<()> {
     let (g, adapter, kv_cache_bytes, gpu, load_s) = if backend == "webgpu" {
         #[cfg(feature = "webgpu")]
         {
-            let (gm, upload_s) = open_gpu(&model)?;
-            let mut session = webgpu::GpuSession::new(&gm, n_ctx, &webgpu::GpuOptions::default())
+            let gm = gpu_model.as_ref().ok_or("internal error: no GPU model")?;
+            let mut session = webgpu::GpuSession::new(gm, n_ctx, &webgpu::GpuOptions::default())
                 .map_err(|e| e.to_string())?;
             let g =
                 pollster::block_on(session.generate(&model.tokenizer, &prompt, &params, on_piece))
@@ -278,7 +304,7 @@ fn generate(raw: &[String]) -> CliResult<()> {
                 gm.adapter_info(),
                 st.kv_cache_bytes as usize,
                 Some(gpu),
-                load_s + upload_s,
+                load_s,
             )
         }
         #[cfg(not(feature = "webgpu"))]
@@ -579,7 +605,7 @@ fn logits(raw: &[String]) -> CliResult<()> {
     let threads = threads(&a)?;
     let act = activations(&a, Activations::F32)?;
     let top: usize = a.num("--top", 10)?;
-    let (model, _) = load(&a)?;
+    let (model, gpu_model, _) = load_on(&a, backend)?;
     let tokens: Vec<u32> = match (a.get("--prompt"), a.get("--tokens")) {
         (Some(p), None) => model.tokenizer.encode(p, true),
         (None, Some(t)) => t
@@ -600,9 +626,9 @@ fn logits(raw: &[String]) -> CliResult<()> {
     let logits = if backend == "webgpu" {
         #[cfg(feature = "webgpu")]
         {
-            let (gm, _) = open_gpu(&model)?;
+            let gm = gpu_model.as_ref().ok_or("internal error: no GPU model")?;
             let mut session =
-                webgpu::GpuSession::new(&gm, tokens.len(), &webgpu::GpuOptions::default())
+                webgpu::GpuSession::new(gm, tokens.len(), &webgpu::GpuOptions::default())
                     .map_err(|e| e.to_string())?;
             session
                 .logits_blocking(&tokens, all)
