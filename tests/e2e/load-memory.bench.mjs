@@ -1,13 +1,28 @@
 // Benchmark (not a test): peak memory of the page and its engine worker while a model is
 // downloaded into IndexedDB and loaded onto WebGPU, in headless Chromium (SwiftShader WebGPU).
-// Memory comes from performance.measureUserAgentSpecificMemory() (page + workers, JS heap and
-// wasm memory; available because scripts/serve.py makes the page cross-origin isolated), sampled
-// every 250 ms, plus the page's own JS heap from the DevTools protocol.
+// Sampled every 250 ms: the resident memory (VmRSS, Linux /proc) of Chromium's renderer processes
+// (the page, its engine worker and its wasm memory) and of the GPU process (where SwiftShader keeps
+// "GPU" buffers), plus the page's own JS heap from the DevTools protocol.
 //
 // usage: node tests/e2e/load-memory.bench.mjs            (serve first: see BENCHMARKS.md)
 // env: BASE_URL (default http://127.0.0.1:8094/), MODEL_URL (default the Qwen2.5 1.5B file in
 //      models/), ENGINE (webgpu | cpu | auto, default webgpu), CHROMIUM
 import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+
+/// Sum of VmRSS (bytes) of this machine's Chromium processes whose command line has `--type=KIND`.
+function rssOf(kind) {
+  let total = 0;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('chrom') || !cmd.includes(`--type=${kind}`)) continue;
+      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) total += Number(m[1]) * 1024;
+    } catch { /* the process ended */ }
+  }
+  return total;
+}
 
 const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8094/';
 const MODEL_URL = process.env.MODEL_URL || '/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf';
@@ -18,7 +33,7 @@ const browser = await chromium.launch({
   headless: true,
   args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-    '--enable-blink-features=MeasureMemory'],
+  ],
 });
 let code = 0;
 try {
@@ -32,17 +47,18 @@ try {
   await page.click('details.settings summary');
   await page.selectOption('select[name=backend]', ENGINE);
 
-  let peakAll = 0;
+  const base = { renderer: rssOf('renderer'), gpu: rssOf('gpu-process') };
+  let peakRenderer = 0;
+  let peakGpu = 0;
   let peakPageHeap = 0;
   let samples = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const all = await page.evaluate(async () => (await performance.measureUserAgentSpecificMemory()).bytes)
-        .catch(() => 0);
       const metrics = await cdp.send('Performance.getMetrics').catch(() => ({ metrics: [] }));
       const heap = (metrics.metrics.find((m) => m.name === 'JSHeapUsedSize') || {}).value || 0;
-      peakAll = Math.max(peakAll, all);
+      peakRenderer = Math.max(peakRenderer, rssOf('renderer'));
+      peakGpu = Math.max(peakGpu, rssOf('gpu-process'));
       peakPageHeap = Math.max(peakPageHeap, heap);
       samples++;
       await new Promise((r) => setTimeout(r, 250));
@@ -64,7 +80,8 @@ try {
   console.log(`status:    ${status}`);
   console.log(`engine:    ${backend}`);
   console.log(`download + cache + load: ${secs.toFixed(1)} s`);
-  console.log(`peak memory, page + worker (measureUserAgentSpecificMemory): ${mb(peakAll)} over ${samples} samples`);
+  console.log(`peak RSS of the renderer processes (page + engine worker + wasm memory): ${mb(peakRenderer)} (${mb(base.renderer)} before the load; ${samples} samples)`);
+  console.log(`peak RSS of the GPU process (SwiftShader keeps GPU buffers in host memory): ${mb(peakGpu)} (${mb(base.gpu)} before)`);
   console.log(`peak JS heap of the page (UI thread, CDP JSHeapUsedSize): ${mb(peakPageHeap)}`);
   if (!status.includes('context')) code = 1;
 } catch (e) {

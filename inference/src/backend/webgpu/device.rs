@@ -250,20 +250,22 @@ impl GpuDevice {
             label: Some(label),
             size,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: true,
+            mapped_at_creation: false,
         });
-        {
-            let mut m = buf
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| gpu_err(format!("mapping `{label}` for upload failed: {e}")))?;
-            m.slice(..bytes.len()).copy_from_slice(bytes);
-            let pad = size as usize - bytes.len();
-            if pad > 0 {
-                m.slice(bytes.len()..).copy_from_slice(&[0u8; 4][..pad]);
-            }
+        // `write_buffer`, not a buffer mapped at creation: in the browser a mapped range is a
+        // second copy of the tensor in wasm memory plus a JS ArrayBuffer awaiting GC, while
+        // `GPUQueue.writeBuffer` streams from our bytes in place. The empty submit hands the
+        // staging memory back at once (natively it would pile up until the first real submit).
+        let whole = bytes.len() / 4 * 4;
+        if whole > 0 {
+            self.queue.write_buffer(&buf, 0, &bytes[..whole]);
         }
-        buf.unmap();
+        if whole < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+            self.queue.write_buffer(&buf, whole as u64, &tail);
+        }
+        self.queue.submit([]);
         Ok(buf)
     }
 
