@@ -2,59 +2,23 @@
 //! after every message and reply, listed newest first, restored on the next visit.
 
 use leptos::prelude::*;
-use rexie::TransactionMode;
-use wasm_bindgen::prelude::*;
 
-use crate::model_store::{committed, db, describe, CHATS};
+use crate::model_store::{delete_one, get_all, put_one, CHATS};
 use crate::state::{chat_title, AppState, ChatRecord};
-
-fn to_js(chat: &ChatRecord) -> Result<JsValue, String> {
-    let text = serde_json::to_string(chat).map_err(|e| e.to_string())?;
-    js_sys::JSON::parse(&text).map_err(|_| "cannot encode the conversation".to_owned())
-}
-
-fn from_js(value: &JsValue) -> Option<ChatRecord> {
-    let text = js_sys::JSON::stringify(value).ok()?.as_string()?;
-    serde_json::from_str(&text).ok()
-}
 
 /// Every saved conversation, newest first.
 pub async fn list() -> Result<Vec<ChatRecord>, String> {
-    let db = db().await?;
-    let tx = db
-        .transaction(&[CHATS], TransactionMode::ReadOnly)
-        .map_err(|e| describe(&e))?;
-    let store = tx.store(CHATS).map_err(|e| describe(&e))?;
-    let all = store.get_all(None, None).await.map_err(|e| describe(&e))?;
-    let mut out: Vec<ChatRecord> = all.iter().filter_map(from_js).collect();
+    let mut out: Vec<ChatRecord> = get_all(CHATS).await?;
     out.sort_by(|a, b| b.updated_ms.total_cmp(&a.updated_ms));
     Ok(out)
 }
 
 async fn put(chat: &ChatRecord) -> Result<(), String> {
-    let db = db().await?;
-    let tx = db
-        .transaction(&[CHATS], TransactionMode::ReadWrite)
-        .map_err(|e| describe(&e))?;
-    let store = tx.store(CHATS).map_err(|e| describe(&e))?;
-    store
-        .put(&to_js(chat)?, Some(&JsValue::from_str(&chat.id)))
-        .await
-        .map_err(|e| describe(&e))?;
-    committed(tx.done().await)
+    put_one(CHATS, &chat.id, chat).await
 }
 
 pub async fn delete(id: &str) -> Result<(), String> {
-    let db = db().await?;
-    let tx = db
-        .transaction(&[CHATS], TransactionMode::ReadWrite)
-        .map_err(|e| describe(&e))?;
-    let store = tx.store(CHATS).map_err(|e| describe(&e))?;
-    store
-        .delete(JsValue::from_str(id))
-        .await
-        .map_err(|e| describe(&e))?;
-    committed(tx.done().await)
+    delete_one(CHATS, id).await
 }
 
 /// Save the conversation on screen (an empty one is not saved) and refresh the list.

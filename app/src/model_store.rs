@@ -13,6 +13,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use chord_app::cache::CachedModel;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 const DB_NAME: &str = "wasm-chord";
 /// Version 2 added the "chats" store (conversations, `chat_store.rs`).
@@ -26,7 +28,7 @@ thread_local! {
 }
 
 /// A user-facing sentence for an IndexedDB failure; a full disk is named as such.
-pub(crate) fn describe(e: &rexie::Error) -> String {
+fn describe(e: &rexie::Error) -> String {
     let inner = match e {
         rexie::Error::IdbError(inner) => inner.to_string(),
         other => other.to_string(),
@@ -38,7 +40,7 @@ pub(crate) fn describe(e: &rexie::Error) -> String {
     }
 }
 
-pub(crate) async fn db() -> Result<Rc<Rexie>, String> {
+async fn db() -> Result<Rc<Rexie>, String> {
     if let Some(db) = DB.with(|d| d.borrow().clone()) {
         return Ok(db);
     }
@@ -55,72 +57,103 @@ pub(crate) async fn db() -> Result<Rc<Rexie>, String> {
     Ok(db)
 }
 
-fn to_js(meta: &CachedModel) -> Result<JsValue, String> {
-    let text = serde_json::to_string(meta).map_err(|e| e.to_string())?;
-    js_sys::JSON::parse(&text).map_err(|_| "cannot encode the cache entry".to_owned())
+/// A serde value as a plain JS object (readable in DevTools, no binary encoding).
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, String> {
+    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    js_sys::JSON::parse(&text).map_err(|_| "cannot encode the record for storage".to_owned())
 }
 
-fn from_js(value: &JsValue) -> Option<CachedModel> {
+/// A stored record back; `None` for one that does not decode (written by another version).
+fn from_js<T: DeserializeOwned>(value: &JsValue) -> Option<T> {
     let text = js_sys::JSON::stringify(value).ok()?.as_string()?;
     serde_json::from_str(&text).ok()
+}
+
+/// The record under `key` in `store`, if any.
+pub(crate) async fn get_one<T: DeserializeOwned>(
+    store: &str,
+    key: &str,
+) -> Result<Option<T>, String> {
+    let db = db().await?;
+    let tx = db
+        .transaction(&[store], TransactionMode::ReadOnly)
+        .map_err(|e| describe(&e))?;
+    let s = tx.store(store).map_err(|e| describe(&e))?;
+    let v = s
+        .get(JsValue::from_str(key))
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(v.as_ref().and_then(from_js))
+}
+
+/// Every record of `store` that decodes.
+pub(crate) async fn get_all<T: DeserializeOwned>(store: &str) -> Result<Vec<T>, String> {
+    let db = db().await?;
+    let tx = db
+        .transaction(&[store], TransactionMode::ReadOnly)
+        .map_err(|e| describe(&e))?;
+    let s = tx.store(store).map_err(|e| describe(&e))?;
+    let all = s.get_all(None, None).await.map_err(|e| describe(&e))?;
+    Ok(all.iter().filter_map(from_js).collect())
+}
+
+/// Write `value` under `key` in `store`, alone in one transaction.
+pub(crate) async fn put_one<T: Serialize>(store: &str, key: &str, value: &T) -> Result<(), String> {
+    let db = db().await?;
+    let tx = db
+        .transaction(&[store], TransactionMode::ReadWrite)
+        .map_err(|e| describe(&e))?;
+    let s = tx.store(store).map_err(|e| describe(&e))?;
+    s.put(&to_js(value)?, Some(&JsValue::from_str(key)))
+        .await
+        .map_err(|e| describe(&e))?;
+    committed(tx.done().await)
+}
+
+/// Remove the record under `key` in `store`.
+pub(crate) async fn delete_one(store: &str, key: &str) -> Result<(), String> {
+    let db = db().await?;
+    let tx = db
+        .transaction(&[store], TransactionMode::ReadWrite)
+        .map_err(|e| describe(&e))?;
+    let s = tx.store(store).map_err(|e| describe(&e))?;
+    s.delete(JsValue::from_str(key))
+        .await
+        .map_err(|e| describe(&e))?;
+    committed(tx.done().await)
 }
 
 fn chunk_key(id: &str, index: u64) -> JsValue {
     Array::of2(&JsValue::from_str(id), &JsValue::from_f64(index as f64)).into()
 }
 
-pub(crate) fn committed(r: rexie::Result<rexie::TransactionResult>) -> Result<(), String> {
+fn committed(r: rexie::Result<rexie::TransactionResult>) -> Result<(), String> {
     match r {
         Ok(rexie::TransactionResult::Committed) => Ok(()),
-        Ok(rexie::TransactionResult::Aborted) => Err(
-            "the browser's storage refused the write (storage full?); the model was not cached"
-                .into(),
-        ),
+        Ok(rexie::TransactionResult::Aborted) => {
+            Err("the browser's storage refused the write (storage full?)".into())
+        }
         Err(e) => Err(describe(&e)),
     }
 }
 
 /// The entry for `id`, if any.
 pub async fn get(id: &str) -> Result<Option<CachedModel>, String> {
-    let db = db().await?;
-    let tx = db
-        .transaction(&[MODELS], TransactionMode::ReadOnly)
-        .map_err(|e| describe(&e))?;
-    let store = tx.store(MODELS).map_err(|e| describe(&e))?;
-    let v = store
-        .get(JsValue::from_str(id))
-        .await
-        .map_err(|e| describe(&e))?;
-    Ok(v.as_ref().and_then(from_js))
+    get_one(MODELS, id).await
 }
 
 /// Every entry, complete or partial, newest first.
 pub async fn list() -> Result<Vec<CachedModel>, String> {
-    let db = db().await?;
-    let tx = db
-        .transaction(&[MODELS], TransactionMode::ReadOnly)
-        .map_err(|e| describe(&e))?;
-    let store = tx.store(MODELS).map_err(|e| describe(&e))?;
-    let all = store.get_all(None, None).await.map_err(|e| describe(&e))?;
-    let mut out: Vec<CachedModel> = all.iter().filter_map(from_js).collect();
+    let mut out: Vec<CachedModel> = get_all(MODELS).await?;
     out.sort_by(|a, b| b.updated_ms.total_cmp(&a.updated_ms));
     Ok(out)
 }
 
 /// Write the entry alone (a new download, or `complete` after verification).
 pub async fn put(meta: &CachedModel) -> Result<(), String> {
-    let db = db().await?;
     let mut meta = meta.clone();
     meta.updated_ms = js_sys::Date::now();
-    let tx = db
-        .transaction(&[MODELS], TransactionMode::ReadWrite)
-        .map_err(|e| describe(&e))?;
-    let store = tx.store(MODELS).map_err(|e| describe(&e))?;
-    store
-        .put(&to_js(&meta)?, Some(&JsValue::from_str(&meta.id)))
-        .await
-        .map_err(|e| describe(&e))?;
-    committed(tx.done().await)
+    put_one(MODELS, &meta.id, &meta).await
 }
 
 /// Store chunk `meta.chunks` and bump the count, in one transaction. `meta` is updated only when
