@@ -169,7 +169,9 @@ struct Sender {
     t0: f64,
     /// The entry being written; `None` when not caching (or storage failed).
     cache: Option<CachedModel>,
-    hasher: Sha256,
+    /// Set only when the bytes are to be checked against a known sha256 (hashing a cached or
+    /// dropped model for nothing would cost seconds on a large file).
+    hasher: Option<Sha256>,
 }
 
 impl Sender {
@@ -200,7 +202,7 @@ impl Sender {
             fresh: 0,
             t0: now_ms(),
             cache,
-            hasher: Sha256::new(),
+            hasher: None,
         };
         s.report();
         s
@@ -237,7 +239,9 @@ impl Sender {
             }
             self.fresh += bytes.length() as u64;
         }
-        self.hasher.update(bytes.to_vec());
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(bytes.to_vec());
+        }
         // Copy into a buffer of its own: it is transferred (detached) to the worker.
         let own = Uint8Array::new(bytes);
         engine_link::send_chunk(own.buffer());
@@ -272,8 +276,8 @@ impl Sender {
                 self.name, self.sent, self.total
             ));
         }
-        let digest = format::hex(&self.hasher.finalize_reset());
-        if let Some(want) = sha256 {
+        if let (Some(want), Some(h)) = (sha256, self.hasher.take()) {
+            let digest = format::hex(&h.finalize());
             if !digest.eq_ignore_ascii_case(want) {
                 if let Some(meta) = self.cache.take() {
                     leptos::task::spawn_local(async move {
@@ -502,6 +506,7 @@ async fn download(
                     Source::Network,
                     cache,
                 ));
+                s.hasher = sha256.map(|_| Sha256::new());
                 if !s.replay(&id, stored).await? {
                     return Ok(());
                 }
