@@ -399,3 +399,68 @@ fn q8_activations_within_quantization_error() {
         check_q8(&format!("{} random", ty.name()), ty, &raw, 4, cols);
     }
 }
+
+/// The 8-bit kernels with AVX-VNNI (`vpdpbusd`) and without it (`maddubs` + `madd`) compute the
+/// same integers, so the same floats; and a row's result does not depend on whether it was
+/// computed in a register block of four rows or alone (7 rows = one block + three single rows).
+#[test]
+fn q8_kernels_agree_across_vnni_and_row_blocks() {
+    for ty in GgmlType::ALL {
+        let cols = 2 * ty.block_size().max(32);
+        if !quant::uses_q8(Activations::Q8, ty, cols) {
+            continue;
+        }
+        let rows = 7;
+        let rb = ty.row_bytes(cols as u64).unwrap() as usize;
+        let raw = random_row(ty, rows * cols, 99);
+        let x = random_x(cols, 5);
+        let run = |vnni: bool| {
+            quant::set_vnni(vnni);
+            let mut o = vec![f32::NAN; rows];
+            matmul_act(Activations::Q8, ty, &raw, cols, &x, 1, &mut o);
+            (o, quant::uses_vnni())
+        };
+        let (with, used) = run(true);
+        let (without, off) = run(false);
+        quant::set_vnni(true);
+        assert!(!off, "set_vnni(false) must turn VNNI off");
+        eprintln!("{}: VNNI available and used: {used}", ty.name());
+        for r in 0..rows {
+            assert_eq!(
+                with[r].to_bits(),
+                without[r].to_bits(),
+                "{} row {r}: vnni",
+                ty.name()
+            );
+            let mut one = [f32::NAN];
+            let row = &raw[r * rb..(r + 1) * rb];
+            matmul_act(Activations::Q8, ty, row, cols, &x, 1, &mut one);
+            assert_eq!(
+                one[0].to_bits(),
+                with[r].to_bits(),
+                "{} row {r}: alone",
+                ty.name()
+            );
+        }
+    }
+}
+
+/// The vectorized activation quantizer gives the portable one's bytes and scales.
+#[test]
+fn q8_quantizer_simd_matches_portable() {
+    let x = random_x(32 * 40, 8);
+    let (mut a, mut b) = (quant::Q8Acts::default(), quant::Q8Acts::default());
+    a.quantize(&x);
+    b.quantize_portable(&x);
+    assert_eq!(a.q, b.q);
+    assert_eq!(a.d, b.d);
+    assert_eq!(a.d16, b.d16);
+    assert_eq!(a.s16, b.s16);
+    for (c, (sa, sb)) in a.s.iter().zip(&b.s).enumerate() {
+        let mag: f32 = x[32 * c..32 * c + 32].iter().map(|v| v.abs()).sum();
+        assert!((sa - sb).abs() <= 1e-6 * mag, "chunk {c}: sum {sa} vs {sb}");
+    }
+    // An all-zero chunk quantizes to zeros with scale 0 (no division by zero).
+    a.quantize(&[0.0; 32]);
+    assert!(a.q.iter().all(|&q| q == 0) && a.d == [0.0]);
+}

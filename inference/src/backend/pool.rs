@@ -22,12 +22,12 @@ const SPIN: Duration = Duration::from_micros(300);
 /// One matrix product, cut into row chunks that the caller and the workers claim one at a time
 /// (a worker that the OS has not scheduled yet simply gets none, so nobody waits for it).
 struct Job {
-    act: Activations,
     ty: GgmlType,
     w: Bytes,
     row_bytes: usize,
     cols: usize,
-    x: Vec<f32>,
+    /// The input, (n, cols): f32, or quantized once for all chunks where an 8-bit kernel runs.
+    x: Input,
     n: usize,
     /// Rows `ranges[i]` form chunk `i`.
     ranges: Vec<(usize, usize)>,
@@ -52,11 +52,19 @@ impl Job {
             out.clear();
             out.resize(self.n * (r1 - r0), 0.0);
             let w = &self.w[r0 * self.row_bytes..r1 * self.row_bytes];
-            quant::matmul_act(self.act, self.ty, w, self.cols, &self.x, self.n, &mut out);
+            match &self.x {
+                Input::F32(x) => quant::matmul(self.ty, w, self.cols, x, self.n, &mut out),
+                Input::Q8(q) => quant::matmul_q8(self.ty, w, self.cols, q, self.n, &mut out),
+            }
             drop(out);
             self.finished.fetch_add(1, Ordering::AcqRel);
         }
     }
+}
+
+enum Input {
+    F32(Vec<f32>),
+    Q8(quant::Q8Acts),
 }
 
 struct State {
@@ -126,13 +134,19 @@ impl Pool {
             .map(|i| ((i * per).min(w.rows), ((i + 1) * per).min(w.rows)))
             .filter(|(a, b)| a < b)
             .collect();
+        let x = if quant::uses_q8(act, w.ty, w.cols) {
+            let mut q = quant::Q8Acts::default();
+            q.quantize(x);
+            Input::Q8(q)
+        } else {
+            Input::F32(x.to_vec())
+        };
         let job = Arc::new(Job {
-            act,
             ty: w.ty,
             w: w.data.clone(),
             row_bytes: w.row_bytes(),
             cols: w.cols,
-            x: x.to_vec(),
+            x,
             n,
             outs: ranges.iter().map(|_| Mutex::new(Vec::new())).collect(),
             ranges,

@@ -25,6 +25,23 @@ pub fn set_simd(enabled: bool) {
     SIMD_ENABLED.store(enabled, Ordering::Relaxed);
 }
 
+/// Allow (the default, where the CPU has it) or forbid AVX-VNNI in the 8-bit integer kernels.
+/// Both give the same integers, so the same results; for tests and benchmarks.
+pub fn set_vnni(enabled: bool) {
+    #[cfg(target_arch = "x86_64")]
+    x86::set_vnni(enabled);
+    let _ = enabled;
+}
+
+/// Whether the 8-bit integer kernels use AVX-VNNI on this machine now.
+pub fn uses_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if simd().is_some() {
+        return x86::vnni();
+    }
+    false
+}
+
 /// The kernel set [`vec_dot`] / [`matvec`] / [`matmul`] use now: `"avx2"`, `"simd128"` or
 /// `"scalar"`.
 pub fn kernels() -> &'static str {
@@ -147,28 +164,84 @@ pub struct Q8Acts {
 }
 
 impl Q8Acts {
-    /// Quantize `x` (length a multiple of 32).
+    /// Quantize `x` (length a multiple of 32): `q = round_ties_even(x / d)` per 32-chunk.
     pub fn quantize(&mut self, x: &[f32]) {
         assert_eq!(x.len() % 32, 0, "activations are not whole 32-chunks");
-        self.q.clear();
-        self.d.clear();
-        self.s.clear();
-        self.d16.clear();
-        self.s16.clear();
+        let nc = x.len() / 32;
+        self.q.resize(x.len(), 0);
+        for v in [&mut self.d, &mut self.s, &mut self.d16, &mut self.s16] {
+            v.resize(nc, 0.0);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if simd().is_some() {
+            // SAFETY: the lengths were set just above; `simd()` checked AVX2/FMA/F16C.
+            unsafe {
+                x86::quantize_q8(
+                    x,
+                    &mut self.q,
+                    &mut self.d,
+                    &mut self.s,
+                    &mut self.d16,
+                    &mut self.s16,
+                )
+            };
+            return;
+        }
+        self.quantize_portable(x);
+    }
+
+    /// [`Q8Acts::quantize`] in portable code (the SIMD version must give the same bytes and
+    /// scales; the chunk sums may differ in rounding).
+    pub fn quantize_portable(&mut self, x: &[f32]) {
+        assert_eq!(x.len() % 32, 0, "activations are not whole 32-chunks");
+        let nc = x.len() / 32;
+        self.q.resize(x.len(), 0);
+        for v in [&mut self.d, &mut self.s, &mut self.d16, &mut self.s16] {
+            v.resize(nc, 0.0);
+        }
         let f16r = |v: f32| half::f16::from_f32(v).to_f32();
-        for c in x.chunks_exact(32) {
-            let amax = c.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (c, xc) in x.chunks_exact(32).enumerate() {
+            let amax = xc.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let start = self.q.len();
-            self.q.extend(c.iter().map(|v| (v * id).round() as i8));
-            let qsum: i32 = self.q[start..].iter().map(|&q| q as i32).sum();
-            self.d.push(d);
-            self.s.push(c.iter().sum());
-            self.d16.push(f16r(d));
-            self.s16.push(f16r(qsum as f32 * d));
+            let q = &mut self.q[32 * c..32 * c + 32];
+            for (qi, v) in q.iter_mut().zip(xc) {
+                *qi = (v * id).round_ties_even() as i8;
+            }
+            let qsum: i32 = q.iter().map(|&q| q as i32).sum();
+            self.d[c] = d;
+            self.s[c] = xc.iter().sum();
+            self.d16[c] = f16r(d);
+            self.s16[c] = f16r(qsum as f32 * d);
         }
     }
+}
+
+/// Whether [`matmul_act`] with `act` runs an 8-bit integer kernel for `ty` and `cols` here;
+/// if so, [`Q8Acts::quantize`] + [`matmul_q8`] do the same work with the input quantized once.
+pub fn uses_q8(act: Activations, ty: GgmlType, cols: usize) -> bool {
+    act == Activations::Q8 && has_q8_kernel(ty) && cols.is_multiple_of(32)
+}
+
+/// [`matmul_act`] with 8-bit activations already quantized (`q` from [`Q8Acts::quantize`] of the
+/// `(n_tok, cols)` input). Only where [`uses_q8`] said so.
+pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, out: &mut [f32]) {
+    assert!(
+        uses_q8(Activations::Q8, ty, cols),
+        "no 8-bit kernel for {} here",
+        ty.name()
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (d, s) = if ty.block_size() == 32 {
+            (&q.d16, &q.s16)
+        } else {
+            (&q.d, &q.s)
+        };
+        x86::matmul_q8(ty, w, cols, &q.q, d, s, n_tok, out);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (w, q, n_tok, out);
 }
 
 /// Whether `matmul_act(Activations::Q8, ty, ..)` uses an 8-bit integer kernel on this machine
@@ -192,19 +265,12 @@ pub fn matmul_act(
     n_tok: usize,
     out: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if act == Activations::Q8 && has_q8_kernel(ty) && cols.is_multiple_of(32) {
+    if uses_q8(act, ty, cols) {
         let mut q = Q8Acts::default();
         q.quantize(x);
-        let (d, s) = if ty.block_size() == 32 {
-            (&q.d16, &q.s16)
-        } else {
-            (&q.d, &q.s)
-        };
-        x86::matmul_q8(ty, w, cols, &q.q, d, s, n_tok, out);
+        matmul_q8(ty, w, cols, &q, n_tok, out);
         return;
     }
-    let _ = act;
     matmul(ty, w, cols, x, n_tok, out)
 }
 

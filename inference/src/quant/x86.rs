@@ -964,6 +964,68 @@ impl KernQ8 for Q6K {
     }
 }
 
+/// Quantize activations to 8 bits per 32-chunk (see `Q8Acts`): `q = round_ties_even(x / d)`
+/// with `d = max|x| / 127`, plus each chunk's f32 sum and llama.cpp's f16-rounded `d` and
+/// `d · Σq`. Vectorized because it runs before every product (7 per layer).
+///
+/// # Safety
+/// `x.len()` is a multiple of 32, `q.len() == x.len()`, the other slices `x.len() / 32` long;
+/// AVX2/FMA/F16C present.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q8(
+    x: &[f32],
+    q: &mut [i8],
+    d: &mut [f32],
+    s: &mut [f32],
+    d16: &mut [f32],
+    s16: &mut [f32],
+) {
+    let f16r = |v: f32| half::f16::from_f32(v).to_f32();
+    let sign = _mm256_set1_ps(-0.0);
+    // packs_epi32/packs_epi16 interleave 128-bit lanes; this restores element order.
+    let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for c in 0..x.len() / 32 {
+        // SAFETY: chunk `c` of `x` (32 floats) and of `q` (32 bytes) is in bounds.
+        unsafe {
+            let xp = x.as_ptr().add(32 * c);
+            let v = [0, 8, 16, 24].map(|o| _mm256_loadu_ps(xp.add(o)));
+            let a = v.map(|vi| _mm256_andnot_ps(sign, vi));
+            let m = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)));
+            let dc = amax / 127.0;
+            let id = _mm256_set1_ps(if dc > 0.0 { 1.0 / dc } else { 0.0 });
+            let i = v.map(|vi| {
+                _mm256_cvtps_epi32(_mm256_round_ps::<
+                    { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                >(_mm256_mul_ps(vi, id)))
+            });
+            let w16 = [
+                _mm256_packs_epi32(i[0], i[1]),
+                _mm256_packs_epi32(i[2], i[3]),
+            ];
+            let b8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w16[0], w16[1]), perm);
+            _mm256_storeu_si256(q.as_mut_ptr().add(32 * c) as *mut __m256i, b8);
+            let isum = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+            let isum = _mm_add_epi32(
+                _mm256_castsi256_si128(isum),
+                _mm256_extracti128_si256::<1>(isum),
+            );
+            let isum = _mm_add_epi32(isum, _mm_shuffle_epi32::<0b01_00_11_10>(isum));
+            let qsum = _mm_cvtsi128_si32(_mm_add_epi32(
+                isum,
+                _mm_shuffle_epi32::<0b10_11_00_01>(isum),
+            ));
+            let xsum = hsum(v);
+            d[c] = dc;
+            s[c] = xsum;
+            d16[c] = f16r(dc);
+            s16[c] = f16r(qsum as f32 * dc);
+        }
+    }
+}
+
 /// Whether [`matmul_q8`] has an integer kernel for `ty`.
 pub(super) fn has_q8(ty: GgmlType) -> bool {
     matches!(
@@ -980,43 +1042,121 @@ pub(super) fn has_q8(ty: GgmlType) -> bool {
     )
 }
 
-/// One 32-chunk: `Σ scale·w·x` per i32 lane, as f32 (`wu` = |w| or w, `wsign` = w).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_chunk<K: KernQ8>(wu: __m256i, wsign: __m256i, xq: *const i8) -> __m256 {
-    // SAFETY: the caller guarantees 32 readable bytes at `xq`.
-    let ax = unsafe { load32(xq as *const u8) };
-    let ax = if K::UNSIGNED {
-        ax
-    } else {
-        _mm256_sign_epi8(ax, wsign)
-    };
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(
-        _mm256_maddubs_epi16(wu, ax),
-        _mm256_set1_epi16(1),
-    ))
+/// How 32 unsigned weight bytes meet 32 signed activation bytes: each i32 lane of the result is
+/// the sum of four `u8 · i8` products. Neither form can overflow or saturate here (weights are at
+/// most 128 in magnitude, activations at most 127), so both give the same integers.
+trait IDot {
+    unsafe fn dot(wu: __m256i, ax: __m256i) -> __m256i;
 }
 
-/// Weights as the unsigned operand of `maddubs` and the sign source.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn q8_operands<K: KernQ8>(wq: __m256i) -> (__m256i, __m256i) {
-    if K::UNSIGNED {
-        (wq, wq)
-    } else {
-        (_mm256_abs_epi8(wq), wq)
+/// AVX2: `maddubs` (u8·i8 pairs → i16) then `madd` with ones (i16 pairs → i32).
+struct Maddubs;
+impl IDot for Maddubs {
+    #[inline(always)]
+    unsafe fn dot(wu: __m256i, ax: __m256i) -> __m256i {
+        // SAFETY: only inlined into kernels compiled with AVX2 (see `matmul_q8`).
+        unsafe { _mm256_madd_epi16(_mm256_maddubs_epi16(wu, ax), _mm256_set1_epi16(1)) }
+    }
+}
+
+/// AVX-VNNI: `vpdpbusd` does the same in one instruction (Alder Lake, Sapphire Rapids, Zen 5).
+struct Vnni;
+impl IDot for Vnni {
+    #[inline(always)]
+    unsafe fn dot(wu: __m256i, ax: __m256i) -> __m256i {
+        // SAFETY: only inlined into `matmul_q8_vnni`, compiled with AVX-VNNI after detection.
+        unsafe { _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), wu, ax) }
+    }
+}
+
+/// One 32-chunk of one row against activations `ax`: `Σ w·x` per i32 lane, as f32.
+#[inline(always)]
+unsafe fn q8_dot<K: KernQ8, D: IDot>(wq: __m256i, ax: __m256i) -> __m256 {
+    // SAFETY: inlined into AVX2 kernels only.
+    unsafe {
+        let p = if K::UNSIGNED {
+            D::dot(wq, ax)
+        } else {
+            // |w| · (x with w's sign) = w · x, with the weight operand unsigned.
+            D::dot(_mm256_abs_epi8(wq), _mm256_sign_epi8(ax, wq))
+        };
+        _mm256_cvtepi32_ps(p)
+    }
+}
+
+/// Horizontal sum of one accumulator.
+#[inline(always)]
+unsafe fn hsum1(a: __m256) -> f32 {
+    // SAFETY: inlined into AVX2 kernels only.
+    unsafe {
+        let v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+        let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        let v = _mm_add_ss(v, _mm_shuffle_ps::<1>(v, v));
+        _mm_cvtss_f32(v)
+    }
+}
+
+/// Rows per register block of the one-token kernel: each row keeps one accumulator and each
+/// 32-byte activation chunk is loaded once for all of them. Four rows are four independent FMA
+/// chains (enough to hide the FMA latency) and stay within the sixteen ymm registers.
+const ROWS: usize = 4;
+
+/// `R` rows starting at `w` (`rb` bytes apart) against one token: per row, chunk by chunk,
+/// `acc = fma(Σw·x, scale·dx, acc)` and `off += offset·Σx`, then `hsum(acc) + off`. The batch
+/// kernel does the very same operations per (row, token), so results never depend on how rows
+/// are grouped, how many tokens are in a batch, or how many threads share the rows.
+///
+/// # Safety
+/// `R` rows of `nb` blocks at `w`; `xq`/`xd`/`xs` hold one token's `nb · QK` activations.
+#[inline(always)]
+unsafe fn rows_q8<K: KernQ8, D: IDot, const R: usize>(
+    w: *const u8,
+    rb: usize,
+    nb: usize,
+    xq: *const i8,
+    xd: *const f32,
+    xs: *const f32,
+) -> [f32; R] {
+    // SAFETY: every pointer below stays within the ranges the caller guarantees.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut off = [0f32; R];
+        for b in 0..nb {
+            let blk0 = w.add(b * K::BYTES);
+            let mut st = [K::prep(blk0); R];
+            for r in 1..R {
+                st[r] = K::prep(blk0.add(r * rb));
+            }
+            for c in 0..K::QK / 32 {
+                let j = b * (K::QK / 32) + c;
+                let ax = load32(xq.add(32 * j) as *const u8);
+                let dx = _mm256_set1_ps(*xd.add(j));
+                let sx = *xs.add(j);
+                for r in 0..R {
+                    let (wq, sc, ofs) = K::qchunk(blk0.add(r * rb), &st[r], c);
+                    let p = q8_dot::<K, D>(wq, ax);
+                    acc[r] = _mm256_fmadd_ps(p, _mm256_mul_ps(sc, dx), acc[r]);
+                    if K::UNSIGNED {
+                        off[r] += ofs * sx;
+                    }
+                }
+            }
+        }
+        let mut out = [0f32; R];
+        for r in 0..R {
+            out[r] = hsum1(acc[r]) + off[r];
+        }
+        out
     }
 }
 
 /// # Safety
 /// Lengths checked by the caller: `w` holds `out.len() / n_tok` rows of `cols` elements, `xq`
-/// holds `n_tok * cols` bytes, `xd`/`xs` `n_tok * cols / 32` floats; AVX2/FMA/F16C present.
-///
-/// Chunk `j` of a row goes to accumulator `j % 2` (vector and offset), for one token in
-/// registers and for a batch in memory — the same operations, so a batch equals its tokens one
-/// by one bit for bit.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn matmul_q8_k<K: KernQ8>(
+/// holds `n_tok * cols` bytes, `xd`/`xs` `n_tok * cols / 32` floats; the CPU has AVX2/FMA/F16C
+/// (and AVX-VNNI when `D` is [`Vnni`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_q8_k<K: KernQ8, D: IDot>(
     w: &[u8],
     cols: usize,
     xq: &[i8],
@@ -1029,65 +1169,143 @@ unsafe fn matmul_q8_k<K: KernQ8>(
     let nb = cols / K::QK;
     let cpr = cols / 32; // 32-chunks per row
     let rb = nb * K::BYTES;
-    let z = _mm256_setzero_ps();
+    let (wp, xqp, xdp, xsp) = (w.as_ptr(), xq.as_ptr(), xd.as_ptr(), xs.as_ptr());
     if n_tok == 1 {
-        for (r, o) in out.iter_mut().enumerate() {
-            let mut acc = [z; 2];
-            let mut off = [0f32; 2];
-            for b in 0..nb {
-                // SAFETY: block `b` of row `r` is in bounds (`rows * rb` bytes were checked) and
-                // every chunk index `j < cpr` addresses 32 bytes of the activations.
-                unsafe {
-                    let blk = w.as_ptr().add(r * rb + b * K::BYTES);
-                    let st = K::prep(blk);
-                    for c in 0..K::QK / 32 {
-                        let j = b * (K::QK / 32) + c;
-                        let (wq, sc, ofs) = K::qchunk(blk, &st, c);
-                        let (wu, wsign) = q8_operands::<K>(wq);
-                        let p = q8_chunk::<K>(wu, wsign, xq.as_ptr().add(32 * j));
-                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.get_unchecked(j)));
-                        acc[j & 1] = _mm256_fmadd_ps(p, s, acc[j & 1]);
-                        if K::UNSIGNED {
-                            off[j & 1] += ofs * *xs.get_unchecked(j);
-                        }
-                    }
-                }
-            }
-            *o = hsum([acc[0], acc[1], z, z]) + (off[0] + off[1]);
+        // Decode: register blocks of ROWS rows, then the rest one by one.
+        let mut r = 0;
+        while r + ROWS <= rows {
+            // SAFETY: rows r..r+ROWS are in bounds (`rows * rb` bytes were checked).
+            let v = unsafe { rows_q8::<K, D, ROWS>(wp.add(r * rb), rb, nb, xqp, xdp, xsp) };
+            out[r..r + ROWS].copy_from_slice(&v);
+            r += ROWS;
+        }
+        while r < rows {
+            // SAFETY: row r is in bounds.
+            out[r] = unsafe { rows_q8::<K, D, 1>(wp.add(r * rb), rb, nb, xqp, xdp, xsp) }[0];
+            r += 1;
         }
         return;
     }
-    let mut acc = vec![[z; 2]; n_tok];
-    let mut off = vec![[0f32; 2]; n_tok];
+    // Prefill: each chunk of a row is decoded once and dotted with every token; per (row,
+    // token) the operations are those of `rows_q8`, so the results are bit-identical.
+    let z = _mm256_setzero_ps();
+    let mut acc = vec![z; n_tok];
+    let mut off = vec![0f32; n_tok];
     for r in 0..rows {
-        acc.fill([z; 2]);
-        off.fill([0.0; 2]);
+        acc.fill(z);
+        off.fill(0.0);
         for b in 0..nb {
-            // SAFETY: as above, for every token `t < n_tok` (chunk `t * cpr + j`).
+            // SAFETY: block `b` of row `r` is in bounds and chunk `t * cpr + j` of every token
+            // `t < n_tok` addresses 32 activation bytes.
             unsafe {
-                let blk = w.as_ptr().add(r * rb + b * K::BYTES);
+                let blk = wp.add(r * rb + b * K::BYTES);
                 let st = K::prep(blk);
                 for c in 0..K::QK / 32 {
                     let j = b * (K::QK / 32) + c;
                     let (wq, sc, ofs) = K::qchunk(blk, &st, c);
-                    let (wu, wsign) = q8_operands::<K>(wq);
                     for t in 0..n_tok {
                         let k = t * cpr + j;
-                        let p = q8_chunk::<K>(wu, wsign, xq.as_ptr().add(32 * k));
-                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.get_unchecked(k)));
-                        acc[t][j & 1] = _mm256_fmadd_ps(p, s, acc[t][j & 1]);
+                        let ax = load32(xqp.add(32 * k) as *const u8);
+                        let p = q8_dot::<K, D>(wq, ax);
+                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xdp.add(k)));
+                        acc[t] = _mm256_fmadd_ps(p, s, acc[t]);
                         if K::UNSIGNED {
-                            off[t][j & 1] += ofs * *xs.get_unchecked(k);
+                            off[t] += ofs * *xsp.add(k);
                         }
                     }
                 }
             }
         }
         for t in 0..n_tok {
-            let (a, f) = (acc[t], off[t]);
-            out[t * rows + r] = hsum([a[0], a[1], z, z]) + (f[0] + f[1]);
+            // SAFETY: AVX2 is present (this function is only inlined into AVX2 kernels).
+            out[t * rows + r] = unsafe { hsum1(acc[t]) } + off[t];
         }
     }
+}
+
+macro_rules! q8_dispatch {
+    ($ty:expr, $d:ty, ($($arg:expr),*)) => {
+        match $ty {
+            GgmlType::Q4_0 => matmul_q8_k::<Q4_0, $d>($($arg),*),
+            GgmlType::Q4_1 => matmul_q8_k::<Q4_1, $d>($($arg),*),
+            GgmlType::Q5_0 => matmul_q8_k::<Q5_0, $d>($($arg),*),
+            GgmlType::Q5_1 => matmul_q8_k::<Q5_1, $d>($($arg),*),
+            GgmlType::Q8_0 => matmul_q8_k::<Q8_0, $d>($($arg),*),
+            GgmlType::Q3_K => matmul_q8_k::<Q3K, $d>($($arg),*),
+            GgmlType::Q4_K => matmul_q8_k::<Q4K, $d>($($arg),*),
+            GgmlType::Q5_K => matmul_q8_k::<Q5K, $d>($($arg),*),
+            GgmlType::Q6_K => matmul_q8_k::<Q6K, $d>($($arg),*),
+            _ => unreachable!("no 8-bit kernel for {:?}", $ty),
+        }
+    };
+}
+
+/// The integer kernels compiled for AVX2 (`maddubs`).
+///
+/// # Safety
+/// As [`matmul_q8_k`]; AVX2/FMA/F16C present.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_q8_avx2(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xs: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { q8_dispatch!(ty, Maddubs, (w, cols, xq, xd, xs, n_tok, out)) }
+}
+
+/// The same kernels compiled for AVX-VNNI (`vpdpbusd`); the same integers, so the same results.
+///
+/// # Safety
+/// As [`matmul_q8_k`]; AVX2/FMA/F16C and AVX-VNNI present.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_q8_vnni(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xs: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { q8_dispatch!(ty, Vnni, (w, cols, xq, xd, xs, n_tok, out)) }
+}
+
+static VNNI: AtomicU8 = AtomicU8::new(0); // 0 = not yet, 1 = no, 2 = yes, 3 = turned off
+
+/// Whether the integer kernels use AVX-VNNI (detected once; [`set_vnni`] can turn it off).
+pub(super) fn vnni() -> bool {
+    match VNNI.load(Ordering::Relaxed) {
+        1 | 3 => false,
+        2 => true,
+        _ => {
+            let ok = is_x86_feature_detected!("avxvnni");
+            VNNI.store(if ok { 2 } else { 1 }, Ordering::Relaxed);
+            ok
+        }
+    }
+}
+
+/// Allow (if the CPU has it) or forbid AVX-VNNI in the integer kernels.
+pub(super) fn set_vnni(enabled: bool) {
+    let ok = is_x86_feature_detected!("avxvnni");
+    VNNI.store(
+        match (enabled, ok) {
+            (_, false) => 1,
+            (true, true) => 2,
+            (false, true) => 3,
+        },
+        Ordering::Relaxed,
+    );
 }
 
 /// `matmul` with activations already quantized per 32-chunk: `xq` (n_tok × cols) signed bytes,
@@ -1117,19 +1335,12 @@ pub(super) fn matmul_q8(
         rb * rows,
         "weight matrix has the wrong byte length"
     );
-    // SAFETY: lengths checked above; the CPU features were checked.
+    // SAFETY: lengths checked above; the CPU features were checked (VNNI by `vnni()`).
     unsafe {
-        match ty {
-            GgmlType::Q4_0 => matmul_q8_k::<Q4_0>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q4_1 => matmul_q8_k::<Q4_1>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q5_0 => matmul_q8_k::<Q5_0>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q5_1 => matmul_q8_k::<Q5_1>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q8_0 => matmul_q8_k::<Q8_0>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q3_K => matmul_q8_k::<Q3K>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q4_K => matmul_q8_k::<Q4K>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q5_K => matmul_q8_k::<Q5K>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q6_K => matmul_q8_k::<Q6K>(w, cols, xq, xd, xs, n_tok, out),
-            _ => unreachable!("no 8-bit kernel for {ty:?}"),
+        if vnni() {
+            matmul_q8_vnni(ty, w, cols, xq, xd, xs, n_tok, out)
+        } else {
+            matmul_q8_avx2(ty, w, cols, xq, xd, xs, n_tok, out)
         }
     }
 }
