@@ -269,6 +269,28 @@ fn shader_errors_and_bad_input_are_errors_not_panics() {
     assert!(e.is_some());
 }
 
+/// A device lost in the middle of a conversation (destroyed on purpose here, as a driver reset
+/// or the browser would) makes the next step a clear error — not a panic, not a hang — and every
+/// later use of that device too, including a new session.
+#[test]
+fn a_lost_device_is_an_error_not_a_panic_or_a_hang() {
+    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).expect("model loads");
+    let opts = GpuOptions::default();
+    let gm = gpu_model(&model, &opts);
+    let mut s = GpuSession::new(&gm, 64, &opts).expect("session");
+    let t = s
+        .prefill_blocking(&[1, 2, 3, 4])
+        .expect("prefill before the loss");
+    gm.device().destroy();
+    let e = s.step_blocking(t).expect_err("a step on a lost device");
+    assert!(e.to_string().contains("GPU device lost"), "{e}");
+    let e = s.step_blocking(t).expect_err("a second step");
+    assert!(e.to_string().contains("GPU device lost"), "{e}");
+    let again = GpuSession::new(&gm, 64, &opts).and_then(|mut s| s.prefill_blocking(&[1, 2]));
+    let e = again.expect_err("a new session on a lost device");
+    assert!(e.to_string().contains("GPU device lost"), "{e}");
+}
+
 // ----------------------------------------------------------------------------------------------
 // Whole models
 // ----------------------------------------------------------------------------------------------

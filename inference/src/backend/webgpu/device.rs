@@ -131,6 +131,13 @@ impl GpuDevice {
         self.max_binding
     }
 
+    /// Give the device up now, as a driver reset, a GPU process crash or the browser reclaiming
+    /// the GPU would: every later use reports "GPU device lost" (tests use this to check that a
+    /// lost device is an error, not a panic or a hang).
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
     /// The first error recorded by the callbacks, if any (then the device is unusable).
     pub(crate) fn check(&self) -> Result<()> {
         match self.errors.lock() {
@@ -298,13 +305,19 @@ impl GpuDevice {
         }))
     }
 
+    /// A uniform buffer holding `words`. Written through the queue rather than mapped at
+    /// creation: mapping panics inside wgpu when the device is already lost, a queue write
+    /// only records the error.
     pub(crate) fn uniform(&self, label: &str, words: &[u32; 8]) -> wgpu::Buffer {
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::cast_slice(words),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            })
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: std::mem::size_of_val(words) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue
+            .write_buffer(&buf, 0, bytemuck::cast_slice(words));
+        buf
     }
 
     pub(crate) fn readback_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {

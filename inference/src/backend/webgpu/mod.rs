@@ -508,6 +508,7 @@ impl<'m> GpuSession<'m> {
     pub fn new(m: &'m GpuModel, n_ctx: usize, opts: &GpuOptions) -> Result<GpuSession<'m>> {
         let hp = &m.hp;
         let dev = &m.dev;
+        dev.check()?;
         let k = &m.kernels;
         let n_ctx = n_ctx.clamp(1, hp.n_ctx_train);
         let (e, qd, kvd, hd, ff, nv) = (
@@ -839,6 +840,7 @@ impl<'m> GpuSession<'m> {
     }
 
     fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        self.m.dev.check()?;
         if tokens.is_empty() {
             return Err(Error::Invalid("no tokens to evaluate".into()));
         }
