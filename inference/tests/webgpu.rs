@@ -355,6 +355,20 @@ fn fidelity_smollm2_135m_q4_1_streamed_onto_the_gpu() {
     check_gpu("smollm2-135m-q4_1", &model, &gm, &opts);
 }
 
+/// Qwen2.5 1.5B (Q/K/V biases, 28 layers, a 151936-token Q6_K output split across bindings),
+/// streamed onto the GPU like the browser does: the fidelity rules of the golden README on a
+/// software GPU. Too slow for CI on lavapipe (17.5 minutes on this 2-core machine, about 1.5
+/// TFLOP of work), so it runs on demand:
+/// `cargo test --release -p inference --features webgpu --test webgpu -- --ignored qwen`.
+#[test]
+#[ignore = "17 minutes on lavapipe; run with --ignored"]
+fn fidelity_qwen2_5_1_5b_q4_k_m_streamed_onto_the_gpu() {
+    let opts = GpuOptions::default();
+    let (model, gm) = streamed_gpu_model("qwen2.5-coder-1.5b-q4_k_m", &opts);
+    assert_eq!(gm.buffer_bytes(), gm.tensor_bytes());
+    check_gpu("qwen2.5-coder-1.5b-q4_k_m", &model, &gm, &opts);
+}
+
 /// Gemma 3: sliding-window layers with their own RoPE base, Q/K norms, post-norms, GeGLU, and a
 /// 178 MB token embedding that exceeds lavapipe's 128 MiB binding limit (so it is split).
 #[test]
