@@ -19,7 +19,7 @@
 use std::arch::x86_64::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::scalar::{self, q3_k_scales, row_bytes, scale_min_k4};
+use super::scalar::{self, q3_k_scales, row_bytes};
 use super::GgmlType;
 
 static DETECTED: AtomicU8 = AtomicU8::new(0); // 0 = not yet, 1 = no, 2 = yes
@@ -337,40 +337,70 @@ impl Kern for Q3K {
     }
 }
 
-/// (d·scale, dmin·min) for the eight 32-weight groups of a Q4_K / Q5_K block.
+/// Scales and mins of the eight 32-weight groups of a Q4_K / Q5_K block, as f32.
+#[derive(Clone, Copy)]
+struct K4 {
+    /// `d · scale_j`
+    d: [f32; 8],
+    /// `dmin · min_j`
+    m: [f32; 8],
+}
+
+/// Unpack a Q4_K / Q5_K block's 12 bytes of 6-bit scales and mins with 32-bit word masks (no
+/// per-group bit fiddling), then scale all eight of each at once. The same values as
+/// `scalar::scale_min_k4` times `d` / `dmin`, bit for bit.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k4_prep(b: *const u8) -> [(f32, f32); 8] {
+unsafe fn k4_prep(b: *const u8) -> K4 {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
     // SAFETY: d, dmin and scales[12] are bytes 0..16 of the block.
-    let (d, dmin, s) = unsafe {
+    let (d, dmin, w) = unsafe {
+        let p = b.add(4) as *const u32;
         (
             f16_at(b),
             f16_at(b.add(2)),
-            std::slice::from_raw_parts(b.add(4), 12),
+            [
+                p.read_unaligned(),
+                p.add(1).read_unaligned(),
+                p.add(2).read_unaligned(),
+            ]
+            .map(u32::from_le),
         )
     };
-    let mut out = [(0f32, 0f32); 8];
-    for (j, o) in out.iter_mut().enumerate() {
-        let (sc, m) = scale_min_k4(j, s);
-        *o = (d * sc as f32, dmin * m as f32);
+    // scales 0..3 = s[0..4] & 63; scales 4..7 = s[8..12] & 15 | (s[0..4] >> 6) << 4
+    // mins   0..3 = s[4..8] & 63; mins   4..7 = s[8..12] >> 4 | (s[4..8] >> 6) << 4
+    let sc = (w[0] & LOW6) as u64 | ((((w[2] & LOW4) | (((w[0] >> 6) & LOW2) << 4)) as u64) << 32);
+    let mn = (w[1] & LOW6) as u64
+        | (((((w[2] >> 4) & LOW4) | (((w[1] >> 6) & LOW2) << 4)) as u64) << 32);
+    let to_f32 = |v: u64, f: f32| {
+        let v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v as i64)));
+        let mut o = [0f32; 8];
+        // SAFETY: `o` holds 8 floats.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), _mm256_mul_ps(v, _mm256_set1_ps(f))) };
+        o
+    };
+    K4 {
+        d: to_f32(sc, d),
+        m: to_f32(mn, dmin),
     }
-    out
 }
 
 struct Q4K;
 impl Kern for Q4K {
     const QK: usize = 256;
     const BYTES: usize = 144;
-    type St = [(f32, f32); 8];
+    type St = K4;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn prep(b: *const u8) -> [(f32, f32); 8] {
+    unsafe fn prep(b: *const u8) -> K4 {
         // SAFETY: forwarded from the caller.
         unsafe { k4_prep(b) }
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn chunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> [__m256; 4] {
+    unsafe fn chunk(b: *const u8, st: &K4, c: usize) -> [__m256; 4] {
         // SAFETY: qs is bytes 16..144; c < 8, so 32 bytes at 16 + 32*(c/2) fit.
         let q = unsafe { load32(b.add(16 + 32 * (c >> 1))) };
         let q = if c & 1 == 0 {
@@ -379,7 +409,7 @@ impl Kern for Q4K {
             _mm256_srli_epi16::<4>(q)
         };
         let v = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
-        let (d, m) = st[c];
+        let (d, m) = (st.d[c], st.m[c]);
         fms_halves(i8x32_to_f32(v), d, m, d, m)
     }
 }
@@ -388,16 +418,16 @@ struct Q5K;
 impl Kern for Q5K {
     const QK: usize = 256;
     const BYTES: usize = 176;
-    type St = [(f32, f32); 8];
+    type St = K4;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn prep(b: *const u8) -> [(f32, f32); 8] {
+    unsafe fn prep(b: *const u8) -> K4 {
         // SAFETY: forwarded from the caller.
         unsafe { k4_prep(b) }
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn chunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> [__m256; 4] {
+    unsafe fn chunk(b: *const u8, st: &K4, c: usize) -> [__m256; 4] {
         // SAFETY: qh is bytes 16..48, qs 48..176; c < 8.
         let (qh, q) = unsafe { (load32(b.add(16)), load32(b.add(48 + 32 * (c >> 1)))) };
         let q = if c & 1 == 0 {
@@ -411,7 +441,7 @@ impl Kern for Q5K {
             _mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m),
             _mm256_set1_epi8(0x10),
         );
-        let (d, mn) = st[c];
+        let (d, mn) = (st.d[c], st.m[c]);
         fms_halves(i8x32_to_f32(_mm256_or_si256(lo, hb)), d, mn, d, mn)
     }
 }
@@ -420,24 +450,32 @@ struct Q6K;
 impl Kern for Q6K {
     const QK: usize = 256;
     const BYTES: usize = 210;
-    type St = f32;
+    /// `d · scale_i` of the sixteen 16-weight groups.
+    type St = [f32; 16];
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn prep(b: *const u8) -> f32 {
-        // SAFETY: d is bytes 208..210 of the block.
-        unsafe { f16_at(b.add(208)) }
+    unsafe fn prep(b: *const u8) -> [f32; 16] {
+        // SAFETY: scales[16] are bytes 192..208 and d bytes 208..210 of the block.
+        let (sc, d) = unsafe { (load16(b.add(192)), _mm256_set1_ps(f16_at(b.add(208)))) };
+        let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc));
+        let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc)));
+        let mut o = [0f32; 16];
+        // SAFETY: `o` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(o.as_mut_ptr(), _mm256_mul_ps(lo, d));
+            _mm256_storeu_ps(o.as_mut_ptr().add(8), _mm256_mul_ps(hi, d));
+        }
+        o
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn chunk(b: *const u8, d: &f32, c: usize) -> [__m256; 4] {
+    unsafe fn chunk(b: *const u8, st: &[f32; 16], c: usize) -> [__m256; 4] {
         let (h, k) = (c >> 2, c & 3);
-        // SAFETY: ql is bytes 0..128, qh 128..192, scales 192..208; h < 2, k < 4.
-        let (ql, qh, s0, s1) = unsafe {
+        // SAFETY: ql is bytes 0..128, qh 128..192; h < 2, k < 4.
+        let (ql, qh) = unsafe {
             (
                 load32(b.add(64 * h + 32 * (k & 1))),
                 load32(b.add(128 + 32 * h)),
-                *b.add(192 + 8 * h + 2 * k) as i8,
-                *b.add(192 + 8 * h + 2 * k + 1) as i8,
             )
         };
         let ql = if k >> 1 == 0 {
@@ -452,7 +490,7 @@ impl Kern for Q6K {
         );
         let hi = _mm256_slli_epi16::<4>(hi);
         let v = _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(32));
-        mul_halves(i8x32_to_f32(v), *d * s0 as f32, *d * s1 as f32)
+        mul_halves(i8x32_to_f32(v), st[2 * c], st[2 * c + 1])
     }
 }
 
@@ -785,6 +823,13 @@ pub(super) fn matmul(
 trait KernQ8: Kern {
     /// All weights are in 0..=127 (no sign trick needed for `maddubs`).
     const UNSIGNED: bool;
+    /// One offset per 32-chunk and eight chunks a block (Q4_K, Q5_K): the eight offsets come
+    /// from [`KernQ8::block_offs`] and meet the eight chunk sums of `x` in one FMA per block;
+    /// `qchunk`'s own offset is then unused.
+    const BLOCK_OFFS: bool = false;
+    unsafe fn block_offs(_st: &Self::St) -> __m256 {
+        unreachable!("only for BLOCK_OFFS types")
+    }
     unsafe fn qchunk(b: *const u8, st: &Self::St, c: usize) -> (__m256i, __m256, f32);
 }
 
@@ -889,9 +934,18 @@ impl KernQ8 for Q3K {
 
 impl KernQ8 for Q4K {
     const UNSIGNED: bool = true;
+    const BLOCK_OFFS: bool = true;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn qchunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> (__m256i, __m256, f32) {
+    unsafe fn block_offs(st: &K4) -> __m256 {
+        // SAFETY: `m` holds 8 floats.
+        _mm256_sub_ps(_mm256_setzero_ps(), unsafe {
+            _mm256_loadu_ps(st.m.as_ptr())
+        })
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, st: &K4, c: usize) -> (__m256i, __m256, f32) {
         // SAFETY: qs is bytes 16..144; c < 8.
         let q = unsafe { load32(b.add(16 + 32 * (c >> 1))) };
         let q = if c & 1 == 0 {
@@ -899,20 +953,28 @@ impl KernQ8 for Q4K {
         } else {
             _mm256_srli_epi16::<4>(q)
         };
-        let (d, m) = st[c];
         (
             _mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
-            _mm256_set1_ps(d),
-            -m,
+            _mm256_set1_ps(st.d[c]),
+            0.0,
         )
     }
 }
 
 impl KernQ8 for Q5K {
     const UNSIGNED: bool = true;
+    const BLOCK_OFFS: bool = true;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn qchunk(b: *const u8, st: &[(f32, f32); 8], c: usize) -> (__m256i, __m256, f32) {
+    unsafe fn block_offs(st: &K4) -> __m256 {
+        // SAFETY: `m` holds 8 floats.
+        _mm256_sub_ps(_mm256_setzero_ps(), unsafe {
+            _mm256_loadu_ps(st.m.as_ptr())
+        })
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn qchunk(b: *const u8, st: &K4, c: usize) -> (__m256i, __m256, f32) {
         // SAFETY: qh is bytes 16..48, qs 48..176; c < 8.
         let (qh, q) = unsafe { (load32(b.add(16)), load32(b.add(48 + 32 * (c >> 1)))) };
         let q = if c & 1 == 0 {
@@ -926,8 +988,7 @@ impl KernQ8 for Q5K {
             _mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m),
             _mm256_set1_epi8(0x10),
         );
-        let (d, mn) = st[c];
-        (_mm256_or_si256(lo, hb), _mm256_set1_ps(d), -mn)
+        (_mm256_or_si256(lo, hb), _mm256_set1_ps(st.d[c]), 0.0)
     }
 }
 
@@ -935,15 +996,13 @@ impl KernQ8 for Q6K {
     const UNSIGNED: bool = false;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn qchunk(b: *const u8, d: &f32, c: usize) -> (__m256i, __m256, f32) {
+    unsafe fn qchunk(b: *const u8, st: &[f32; 16], c: usize) -> (__m256i, __m256, f32) {
         let (h, k) = (c >> 2, c & 3);
-        // SAFETY: ql is bytes 0..128, qh 128..192, scales 192..208; h < 2, k < 4.
-        let (ql, qh, s0, s1) = unsafe {
+        // SAFETY: ql is bytes 0..128, qh 128..192; h < 2, k < 4.
+        let (ql, qh) = unsafe {
             (
                 load32(b.add(64 * h + 32 * (k & 1))),
                 load32(b.add(128 + 32 * h)),
-                *b.add(192 + 8 * h + 2 * k) as i8,
-                *b.add(192 + 8 * h + 2 * k + 1) as i8,
             )
         };
         let ql = if k >> 1 == 0 {
@@ -960,7 +1019,7 @@ impl KernQ8 for Q6K {
             _mm256_or_si256(lo, _mm256_slli_epi16::<4>(hi)),
             _mm256_set1_epi8(32),
         );
-        (v, halves(*d * s0 as f32, *d * s1 as f32), 0.0)
+        (v, halves(st[2 * c], st[2 * c + 1]), 0.0)
     }
 }
 
@@ -1121,11 +1180,18 @@ unsafe fn rows_q8<K: KernQ8, D: IDot, const R: usize>(
     unsafe {
         let mut acc = [_mm256_setzero_ps(); R];
         let mut off = [0f32; R];
+        let mut offv = [_mm256_setzero_ps(); R];
         for b in 0..nb {
             let blk0 = w.add(b * K::BYTES);
             let mut st = [K::prep(blk0); R];
             for r in 1..R {
                 st[r] = K::prep(blk0.add(r * rb));
+            }
+            if K::BLOCK_OFFS {
+                let sx = _mm256_loadu_ps(xs.add(8 * b));
+                for r in 0..R {
+                    offv[r] = _mm256_fmadd_ps(K::block_offs(&st[r]), sx, offv[r]);
+                }
             }
             for c in 0..K::QK / 32 {
                 let j = b * (K::QK / 32) + c;
@@ -1136,7 +1202,7 @@ unsafe fn rows_q8<K: KernQ8, D: IDot, const R: usize>(
                     let (wq, sc, ofs) = K::qchunk(blk0.add(r * rb), &st[r], c);
                     let p = q8_dot::<K, D>(wq, ax);
                     acc[r] = _mm256_fmadd_ps(p, _mm256_mul_ps(sc, dx), acc[r]);
-                    if K::UNSIGNED {
+                    if K::UNSIGNED && !K::BLOCK_OFFS {
                         off[r] += ofs * sx;
                     }
                 }
@@ -1144,7 +1210,7 @@ unsafe fn rows_q8<K: KernQ8, D: IDot, const R: usize>(
         }
         let mut out = [0f32; R];
         for r in 0..R {
-            out[r] = hsum1(acc[r]) + off[r];
+            out[r] = hsum1(acc[r]) + (off[r] + hsum1(offv[r]));
         }
         out
     }
@@ -1191,15 +1257,24 @@ unsafe fn matmul_q8_k<K: KernQ8, D: IDot>(
     let z = _mm256_setzero_ps();
     let mut acc = vec![z; n_tok];
     let mut off = vec![0f32; n_tok];
+    let mut offv = vec![z; n_tok];
     for r in 0..rows {
         acc.fill(z);
         off.fill(0.0);
+        offv.fill(z);
         for b in 0..nb {
             // SAFETY: block `b` of row `r` is in bounds and chunk `t * cpr + j` of every token
             // `t < n_tok` addresses 32 activation bytes.
             unsafe {
                 let blk = wp.add(r * rb + b * K::BYTES);
                 let st = K::prep(blk);
+                if K::BLOCK_OFFS {
+                    let mo = K::block_offs(&st);
+                    for t in 0..n_tok {
+                        let sx = _mm256_loadu_ps(xsp.add(t * cpr + 8 * b));
+                        offv[t] = _mm256_fmadd_ps(mo, sx, offv[t]);
+                    }
+                }
                 for c in 0..K::QK / 32 {
                     let j = b * (K::QK / 32) + c;
                     let (wq, sc, ofs) = K::qchunk(blk, &st, c);
@@ -1209,7 +1284,7 @@ unsafe fn matmul_q8_k<K: KernQ8, D: IDot>(
                         let p = q8_dot::<K, D>(wq, ax);
                         let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xdp.add(k)));
                         acc[t] = _mm256_fmadd_ps(p, s, acc[t]);
-                        if K::UNSIGNED {
+                        if K::UNSIGNED && !K::BLOCK_OFFS {
                             off[t] += ofs * *xsp.add(k);
                         }
                     }
@@ -1218,7 +1293,7 @@ unsafe fn matmul_q8_k<K: KernQ8, D: IDot>(
         }
         for t in 0..n_tok {
             // SAFETY: AVX2 is present (this function is only inlined into AVX2 kernels).
-            out[t * rows + r] = unsafe { hsum1(acc[t]) } + off[t];
+            out[t * rows + r] = unsafe { hsum1(acc[t]) + (off[t] + hsum1(offv[t])) };
         }
     }
 }

@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-
 use crate::error::{Error, Result};
 
 /// How to pick and configure the GPU.
