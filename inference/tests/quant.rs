@@ -356,7 +356,8 @@ fn simd_kernels_match_scalar_on_random_rows() {
 fn check_q8(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
     let mut wf = vec![0f32; rows * cols];
     dequantize(ty, raw, &mut wf);
-    let n_tok = 3;
+    // 6 tokens: one 4-token register tile plus two single tokens.
+    let n_tok = 6;
     let x = random_x(n_tok * cols, 77);
     let mut out = vec![f32::NAN; n_tok * rows];
     matmul_act(Activations::Q8, ty, raw, cols, &x, n_tok, &mut out);
@@ -410,7 +411,7 @@ fn q8_kernels_agree_across_vnni_and_row_blocks() {
         if !quant::uses_q8(Activations::Q8, ty, cols) {
             continue;
         }
-        let rows = 7;
+        let rows = 7; // one 4-row block (2-row tiles in a batch) and three single rows
         let rb = ty.row_bytes(cols as u64).unwrap() as usize;
         let raw = random_row(ty, rows * cols, 99);
         let x = random_x(cols, 5);

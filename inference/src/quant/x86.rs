@@ -1160,59 +1160,134 @@ unsafe fn hsum1(a: __m256) -> f32 {
 /// chains (enough to hide the FMA latency) and stay within the sixteen ymm registers.
 const ROWS: usize = 4;
 
-/// `R` rows starting at `w` (`rb` bytes apart) against one token: per row, chunk by chunk,
-/// `acc = fma(Σw·x, scale·dx, acc)` and `off += offset·Σx`, then `hsum(acc) + off`. The batch
-/// kernel does the very same operations per (row, token), so results never depend on how rows
-/// are grouped, how many tokens are in a batch, or how many threads share the rows.
+/// Register tile of the batch (prefill) kernel: 2 rows × 4 tokens, eight accumulators; each
+/// decoded weight chunk serves four tokens and each activation chunk two rows.
+const TILE_ROWS: usize = 2;
+const TILE_TOKS: usize = 4;
+
+/// `R` rows starting at `w` (`rb` bytes apart) against `T` tokens (`xq`/`xd`/`xs` of token `t` at
+/// `t · cpr` chunks): per (row, token), chunk by chunk, `acc = fma(Σw·x, scale·dx, acc)` and
+/// the offset terms, then `hsum(acc) + off`. Every tile shape does exactly these operations per
+/// (row, token), so results never depend on how rows and tokens are grouped, how many tokens are
+/// in a batch, or how many threads share the rows. Returns `out[r][t]`.
 ///
 /// # Safety
-/// `R` rows of `nb` blocks at `w`; `xq`/`xd`/`xs` hold one token's `nb · QK` activations.
+/// `R` rows of `nb` blocks at `w`; `T` tokens of `cpr` chunks at `xq`/`xd`/`xs`.
 #[inline(always)]
-unsafe fn rows_q8<K: KernQ8, D: IDot, const R: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_q8<K: KernQ8, D: IDot, const R: usize, const T: usize>(
     w: *const u8,
     rb: usize,
     nb: usize,
+    cpr: usize,
     xq: *const i8,
     xd: *const f32,
     xs: *const f32,
-) -> [f32; R] {
+) -> [[f32; T]; R] {
     // SAFETY: every pointer below stays within the ranges the caller guarantees.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); R];
-        let mut off = [0f32; R];
-        let mut offv = [_mm256_setzero_ps(); R];
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        let mut off = [[0f32; T]; R];
+        let mut offv = [[_mm256_setzero_ps(); T]; R];
+        // The next register block's bytes, streamed in as this one is consumed: R rows apart,
+        // this block's rows are R short streams that the hardware prefetcher picks up late
+        // (1.4x decode speed). `wrapping_add`: past the last row this points beyond the matrix,
+        // and a prefetch never faults.
+        let next = w.wrapping_add(R * rb);
         for b in 0..nb {
             let blk0 = w.add(b * K::BYTES);
+            let mut o = 0;
+            while o < R * K::BYTES {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * R * K::BYTES + o) as *const i8);
+                o += 64;
+            }
             let mut st = [K::prep(blk0); R];
             for r in 1..R {
                 st[r] = K::prep(blk0.add(r * rb));
             }
             if K::BLOCK_OFFS {
-                let sx = _mm256_loadu_ps(xs.add(8 * b));
-                for r in 0..R {
-                    offv[r] = _mm256_fmadd_ps(K::block_offs(&st[r]), sx, offv[r]);
+                for t in 0..T {
+                    let sx = _mm256_loadu_ps(xs.add(t * cpr + 8 * b));
+                    for r in 0..R {
+                        offv[r][t] = _mm256_fmadd_ps(K::block_offs(&st[r]), sx, offv[r][t]);
+                    }
                 }
             }
             for c in 0..K::QK / 32 {
                 let j = b * (K::QK / 32) + c;
-                let ax = load32(xq.add(32 * j) as *const u8);
-                let dx = _mm256_set1_ps(*xd.add(j));
-                let sx = *xs.add(j);
                 for r in 0..R {
                     let (wq, sc, ofs) = K::qchunk(blk0.add(r * rb), &st[r], c);
-                    let p = q8_dot::<K, D>(wq, ax);
-                    acc[r] = _mm256_fmadd_ps(p, _mm256_mul_ps(sc, dx), acc[r]);
-                    if K::UNSIGNED && !K::BLOCK_OFFS {
-                        off[r] += ofs * sx;
+                    for t in 0..T {
+                        let k = t * cpr + j;
+                        let ax = load32(xq.add(32 * k) as *const u8);
+                        let p = q8_dot::<K, D>(wq, ax);
+                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.add(k)));
+                        acc[r][t] = _mm256_fmadd_ps(p, s, acc[r][t]);
+                        if K::UNSIGNED && !K::BLOCK_OFFS {
+                            off[r][t] += ofs * *xs.add(k);
+                        }
                     }
                 }
             }
         }
-        let mut out = [0f32; R];
+        let mut out = [[0f32; T]; R];
         for r in 0..R {
-            out[r] = hsum1(acc[r]) + (off[r] + hsum1(offv[r]));
+            for t in 0..T {
+                out[r][t] = hsum1(acc[r][t]) + (off[r][t] + hsum1(offv[r][t]));
+            }
         }
         out
+    }
+}
+
+/// Rows `r0..rows` against tokens `t0..t0 + T` in tiles of `R` rows, the rest row by row.
+///
+/// # Safety
+/// As [`matmul_q8_k`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_q8<K: KernQ8, D: IDot, const R: usize, const T: usize>(
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xs: &[f32],
+    t0: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    let nb = cols / K::QK;
+    let cpr = cols / 32;
+    let rb = nb * K::BYTES;
+    // SAFETY: token `t0 + T - 1` and every row below `rows` are in bounds (checked by the caller).
+    let (xqp, xdp, xsp) = unsafe {
+        (
+            xq.as_ptr().add(t0 * cols),
+            xd.as_ptr().add(t0 * cpr),
+            xs.as_ptr().add(t0 * cpr),
+        )
+    };
+    let put = |out: &mut [f32], r: usize, t: usize, v: f32| out[(t0 + t) * rows + r] = v;
+    let mut r = 0;
+    while r + R <= rows {
+        // SAFETY: rows r..r+R are in bounds.
+        let v =
+            unsafe { tile_q8::<K, D, R, T>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
+        for (i, vr) in v.iter().enumerate() {
+            for (t, &x) in vr.iter().enumerate() {
+                put(out, r + i, t, x);
+            }
+        }
+        r += R;
+    }
+    while r < rows {
+        // SAFETY: row r is in bounds.
+        let v =
+            unsafe { tile_q8::<K, D, 1, T>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
+        for (t, &x) in v[0].iter().enumerate() {
+            put(out, r, t, x);
+        }
+        r += 1;
     }
 }
 
@@ -1232,68 +1307,16 @@ unsafe fn matmul_q8_k<K: KernQ8, D: IDot>(
     out: &mut [f32],
 ) {
     let rows = out.len() / n_tok;
-    let nb = cols / K::QK;
-    let cpr = cols / 32; // 32-chunks per row
-    let rb = nb * K::BYTES;
-    let (wp, xqp, xdp, xsp) = (w.as_ptr(), xq.as_ptr(), xd.as_ptr(), xs.as_ptr());
-    if n_tok == 1 {
-        // Decode: register blocks of ROWS rows, then the rest one by one.
-        let mut r = 0;
-        while r + ROWS <= rows {
-            // SAFETY: rows r..r+ROWS are in bounds (`rows * rb` bytes were checked).
-            let v = unsafe { rows_q8::<K, D, ROWS>(wp.add(r * rb), rb, nb, xqp, xdp, xsp) };
-            out[r..r + ROWS].copy_from_slice(&v);
-            r += ROWS;
+    let mut t = 0;
+    // SAFETY: (for all calls) tokens t..t+T < n_tok, rows < rows; lengths checked by the caller.
+    unsafe {
+        while t + TILE_TOKS <= n_tok {
+            rows_q8::<K, D, TILE_ROWS, TILE_TOKS>(w, cols, xq, xd, xs, t, rows, out);
+            t += TILE_TOKS;
         }
-        while r < rows {
-            // SAFETY: row r is in bounds.
-            out[r] = unsafe { rows_q8::<K, D, 1>(wp.add(r * rb), rb, nb, xqp, xdp, xsp) }[0];
-            r += 1;
-        }
-        return;
-    }
-    // Prefill: each chunk of a row is decoded once and dotted with every token; per (row,
-    // token) the operations are those of `rows_q8`, so the results are bit-identical.
-    let z = _mm256_setzero_ps();
-    let mut acc = vec![z; n_tok];
-    let mut off = vec![0f32; n_tok];
-    let mut offv = vec![z; n_tok];
-    for r in 0..rows {
-        acc.fill(z);
-        off.fill(0.0);
-        offv.fill(z);
-        for b in 0..nb {
-            // SAFETY: block `b` of row `r` is in bounds and chunk `t * cpr + j` of every token
-            // `t < n_tok` addresses 32 activation bytes.
-            unsafe {
-                let blk = wp.add(r * rb + b * K::BYTES);
-                let st = K::prep(blk);
-                if K::BLOCK_OFFS {
-                    let mo = K::block_offs(&st);
-                    for t in 0..n_tok {
-                        let sx = _mm256_loadu_ps(xsp.add(t * cpr + 8 * b));
-                        offv[t] = _mm256_fmadd_ps(mo, sx, offv[t]);
-                    }
-                }
-                for c in 0..K::QK / 32 {
-                    let j = b * (K::QK / 32) + c;
-                    let (wq, sc, ofs) = K::qchunk(blk, &st, c);
-                    for t in 0..n_tok {
-                        let k = t * cpr + j;
-                        let ax = load32(xqp.add(32 * k) as *const u8);
-                        let p = q8_dot::<K, D>(wq, ax);
-                        let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xdp.add(k)));
-                        acc[t] = _mm256_fmadd_ps(p, s, acc[t]);
-                        if K::UNSIGNED && !K::BLOCK_OFFS {
-                            off[t] += ofs * *xsp.add(k);
-                        }
-                    }
-                }
-            }
-        }
-        for t in 0..n_tok {
-            // SAFETY: AVX2 is present (this function is only inlined into AVX2 kernels).
-            out[t * rows + r] = unsafe { hsum1(acc[t]) + (off[t] + hsum1(offv[t])) };
+        while t < n_tok {
+            rows_q8::<K, D, ROWS, 1>(w, cols, xq, xd, xs, t, rows, out);
+            t += 1;
         }
     }
 }
