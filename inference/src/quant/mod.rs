@@ -25,21 +25,33 @@ pub fn set_simd(enabled: bool) {
     SIMD_ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-/// Allow (the default, where the CPU has it) or forbid AVX-VNNI in the 8-bit integer kernels.
-/// Both give the same integers, so the same results; for tests and benchmarks.
-pub fn set_vnni(enabled: bool) {
-    #[cfg(target_arch = "x86_64")]
-    x86::set_vnni(enabled);
-    let _ = enabled;
-}
-
-/// Whether the 8-bit integer kernels use AVX-VNNI on this machine now.
-pub fn uses_vnni() -> bool {
+/// The 8-bit integer kernel families this machine can run, slowest first: `"avx2"`
+/// (`maddubs`), `"avxvnni"` (256-bit `vpdpbusd`), `"avx512vnni"` (512-bit). Empty where there is
+/// no 8-bit kernel (no AVX2, or not x86_64).
+pub fn q8_isas() -> &'static [&'static str] {
     #[cfg(target_arch = "x86_64")]
     if simd().is_some() {
-        return x86::vnni();
+        return x86::q8_isas();
     }
-    false
+    &[]
+}
+
+/// Use at most the 8-bit kernel family `isa` (default: the best the CPU has). `"avx2"` and
+/// `"avxvnni"` compute the same integers in the same order, so the same results; `"avx512vnni"`
+/// sums chunk pairs, so its floats differ in rounding. For tests and benchmarks.
+pub fn set_q8_isa(isa: &str) {
+    #[cfg(target_arch = "x86_64")]
+    x86::set_q8_isa(isa);
+    let _ = isa;
+}
+
+/// The 8-bit kernel family in use now (`""` where there is none).
+pub fn q8_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if simd().is_some() {
+        return x86::q8_isa();
+    }
+    ""
 }
 
 /// The kernel set [`vec_dot`] / [`matvec`] / [`matmul`] use now: `"avx2"`, `"simd128"` or

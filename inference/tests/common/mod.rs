@@ -77,7 +77,9 @@ pub struct Report {
 /// logits of every position of `seq` ((seq.len(), n_vocab), row-major), where `seq` is the prompt plus
 /// llama.cpp's greedy tokens but the last. Asserts
 /// 1. teacher forcing: where the golden margin is >= 1.0, our argmax is llama.cpp's next token;
-/// 2. last position: top-1 equal and top-20 max |Δ| <= 1.5 against llama.cpp;
+/// 2. last position: top-1 equal and top-20 max |Δ| <= 1.5 against llama.cpp (with 8-bit
+///    activations, `ref_tol == None`, llama.cpp's second token is accepted as top-1 where its
+///    own top two are within 0.2: a tie that float rounding alone flips);
 /// 3. the top-20 within `ref_tol` of the float64 reference (when `Some`; always reported).
 pub fn check_golden(
     name: &str,
@@ -121,11 +123,6 @@ pub fn check_golden(
 
         let last = row(prompt.len() - 1);
         let ll = &p["last_logits"];
-        assert_eq!(
-            argmax(last),
-            ll["argmax"].as_u64().expect("argmax") as u32,
-            "{name}/{pname}: top-1"
-        );
         let top20: Vec<(usize, f32)> = ll["top20"]
             .as_array()
             .expect("top20")
@@ -146,6 +143,21 @@ pub fn check_golden(
             "{name}/{pname}: top-20 max |Δ| vs llama.cpp {d_llama}"
         );
         rep.worst_llama = rep.worst_llama.max(d_llama);
+
+        let (want, got) = (ll["argmax"].as_u64().expect("argmax") as u32, argmax(last));
+        if ref_tol.is_none() && got != want && top20[0].1 - top20[1].1 < 0.2 {
+            // 8-bit activations: rounding moves logits by up to ~1 (llama.cpp's own included),
+            // so where llama.cpp's top two are within 0.2 either may come first — the order of
+            // float sums alone flips such a tie (Qwen "unicode": llama.cpp 0.15 apart; ours
+            // +0.003 with 256-bit kernels, -0.04 with 512-bit ones; exact math 0.05).
+            assert_eq!(
+                got as usize, top20[1].0,
+                "{name}/{pname}: top-1 {got} is neither of llama.cpp's near-tied top two"
+            );
+            eprintln!("{name}/{pname}: near tie (< 0.2 in llama.cpp): our top-1 is its top-2");
+        } else {
+            assert_eq!(got, want, "{name}/{pname}: top-1");
+        }
 
         // Every golden prompt here is public and has reference logits.
         let r = reference_logits(name, pname)

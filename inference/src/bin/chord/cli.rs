@@ -36,7 +36,7 @@ const USAGE: &str = "usage:
                  [--backend cpu|webgpu] [--threads N] [--activations f32|q8] [--json]
   chord inspect  --model PATH [--json]
   chord bench    --model PATH [--threads N] [--prompt-tokens 64] [--gen-tokens 64] [--runs 5]
-                 [--kernels simd|scalar] [--activations f32|q8] [--json]
+                 [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8] [--json]
 
   --activations: f32 (the default) keeps activations exact; q8 quantizes matmul inputs to 8 bits
   like llama.cpp (faster, logits move by up to ~1).";
@@ -385,7 +385,13 @@ fn bench(raw: &[String]) -> CliResult<()> {
     match a.get("--kernels").unwrap_or("simd") {
         "simd" => inference::quant::set_simd(true),
         "scalar" => inference::quant::set_simd(false),
-        other => return Err(format!("unknown kernels `{other}` (simd or scalar)")),
+        isa if inference::quant::q8_isas().contains(&isa) => inference::quant::set_q8_isa(isa),
+        other => {
+            return Err(format!(
+                "unknown kernels `{other}` (simd, scalar, or an 8-bit family of this CPU: {})",
+                inference::quant::q8_isas().join(", ")
+            ))
+        }
     }
     let (model, load_s) = load(&a)?;
     // A prompt of exactly `n_prompt` real tokens: ordinary text, repeated as needed.
@@ -461,7 +467,12 @@ fn bench(raw: &[String]) -> CliResult<()> {
     } else {
         mem1
     };
-    let kernels = inference::quant::kernels();
+    let kernels = match (act, inference::quant::q8_isa()) {
+        (Activations::Q8, isa) if !isa.is_empty() => {
+            format!("{} (8-bit: {isa})", inference::quant::kernels())
+        }
+        _ => inference::quant::kernels().to_string(),
+    };
     if a.flag("--json") {
         let out = json!({
             "model": model.name,
