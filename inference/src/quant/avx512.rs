@@ -14,7 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use super::KernQ8;
+use super::{hsum1, KernQ8};
 
 /// Every feature the 512-bit kernels use (decoders need the AVX2 set, a subset).
 pub(super) fn available() -> bool {
@@ -137,11 +137,7 @@ unsafe fn tile<K: KernQ8, const R: usize, const T: usize>(
         let mut out = [[0f32; T]; R];
         for r in 0..R {
             for t in 0..T {
-                let ov = offv[r][t];
-                let ov = _mm_add_ps(_mm256_castps256_ps128(ov), _mm256_extractf128_ps::<1>(ov));
-                let ov = _mm_add_ps(ov, _mm_movehl_ps(ov, ov));
-                let ov = _mm_cvtss_f32(_mm_add_ss(ov, _mm_shuffle_ps::<1>(ov, ov)));
-                out[r][t] = _mm512_reduce_add_ps(acc[r][t]) + (off[r][t] + ov);
+                out[r][t] = _mm512_reduce_add_ps(acc[r][t]) + (off[r][t] + hsum1(offv[r][t]));
             }
         }
         out

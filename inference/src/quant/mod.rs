@@ -178,12 +178,7 @@ pub struct Q8Acts {
 impl Q8Acts {
     /// Quantize `x` (length a multiple of 32): `q = round_ties_even(x / d)` per 32-chunk.
     pub fn quantize(&mut self, x: &[f32]) {
-        assert_eq!(x.len() % 32, 0, "activations are not whole 32-chunks");
-        let nc = x.len() / 32;
-        self.q.resize(x.len(), 0);
-        for v in [&mut self.d, &mut self.s, &mut self.d16, &mut self.s16] {
-            v.resize(nc, 0.0);
-        }
+        self.size_for(x);
         #[cfg(target_arch = "x86_64")]
         if simd().is_some() {
             // SAFETY: the lengths were set just above; `simd()` checked AVX2/FMA/F16C.
@@ -202,15 +197,20 @@ impl Q8Acts {
         self.quantize_portable(x);
     }
 
-    /// [`Q8Acts::quantize`] in portable code (the SIMD version must give the same bytes and
-    /// scales; the chunk sums may differ in rounding).
-    pub fn quantize_portable(&mut self, x: &[f32]) {
+    /// Size every buffer for `x` (length a multiple of 32).
+    fn size_for(&mut self, x: &[f32]) {
         assert_eq!(x.len() % 32, 0, "activations are not whole 32-chunks");
         let nc = x.len() / 32;
         self.q.resize(x.len(), 0);
         for v in [&mut self.d, &mut self.s, &mut self.d16, &mut self.s16] {
             v.resize(nc, 0.0);
         }
+    }
+
+    /// [`Q8Acts::quantize`] in portable code (the SIMD version must give the same bytes and
+    /// scales; the chunk sums may differ in rounding).
+    pub fn quantize_portable(&mut self, x: &[f32]) {
+        self.size_for(x);
         let f16r = |v: f32| half::f16::from_f32(v).to_f32();
         for (c, xc) in x.chunks_exact(32).enumerate() {
             let amax = xc.iter().fold(0f32, |m, v| m.max(v.abs()));

@@ -596,10 +596,8 @@ impl Kern for Bf16 {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn hsum(a: [__m256; 4]) -> f32 {
     let s = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
-    let v = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
-    let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    let v = _mm_add_ss(v, _mm_shuffle_ps::<1>(v, v));
-    _mm_cvtss_f32(v)
+    // SAFETY: this function is compiled with AVX2.
+    unsafe { hsum1(s) }
 }
 
 /// Elements in whole blocks, and how many trailing elements follow (float types only).
