@@ -383,6 +383,7 @@ fn fidelity_with_forced_split_and_small_batches() {
     let opts = GpuOptions {
         max_binding_bytes: Some(4 << 20),
         max_batch: Some(5),
+        ..Default::default()
     };
     let model = Model::load_file(&model_path("smollm2-4layer-mixed")).expect("model loads");
     let gm = gpu_model(&model, &opts);

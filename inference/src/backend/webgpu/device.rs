@@ -18,6 +18,9 @@ pub struct GpuOptions {
     pub max_binding_bytes: Option<u64>,
     /// Tokens per batch on the GPU during prefill (default 64; bounded by the binding limit).
     pub max_batch: Option<usize>,
+    /// Time every forward pass on the GPU with timestamp queries, where the adapter has them
+    /// (benchmarks: GPU time per token apart from submit, readback and host overhead).
+    pub timestamps: bool,
 }
 
 /// A device and queue with the limits this engine respects.
@@ -27,6 +30,8 @@ pub struct GpuDevice {
     info: wgpu::AdapterInfo,
     /// Largest storage binding (and buffer) we create, in bytes (a multiple of 4).
     pub(crate) max_binding: u64,
+    /// Nanoseconds per timestamp tick, when timestamp queries were asked for and are available.
+    pub(crate) timestamp_period: Option<f32>,
     errors: Arc<Mutex<Option<String>>>,
 }
 
@@ -37,7 +42,7 @@ fn gpu_err(what: impl std::fmt::Display) -> Error {
 impl GpuDevice {
     /// Open the default high-performance adapter (natively: Vulkan/Metal/DX12; `WGPU_BACKEND`,
     /// `WGPU_ADAPTER_NAME` and `VK_ICD_FILENAMES` select another) with the adapter's own limits and
-    /// no optional features.
+    /// no optional feature but timestamp queries, when `opts.timestamps` asks for them.
     pub async fn new(opts: &GpuOptions) -> Result<GpuDevice> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
@@ -54,10 +59,16 @@ impl GpuDevice {
             })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let timestamps =
+            opts.timestamps && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wasm-chord"),
-                required_features: wgpu::Features::empty(),
+                required_features: if timestamps {
+                    wgpu::Features::TIMESTAMP_QUERY
+                } else {
+                    wgpu::Features::empty()
+                },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -90,11 +101,13 @@ impl GpuDevice {
                 "storage binding limit of {max_binding} bytes is too small"
             )));
         }
+        let timestamp_period = timestamps.then(|| queue.get_timestamp_period());
         Ok(GpuDevice {
             device,
             queue,
             info,
             max_binding,
+            timestamp_period,
             errors,
         })
     }
@@ -122,6 +135,11 @@ impl GpuDevice {
     /// than the CPU engine, so the browser app prefers the CPU there unless asked otherwise.
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Whether forward passes are timed on the GPU (see [`GpuOptions::timestamps`]).
+    pub fn has_timestamps(&self) -> bool {
+        self.timestamp_period.is_some()
     }
 
     /// The storage binding limit in force (bytes).

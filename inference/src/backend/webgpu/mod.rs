@@ -474,7 +474,28 @@ pub struct GpuStats {
     pub tensor_bytes: u64,
     pub kv_cache_bytes: u64,
     pub scratch_bytes: u64,
+    /// GPU time of one decode step (mean since the last reset), from timestamp queries; `None`
+    /// unless the device was opened with [`GpuOptions::timestamps`] and the adapter has them.
+    pub gpu_ms_per_token: Option<f64>,
+    /// GPU time of the prompt batches that returned a token (since the last reset), likewise.
+    pub gpu_prefill_ms: Option<f64>,
 }
+
+/// Timestamp queries written at the start and end of every forward pass.
+struct GpuTimer {
+    /// Two timestamps: begin, end.
+    set: wgpu::QuerySet,
+    /// (2) u64 ticks, resolved from `set`, then copied next to the token in the readback.
+    resolve: wgpu::Buffer,
+    /// ns per tick.
+    period: f64,
+    /// Sum of decode-step GPU time (ns) and the number of steps; prompt batches likewise.
+    decode: (f64, usize),
+    prefill: (f64, usize),
+}
+
+/// Where the timestamps sit in the token readback buffer (after the 4-byte token, 8-aligned).
+const TS_AT: u64 = 8;
 
 /// What a forward call reads back.
 enum Read {
@@ -501,6 +522,7 @@ pub struct GpuSession<'m> {
     kv_bytes: u64,
     scratch_bytes: u64,
     last: (usize, usize, usize),
+    timer: Option<GpuTimer>,
 }
 
 impl<'m> GpuSession<'m> {
@@ -549,7 +571,24 @@ impl<'m> GpuSession<'m> {
         let scores = dev.scratch("scores", max_batch * hp.n_head * n_ctx, u)?;
         let logits = dev.scratch("logits", max_out * nv, u)?;
         let result = dev.scratch("result", 1, u)?;
-        let readback = dev.readback_buffer("readback", 4);
+        let timer = dev.timestamp_period.map(|period| GpuTimer {
+            set: dev.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("forward_time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolve: dev.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("forward_time"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            period: period as f64,
+            decode: (0.0, 0),
+            prefill: (0.0, 0),
+        });
+        // The token (4 bytes) and, when timed, the pass's two timestamps at TS_AT.
+        let readback = dev.readback_buffer("readback", TS_AT + 16);
         let scratch_bytes = [
             &tokens, &x, &h, &q, &kb, &vb, &att, &o, &gate, &up, &scores, &logits, &result,
         ]
@@ -806,6 +845,7 @@ impl<'m> GpuSession<'m> {
             kv_bytes,
             scratch_bytes,
             last: (0, 0, 0),
+            timer,
         })
     }
 
@@ -825,6 +865,10 @@ impl<'m> GpuSession<'m> {
     /// Forget the conversation (the cache is overwritten from position 0).
     pub fn reset(&mut self) {
         self.len = 0;
+        if let Some(t) = &mut self.timer {
+            t.decode = (0.0, 0);
+            t.prefill = (0.0, 0);
+        }
     }
 
     pub fn stats(&self) -> GpuStats {
@@ -836,6 +880,16 @@ impl<'m> GpuSession<'m> {
             tensor_bytes: self.m.tensor_bytes,
             kv_cache_bytes: self.kv_bytes,
             scratch_bytes: self.scratch_bytes,
+            gpu_ms_per_token: self
+                .timer
+                .as_ref()
+                .filter(|t| t.decode.1 > 0)
+                .map(|t| t.decode.0 / t.decode.1 as f64 / 1e6),
+            gpu_prefill_ms: self
+                .timer
+                .as_ref()
+                .filter(|t| t.prefill.1 > 0)
+                .map(|t| t.prefill.0 / 1e6),
         }
     }
 
@@ -881,9 +935,15 @@ impl<'m> GpuSession<'m> {
             });
         let mut dispatches = 0;
         {
+            // Timed only when the token is read back (the timestamps travel with it).
+            let timed = self.timer.as_ref().filter(|_| matches!(read, Read::Token));
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("forward"),
-                timestamp_writes: None,
+                timestamp_writes: timed.map(|t| wgpu::ComputePassTimestampWrites {
+                    query_set: &t.set,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
             });
             let head: &[Op] = if matches!(read, Read::Nothing) {
                 &[]
@@ -905,6 +965,10 @@ impl<'m> GpuSession<'m> {
             Read::Nothing => 0,
             Read::Token => {
                 enc.copy_buffer_to_buffer(&self.result, 0, &self.readback, 0, 4);
+                if let Some(t) = &self.timer {
+                    enc.resolve_query_set(&t.set, 0..2, &t.resolve, 0);
+                    enc.copy_buffer_to_buffer(&t.resolve, 0, &self.readback, TS_AT, 16);
+                }
                 4
             }
             Read::Logits => {
@@ -926,6 +990,11 @@ impl<'m> GpuSession<'m> {
         }
         let out = match read {
             Read::Nothing => Vec::new(),
+            Read::Token if self.timer.is_some() => {
+                let b = dev.read(&self.readback, TS_AT + 16).await?;
+                self.record_time(&b, n as usize);
+                b
+            }
             Read::Token => dev.read(&self.readback, 4).await?,
             Read::Logits => match &self.logits_readback {
                 Some(rb) => dev.read(rb, bytes).await?,
@@ -934,6 +1003,31 @@ impl<'m> GpuSession<'m> {
         };
         dev.check()?;
         Ok(out)
+    }
+
+    /// Add the GPU time of a timed forward pass (timestamps at `TS_AT` of its readback).
+    fn record_time(&mut self, b: &[u8], n_tokens: usize) {
+        let (Some(t), Some(ts)) = (&mut self.timer, b.get(TS_AT as usize..TS_AT as usize + 16))
+        else {
+            return;
+        };
+        let tick = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&ts[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        // A timestamp may wrap or be reset by the driver; such a sample is dropped.
+        let Some(ticks) = tick(1).checked_sub(tick(0)) else {
+            return;
+        };
+        let ns = ticks as f64 * t.period;
+        let acc = if n_tokens == 1 {
+            &mut t.decode
+        } else {
+            &mut t.prefill
+        };
+        acc.0 += ns;
+        acc.1 += 1;
     }
 
     /// Evaluate a prompt (after what is in the cache) and return the greedy next token.

@@ -9,7 +9,8 @@
 //!                [--backend ...] [--threads N] [--json]
 //! chord inspect  --model PATH [--json]
 //! chord bench    --model PATH [--threads N] [--prompt-tokens 64] [--gen-tokens 64] [--runs 5]
-//!                [--kernels simd|scalar] [--json]
+//!                [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8]
+//!                [--backend cpu|webgpu] [--json]
 //! ```
 //! Errors are one line on stderr and a non-zero exit status.
 
@@ -36,7 +37,8 @@ const USAGE: &str = "usage:
                  [--backend cpu|webgpu] [--threads N] [--activations f32|q8] [--json]
   chord inspect  --model PATH [--json]
   chord bench    --model PATH [--threads N] [--prompt-tokens 64] [--gen-tokens 64] [--runs 5]
-                 [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8] [--json]
+                 [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8]
+                 [--backend cpu|webgpu] [--json]
 
   --activations: f32 (the default) keeps activations exact; q8 quantizes matmul inputs to 8 bits
   like llama.cpp (faster, logits move by up to ~1).";
@@ -172,15 +174,19 @@ type GpuHandle = Option<std::convert::Infallible>;
 
 /// Load for `backend`: on webgpu the weight matrices go to the GPU tensor by tensor as the file
 /// is read, so the host never holds them (`Model::offloaded`).
-fn load_on(args: &Args, backend: &str) -> CliResult<(Model, GpuHandle, f64)> {
+/// `timestamps` asks the GPU for timestamp queries (`chord bench`: GPU time per token).
+fn load_on(args: &Args, backend: &str, timestamps: bool) -> CliResult<(Model, GpuHandle, f64)> {
     #[cfg(feature = "webgpu")]
     if backend == "webgpu" {
         use std::cell::RefCell;
         use std::rc::Rc;
         let path = PathBuf::from(args.need("--model")?);
         let t = Instant::now();
-        let dev = pollster::block_on(webgpu::GpuDevice::new(&webgpu::GpuOptions::default()))
-            .map_err(|e| e.to_string())?;
+        let opts = webgpu::GpuOptions {
+            timestamps,
+            ..Default::default()
+        };
+        let dev = pollster::block_on(webgpu::GpuDevice::new(&opts)).map_err(|e| e.to_string())?;
         let up = Rc::new(RefCell::new(webgpu::GpuUploader::new(dev)));
         let sink_up = up.clone();
         let sink: inference::engine::TensorSink =
@@ -194,7 +200,7 @@ fn load_on(args: &Args, backend: &str) -> CliResult<(Model, GpuHandle, f64)> {
             .map_err(|e| e.to_string())?;
         return Ok((m, Some(gm), t.elapsed().as_secs_f64()));
     }
-    let _ = backend;
+    let _ = (backend, timestamps);
     let (m, s) = load(args)?;
     Ok((m, None, s))
 }
@@ -260,7 +266,7 @@ fn generate(raw: &[String]) -> CliResult<()> {
         sampler,
         ignore_eos: a.flag("--ignore-eos"),
     };
-    let (model, gpu_model, load_s) = load_on(&a, backend)?;
+    let (model, gpu_model, load_s) = load_on(&a, backend, false)?;
     let text = if a.flag("--chat") {
         model
             .chat_prompt(a.get("--system"), &prompt_text)
@@ -371,9 +377,11 @@ fn bench(raw: &[String]) -> CliResult<()> {
             "--runs",
             "--kernels",
             "--activations",
+            "--backend",
             "--json",
         ],
     )?;
+    let backend = check_backend(&a)?;
     let threads = threads(&a)?;
     let act = activations(&a, Activations::F32)?;
     let n_prompt: usize = a.num("--prompt-tokens", 64)?;
@@ -393,26 +401,27 @@ fn bench(raw: &[String]) -> CliResult<()> {
             ))
         }
     }
-    let (model, load_s) = load(&a)?;
-    // A prompt of exactly `n_prompt` real tokens: ordinary text, repeated as needed.
-    let text = "Once upon a time, in a quiet village by the sea, there lived an old fisherman who \
-                told stories to anyone who would listen. ";
-    let mut prompt = model.tokenizer.encode(text, true);
-    while prompt.len() < n_prompt {
-        let more = model.tokenizer.encode(text, false);
-        prompt.extend(more);
-    }
-    prompt.truncate(n_prompt);
+    let (model, gpu_model, load_s) = load_on(&a, backend, true)?;
+    let prompt = bench_prompt(&model, n_prompt);
     let n_ctx = n_prompt + n_gen;
-    let w = &model.weights;
-    // Bytes one decode step reads: every layer matrix plus the lm head (embeddings: one row).
-    let decode_bytes: usize = w
-        .layers
-        .iter()
-        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
-        .map(|m| m.data.len())
-        .sum::<usize>()
-        + w.lm_head().data.len();
+    let decode_bytes = decode_weight_bytes(&model);
+    if backend == "webgpu" {
+        #[cfg(feature = "webgpu")]
+        {
+            let gm = gpu_model.as_ref().ok_or("internal error: no GPU model")?;
+            let b = BenchSetup {
+                model: &model,
+                prompt: &prompt,
+                n_gen,
+                runs,
+                decode_bytes,
+                load_s,
+                json: a.flag("--json"),
+            };
+            return bench_gpu(gm, &b);
+        }
+    }
+    let _ = gpu_model;
 
     let mut session = Session::new(&model, n_ctx, threads).map_err(|e| e.to_string())?;
     session.set_activations(act);
@@ -449,17 +458,8 @@ fn bench(raw: &[String]) -> CliResult<()> {
         decode.push(d);
         decode_cpu.push(c);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    };
-    let (p_med, d_med) = (median(&mut prefill), median(&mut decode));
-    let cpu_med = median(&mut decode_cpu);
+    let (p_med, d_med) = (median(&prefill), median(&decode));
+    let cpu_med = median(&decode_cpu);
     let weight_gbs = decode_bytes as f64 * d_med / 1e9;
     let mem1 = read_bandwidth(1);
     let mem_n = if threads > 1 {
@@ -522,6 +522,162 @@ fn bench(raw: &[String]) -> CliResult<()> {
              ({threads} threads)"
         );
     }
+    Ok(())
+}
+
+/// A prompt of exactly `n` real tokens: ordinary text, repeated as needed.
+fn bench_prompt(model: &Model, n: usize) -> Vec<u32> {
+    let text = "Once upon a time, in a quiet village by the sea, there lived an old fisherman who \
+                told stories to anyone who would listen. ";
+    let mut prompt = model.tokenizer.encode(text, true);
+    while prompt.len() < n {
+        prompt.extend(model.tokenizer.encode(text, false));
+    }
+    prompt.truncate(n);
+    prompt
+}
+
+/// Bytes one decode step reads: every layer matrix plus the lm head (embeddings: one row).
+/// Computed from the shapes, so it holds when the matrices went to a GPU.
+fn decode_weight_bytes(model: &Model) -> usize {
+    let w = &model.weights;
+    let bytes = |m: &inference::model::weights::QTensor| {
+        m.rows * m.cols / m.ty.block_size() * m.ty.type_size()
+    };
+    w.layers
+        .iter()
+        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+        .map(bytes)
+        .sum::<usize>()
+        + bytes(w.lm_head())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// What `chord bench` measures, for either backend.
+#[cfg(feature = "webgpu")]
+struct BenchSetup<'a> {
+    model: &'a Model,
+    prompt: &'a [u32],
+    n_gen: usize,
+    runs: usize,
+    decode_bytes: usize,
+    load_s: f64,
+    json: bool,
+}
+
+/// `chord bench --backend webgpu`: prefill and decode tok/s as the app sees them (each decode
+/// step reads its token back before the next is sent) and, where the adapter has timestamp
+/// queries, the GPU's own time per token, so host and sync overhead show as the difference.
+#[cfg(feature = "webgpu")]
+fn bench_gpu(gm: &webgpu::GpuModel, b: &BenchSetup) -> CliResult<()> {
+    let n_prompt = b.prompt.len();
+    let n_ctx = n_prompt + b.n_gen;
+    let mut session = webgpu::GpuSession::new(gm, n_ctx, &webgpu::GpuOptions::default())
+        .map_err(|e| e.to_string())?;
+    // (prefill tok/s, decode tok/s, GPU ms per decode token, GPU ms of the prompt)
+    let one_run = |s: &mut webgpu::GpuSession| -> CliResult<(f64, f64, Option<f64>, Option<f64>)> {
+        s.reset();
+        let t0 = Instant::now();
+        let mut tok = s.prefill_blocking(b.prompt).map_err(|e| e.to_string())?;
+        let prefill = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        for _ in 0..b.n_gen {
+            tok = s.step_blocking(tok).map_err(|e| e.to_string())?;
+        }
+        let decode = t1.elapsed().as_secs_f64();
+        let st = s.stats();
+        Ok((
+            n_prompt as f64 / prefill,
+            b.n_gen as f64 / decode.max(1e-12),
+            st.gpu_ms_per_token,
+            st.gpu_prefill_ms,
+        ))
+    };
+    one_run(&mut session)?; // warm-up: pipelines, first-use allocations, clocks up
+    let (mut prefill, mut decode, mut gpu_tok, mut gpu_pre) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..b.runs {
+        let (p, d, g, gp) = one_run(&mut session)?;
+        prefill.push(p);
+        decode.push(d);
+        gpu_tok.extend(g);
+        gpu_pre.extend(gp);
+    }
+    let (p_med, d_med) = (median(&prefill), median(&decode));
+    let gpu_ms = (!gpu_tok.is_empty()).then(|| median(&gpu_tok));
+    let gpu_pre_ms = (!gpu_pre.is_empty()).then(|| median(&gpu_pre));
+    let gb = b.decode_bytes as f64 / 1e9;
+    let st = session.stats();
+    if b.json {
+        let out = json!({
+            "model": b.model.name,
+            "backend": "webgpu",
+            "adapter": gm.adapter_info(),
+            "load_s": b.load_s,
+            "prompt_tokens": n_prompt,
+            "gen_tokens": b.n_gen,
+            "runs": b.runs,
+            "prefill_tok_s": p_med,
+            "decode_tok_s": d_med,
+            "prefill_tok_s_all": prefill,
+            "decode_tok_s_all": decode,
+            "decode_ms_per_token": 1e3 / d_med,
+            "gpu_ms_per_token": gpu_ms,
+            "gpu_prefill_ms": gpu_pre_ms,
+            "decode_weight_bytes": b.decode_bytes,
+            "decode_weight_gb_s": gb * d_med,
+            "gpu_weight_gb_s": gpu_ms.map(|ms| gb / (ms / 1e3)),
+            "dispatches_per_token": st.dispatches_per_token,
+            "submits_per_token": st.submits_per_token,
+            "readback_bytes_per_token": st.readback_bytes_per_token,
+            "buffer_bytes": st.buffer_bytes,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "{}: webgpu on {}, median of {} runs",
+        b.model.name,
+        gm.adapter_info(),
+        b.runs
+    );
+    println!(
+        "  prefill {n_prompt} tokens: {p_med:8.1} tok/s   (runs: {}){}",
+        fmt_list(&prefill),
+        gpu_pre_ms.map_or(String::new(), |ms| format!("; GPU time {ms:.2} ms"))
+    );
+    println!(
+        "  decode  {} tokens: {d_med:8.1} tok/s   (runs: {}) = {:.2} ms per token",
+        b.n_gen,
+        fmt_list(&decode),
+        1e3 / d_med
+    );
+    match gpu_ms {
+        Some(ms) => println!(
+            "  GPU time per decode token: {ms:.3} ms ({:.1} GB/s of weights; the rest of each \
+             step is submit, readback and host)",
+            gb / (ms / 1e3)
+        ),
+        None => println!("  GPU time per token: not available (adapter has no timestamp queries)"),
+    }
+    println!(
+        "  decode reads {:.1} MB of weights per token: {:.2} GB/s; {} dispatches, {} submit and \
+         {} bytes read back per token",
+        b.decode_bytes as f64 / 1e6,
+        gb * d_med,
+        st.dispatches_per_token,
+        st.submits_per_token,
+        st.readback_bytes_per_token
+    );
     Ok(())
 }
 
@@ -616,7 +772,7 @@ fn logits(raw: &[String]) -> CliResult<()> {
     let threads = threads(&a)?;
     let act = activations(&a, Activations::F32)?;
     let top: usize = a.num("--top", 10)?;
-    let (model, gpu_model, _) = load_on(&a, backend)?;
+    let (model, gpu_model, _) = load_on(&a, backend, false)?;
     let tokens: Vec<u32> = match (a.get("--prompt"), a.get("--tokens")) {
         (Some(p), None) => model.tokenizer.encode(p, true),
         (None, Some(t)) => t
