@@ -3,7 +3,7 @@
 //   query t at pos = start + t sees keys lo..=pos, lo = pos + 1 - window (window > 0) else 0;
 //   head h reads KV head h / (n_head / n_kv).
 //   out = softmax(q·k × kq_scale) · v
-// One workgroup (64 threads) per (head, token). Scores go through `scores`
+// One workgroup (256 threads) per (head, token). Scores go through `scores`
 // (max_batch, n_head, n_ctx): pass 1 q·k and max, pass 2 exp and sum, pass 3 the weighted sum of V.
 // Dispatch: (n_head, n, 1).
 
@@ -33,9 +33,28 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
+// 256 threads: decoding has only n_head workgroups (12 for Qwen 1.5B), so each must be wide, and
+// every loop keeps four independent loads in flight (it is latency-bound, not ALU-bound).
+const WG: u32 = 256u;
+var<workgroup> red: array<f32, 256>;
 
-@compute @workgroup_size(64)
+// q · k of one key (hd values), four lanes at a time.
+fn qk(qo: u32, kb: u32) -> f32 {
+    var s4 = vec4<f32>(0.0);
+    var d = 0u;
+    for (; d + 4u <= p.hd; d += 4u) {
+        let qv = vec4<f32>(q[qo + d], q[qo + d + 1u], q[qo + d + 2u], q[qo + d + 3u]);
+        let kv = vec4<f32>(kc[kb + d], kc[kb + d + 1u], kc[kb + d + 2u], kc[kb + d + 3u]);
+        s4 += qv * kv;
+    }
+    var s = (s4.x + s4.y) + (s4.z + s4.w);
+    for (; d < p.hd; d++) {
+        s += q[qo + d] * kc[kb + d];
+    }
+    return s;
+}
+
+@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
     let t = wid.y;
@@ -52,18 +71,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // pass 1: scores and their max
     var m = -3.0e38;
-    for (var j = lo + lid; j <= pos; j += 64u) {
-        var s = 0.0;
-        for (var d = 0u; d < p.hd; d++) {
-            s += q[qo + d] * kc[j * kvd + ko + d];
-        }
-        s *= p.kq_scale;
+    for (var j = lo + lid; j <= pos; j += WG) {
+        let s = qk(qo, j * kvd + ko) * p.kq_scale;
         scores[sb + j] = s;
         m = max(m, s);
     }
     red[lid] = m;
     workgroupBarrier();
-    for (var r = 32u; r > 0u; r >>= 1u) {
+    for (var r = WG / 2u; r > 0u; r >>= 1u) {
         if (lid < r) {
             red[lid] = max(red[lid], red[lid + r]);
         }
@@ -74,14 +89,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // pass 2: exp and sum (each thread revisits its own keys)
     var sum = 0.0;
-    for (var j = lo + lid; j <= pos; j += 64u) {
+    for (var j = lo + lid; j <= pos; j += WG) {
         let e = exp(scores[sb + j] - mx);
         scores[sb + j] = e;
         sum += e;
     }
     red[lid] = sum;
     workgroupBarrier();
-    for (var r = 32u; r > 0u; r >>= 1u) {
+    for (var r = WG / 2u; r > 0u; r >>= 1u) {
         if (lid < r) {
             red[lid] += red[lid + r];
         }
@@ -91,12 +106,43 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     storageBarrier();
     workgroupBarrier();
 
-    // pass 3: weighted sum of V, one output dimension per thread
-    for (var d = lid; d < p.hd; d += 64u) {
-        var acc = 0.0;
-        for (var j = lo; j <= pos; j++) {
-            acc += scores[sb + j] * inv * vc[j * kvd + ko + d];
+    // pass 3: weighted sum of V. Thread = (phase, dimension d): the WG / hd phases take every
+    // phases-th key, four keys per iteration; then the phases' partial sums are added.
+    let phases = WG / p.hd; // the host keeps hd ≤ WG
+    let ph = lid / p.hd;
+    let d = lid % p.hd;
+    var acc = 0.0;
+    if (ph < phases) {
+        let stp = phases;
+        var a = vec4<f32>(0.0);
+        var j = lo + ph;
+        for (; j + 3u * stp <= pos; j += 4u * stp) {
+            let w = vec4<f32>(
+                scores[sb + j],
+                scores[sb + j + stp],
+                scores[sb + j + 2u * stp],
+                scores[sb + j + 3u * stp],
+            );
+            let v = vec4<f32>(
+                vc[j * kvd + ko + d],
+                vc[(j + stp) * kvd + ko + d],
+                vc[(j + 2u * stp) * kvd + ko + d],
+                vc[(j + 3u * stp) * kvd + ko + d],
+            );
+            a += w * v;
         }
-        out[qo + d] = acc;
+        for (; j <= pos; j += stp) {
+            a.x += scores[sb + j] * vc[j * kvd + ko + d];
+        }
+        acc = (a.x + a.y) + (a.z + a.w);
+    }
+    red[lid] = acc;
+    workgroupBarrier();
+    if (ph == 0u) {
+        var v = 0.0;
+        for (var k = 0u; k < phases; k++) {
+            v += red[k * p.hd + d];
+        }
+        out[qo + d] = v * inv;
     }
 }

@@ -6,7 +6,7 @@
 // 32-element chunks, dequantize each chunk once into registers (`dq`, see dequant_*.wgsl) and dot
 // it with up to NT token rows of x; one barrier, then a shared-memory sum of the 8 partials.
 // f32 accumulation throughout.
-// Decoding (n = 1) and prefill (n ≤ max batch) use the same kernel.
+// Prefill (n ≤ max batch) uses `main`; one token uses `main1` (below).
 //
 // Dispatch: (min(g, 32768), ceil(g / 32768), ceil(n / NT)) workgroups, g = ceil(rows / RPW).
 // The host prepends: `const BLOCK_BYTES`, `const SUBS`, the dequant sources, and replaces DECODE.
@@ -86,5 +86,58 @@ fn main(
             }
             y[(t0 + t) * p.out_stride + p.out_off + row] = v;
         }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// One token (decoding; the lm head of one position): `main1`
+// ----------------------------------------------------------------------------------------------
+// TPR1 = 32 threads share a row (a warp on NVIDIA) and RPW1 = 8 rows fill a 256-thread workgroup:
+// four times the threads of `main` per row, so that the small per-token products (k, v: 256 rows)
+// still spread over the whole GPU and each thread's serial walk over the row is 4x shorter —
+// decoding is latency-bound, not ALU-bound. Same decoders and f32 accumulation; the row's 32
+// partials are summed as a tree in shared memory.
+// Dispatch: (min(g, 32768), ceil(g / 32768), 1) workgroups, g = ceil(rows / RPW1); x is row 0.
+
+const TPR1: u32 = 32u;
+const RPW1: u32 = 8u;
+var<workgroup> red1: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main1(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let sub = lid % TPR1;
+    let row = (wid.x + wid.y * nwg.x) * RPW1 + lid / TPR1;
+    var acc = 0.0;
+    if (row < p.rows) {
+        let nchunks = p.cols / 32u;
+        let rb = row * p.row_bytes;
+        for (var j = sub; j < nchunks; j += TPR1) {
+            DECODE(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS);
+            let xo = j * 32u;
+            var s = 0.0;
+            for (var i = 0u; i < 32u; i++) {
+                s += dq[i] * x[xo + i];
+            }
+            acc += s;
+        }
+    }
+    red1[lid] = acc;
+    workgroupBarrier();
+    for (var r = TPR1 / 2u; r > 0u; r >>= 1u) {
+        if (sub < r) {
+            red1[lid] += red1[lid + r];
+        }
+        workgroupBarrier();
+    }
+    if (sub == 0u && row < p.rows) {
+        var v = red1[lid];
+        if (p.has_bias != 0u) {
+            v += bias[p.out_off + row];
+        }
+        y[p.out_off + row] = v;
     }
 }

@@ -210,6 +210,7 @@ fn matvec_on_real_tensors_of_every_quant_type() {
         // at most 512 rows of each (the embedding has 49152)
         let rows = t.rows.min(512);
         let data = &t.data[..rows * t.row_bytes()];
+        check_matvec(&dev, t.ty, rows, t.cols, data, 1, &mut rng, &t.name);
         check_matvec(&dev, t.ty, rows, t.cols, data, 3, &mut rng, &t.name);
     }
     eprintln!("real tensors checked: {seen:?}");

@@ -25,6 +25,8 @@ const ARGMAX: &str = include_str!("../../../../shaders/argmax.wgsl");
 pub(crate) const MATVEC_NT: u32 = 8;
 /// Rows per matvec workgroup (`RPW` in matvec.wgsl).
 pub(crate) const MATVEC_RPW: u32 = 8;
+/// Rows per workgroup of the one-token matvec (`RPW1`, entry point `main1`).
+pub(crate) const MATVEC1_RPW: u32 = 8;
 
 /// How a type is laid out for the kernels: bytes per "block" of `32 × subs` elements.
 pub(crate) fn block_geometry(ty: GgmlType) -> (u32, u32) {
@@ -76,6 +78,8 @@ pub(crate) struct Kernels {
     pub ffn_layout: wgpu::BindGroupLayout,
     pub argmax_layout: wgpu::BindGroupLayout,
     pub matvec: HashMap<GgmlType, wgpu::ComputePipeline>,
+    /// One token per product (decoding): `main1`, more threads per row.
+    pub matvec1: HashMap<GgmlType, wgpu::ComputePipeline>,
     pub embed: HashMap<GgmlType, wgpu::ComputePipeline>,
     pub norm_rows: wgpu::ComputePipeline,
     pub norm_inplace: wgpu::ComputePipeline,
@@ -110,18 +114,14 @@ impl Kernels {
         let ffn_layout = dev.layout("ffn", &[Uniform, Uniform, Read, Write]);
         let argmax_layout = dev.layout("argmax", &[Uniform, Uniform, Read, Write, Write]);
         let mut matvec = HashMap::new();
+        let mut matvec1 = HashMap::new();
         for &ty in matvec_types {
             if let std::collections::hash_map::Entry::Vacant(slot) = matvec.entry(ty) {
                 let src = quant_source(MATVEC, ty);
-                let p = dev
-                    .pipeline(
-                        &format!("matvec_{}", ty.name()),
-                        &src,
-                        "main",
-                        &matvec_layout,
-                    )
-                    .await?;
-                slot.insert(p);
+                let label = format!("matvec_{}", ty.name());
+                slot.insert(dev.pipeline(&label, &src, "main", &matvec_layout).await?);
+                let one = dev.pipeline(&label, &src, "main1", &matvec_layout).await?;
+                matvec1.insert(ty, one);
             }
         }
         let mut embed = HashMap::new();
@@ -163,12 +163,20 @@ impl Kernels {
             ffn_layout,
             argmax_layout,
             matvec,
+            matvec1,
             embed,
         })
     }
 
     pub fn matvec_for(&self, ty: GgmlType) -> Result<&wgpu::ComputePipeline> {
         self.matvec
+            .get(&ty)
+            .ok_or_else(|| Error::Gpu(format!("no matvec kernel built for {}", ty.name())))
+    }
+
+    /// The one-token matvec of `ty`.
+    pub fn matvec1_for(&self, ty: GgmlType) -> Result<&wgpu::ComputePipeline> {
+        self.matvec1
             .get(&ty)
             .ok_or_else(|| Error::Gpu(format!("no matvec kernel built for {}", ty.name())))
     }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use device::{GpuDevice, GpuOptions};
-use kernels::{Kernels, MATVEC_NT, MATVEC_RPW};
+use kernels::{Kernels, MATVEC1_RPW, MATVEC_NT, MATVEC_RPW};
 
 use crate::error::{Error, Result};
 use crate::model::{Arch, HParams, QTensor, Weights};
@@ -404,12 +404,32 @@ impl Grid {
             Grid::One => (1, 1, 1),
         }
     }
+
+    /// The grid of the one-token matvec (`main1`) over `rows`.
+    fn rows1(rows: u32) -> (u32, u32, u32) {
+        let (x, y) = split2(rows.div_ceil(MATVEC1_RPW));
+        (x, y, 1)
+    }
 }
 
 struct Op {
     pipeline: wgpu::ComputePipeline,
+    /// A matvec's one-token kernel, used instead when it multiplies a single token.
+    one: Option<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
     grid: Grid,
+}
+
+impl Op {
+    /// The pipeline and workgroup grid for a batch of `n` tokens (`n_out` needing logits).
+    fn launch(&self, n: u32, n_out: u32) -> (&wgpu::ComputePipeline, (u32, u32, u32)) {
+        match (&self.one, self.grid) {
+            (Some(one), Grid::Rows { rows, out }) if (if out { n_out } else { n }) == 1 => {
+                (one, Grid::rows1(rows))
+            }
+            _ => (&self.pipeline, self.grid.size(n, n_out)),
+        }
+    }
 }
 
 fn f(x: f32) -> u32 {
@@ -450,6 +470,7 @@ fn push_matvec(
         );
         ops.push(Op {
             pipeline: k.matvec_for(m.ty)?.clone(),
+            one: Some(k.matvec1_for(m.ty)?.clone()),
             bind,
             grid: Grid::Rows {
                 rows: c.rows as u32,
@@ -541,6 +562,12 @@ impl<'m> GpuSession<'m> {
             hp.n_ff,
             hp.n_vocab,
         );
+        if hd > 256 {
+            // attention.wgsl gives each of a head's dimensions one of its 256 threads
+            return Err(Error::Gpu(format!(
+                "head size {hd} is above the GPU attention kernel's 256; use the CPU backend"
+            )));
+        }
         let lim = dev.max_binding as usize;
         // Batch: bounded by the option, the attention scores buffer and the widest activation.
         let widest = [e, qd, ff].into_iter().max().unwrap_or(e);
@@ -649,6 +676,7 @@ impl<'m> GpuSession<'m> {
             );
             body.push(Op {
                 pipeline: k.embed_for(m.tok_embd.ty)?.clone(),
+                one: None,
                 bind: dev.bind_group(&k.embed_layout, &[&step, &p, &c.buf, &tokens, &x]),
                 grid: Grid::Tokens,
             });
@@ -672,6 +700,7 @@ impl<'m> GpuSession<'m> {
             // attention
             body.push(Op {
                 pipeline: k.norm_rows.clone(),
+                one: None,
                 bind: norm(&l.attn_norm, &x, &h, e, false, true),
                 grid: Grid::NormRows { per: 1, out: false },
             });
@@ -681,6 +710,7 @@ impl<'m> GpuSession<'m> {
             if let Some(qn) = &l.q_norm {
                 body.push(Op {
                     pipeline: k.norm_inplace.clone(),
+                    one: None,
                     bind: norm(qn, &m.dummy, &q, hd, false, true),
                     grid: Grid::NormRows {
                         per: hp.n_head as u32,
@@ -691,6 +721,7 @@ impl<'m> GpuSession<'m> {
             if let Some(kn) = &l.k_norm {
                 body.push(Op {
                     pipeline: k.norm_inplace.clone(),
+                    one: None,
                     bind: norm(kn, &m.dummy, &kb, hd, false, true),
                     grid: Grid::NormRows {
                         per: hp.n_head_kv as u32,
@@ -713,6 +744,7 @@ impl<'m> GpuSession<'m> {
             );
             body.push(Op {
                 pipeline: k.rope.clone(),
+                one: None,
                 bind: dev.bind_group(
                     &k.rope_layout,
                     &[
@@ -744,6 +776,7 @@ impl<'m> GpuSession<'m> {
             );
             body.push(Op {
                 pipeline: k.attention.clone(),
+                one: None,
                 bind: dev.bind_group(&k.attn_layout, &[&step, &p, &q, &kc, &vc, &scores, &att]),
                 grid: Grid::Heads(hp.n_head as u32),
             });
@@ -751,12 +784,14 @@ impl<'m> GpuSession<'m> {
             let pan = l.post_attn_norm.as_ref();
             body.push(Op {
                 pipeline: k.add_norm.clone(),
+                one: None,
                 bind: norm(pan.unwrap_or(&m.dummy), &o, &x, e, false, pan.is_some()),
                 grid: Grid::NormRows { per: 1, out: false },
             });
             // feed-forward
             body.push(Op {
                 pipeline: k.norm_rows.clone(),
+                one: None,
                 bind: norm(&l.ffn_norm, &x, &h, e, false, true),
                 grid: Grid::NormRows { per: 1, out: false },
             });
@@ -765,6 +800,7 @@ impl<'m> GpuSession<'m> {
             let p = dev.uniform("ffn", &[ff as u32, gemma as u32, 0, 0, 0, 0, 0, 0]);
             body.push(Op {
                 pipeline: k.ffn.clone(),
+                one: None,
                 bind: dev.bind_group(&k.ffn_layout, &[&step, &p, &up, &gate]),
                 grid: Grid::Elems {
                     per: ff as u32,
@@ -775,6 +811,7 @@ impl<'m> GpuSession<'m> {
             let pfn = l.post_ffn_norm.as_ref();
             body.push(Op {
                 pipeline: k.add_norm.clone(),
+                one: None,
                 bind: norm(pfn.unwrap_or(&m.dummy), &o, &x, e, false, pfn.is_some()),
                 grid: Grid::NormRows { per: 1, out: false },
             });
@@ -785,6 +822,7 @@ impl<'m> GpuSession<'m> {
         let p = norm_p(e, true, true);
         head.push(Op {
             pipeline: k.norm_rows.clone(),
+            one: None,
             bind: dev.bind_group(&k.norm_layout, &[&step, &p, &m.output_norm, &x, &h]),
             grid: Grid::NormRows { per: 1, out: true },
         });
@@ -815,6 +853,7 @@ impl<'m> GpuSession<'m> {
         if hp.final_logit_softcap.is_some() {
             head.push(Op {
                 pipeline: k.finish.clone(),
+                one: None,
                 bind: bind.clone(),
                 grid: Grid::Elems {
                     per: nv as u32,
@@ -824,6 +863,7 @@ impl<'m> GpuSession<'m> {
         }
         head.push(Op {
             pipeline: k.argmax.clone(),
+            one: None,
             bind,
             grid: Grid::One,
         });
@@ -951,11 +991,11 @@ impl<'m> GpuSession<'m> {
                 &self.head
             };
             for op in self.body.iter().chain(head) {
-                let (gx, gy, gz) = op.grid.size(n, n_out);
+                let (pipeline, (gx, gy, gz)) = op.launch(n, n_out);
                 if gx == 0 || gy == 0 || gz == 0 {
                     continue;
                 }
-                pass.set_pipeline(&op.pipeline);
+                pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, &op.bind, &[]);
                 pass.dispatch_workgroups(gx, gy, gz);
                 dispatches += 1;
@@ -1222,13 +1262,17 @@ pub async fn matvec(
                 ],
             );
             let bind = dev.bind_group(&k.matvec_layout, &[&step, &p, &c.buf, &xb, &y, &dummy]);
-            pass.set_pipeline(k.matvec_for(ty)?);
-            pass.set_bind_group(0, &bind, &[]);
-            let (gx, gy, gz) = Grid::Rows {
+            let grid = Grid::Rows {
                 rows: c.rows as u32,
                 out: false,
-            }
-            .size(n as u32, n as u32);
+            };
+            let (pipeline, (gx, gy, gz)) = if n == 1 {
+                (k.matvec1_for(ty)?, Grid::rows1(c.rows as u32))
+            } else {
+                (k.matvec_for(ty)?, grid.size(n as u32, n as u32))
+            };
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(gx, gy, gz);
         }
     }
