@@ -95,8 +95,8 @@ fn main(
 // TPR1 = 32 threads share a row (a warp on NVIDIA) and RPW1 = 8 rows fill a 256-thread workgroup:
 // four times the threads of `main` per row, so that the small per-token products (k, v: 256 rows)
 // still spread over the whole GPU and each thread's serial walk over the row is 4x shorter —
-// decoding is latency-bound, not ALU-bound. Same decoders and f32 accumulation; the row's 32
-// partials are summed as a tree in shared memory.
+// decoding is latency-bound, not ALU-bound. Each chunk goes through a fused dequantize-and-dot
+// (dot.wgsl, f32 throughout); the row's 32 partials are summed as a tree in shared memory.
 // Dispatch: (min(g, 32768), ceil(g / 32768), 1) workgroups, g = ceil(rows / RPW1); x is row 0.
 
 const TPR1: u32 = 32u;
@@ -116,13 +116,7 @@ fn main1(
         let nchunks = p.cols / 32u;
         let rb = row * p.row_bytes;
         for (var j = sub; j < nchunks; j += TPR1) {
-            DECODE(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS);
-            let xo = j * 32u;
-            var s = 0.0;
-            for (var i = 0u; i < 32u; i++) {
-                s += dq[i] * x[xo + i];
-            }
-            acc += s;
+            acc += DOT(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS, j * 32u);
         }
     }
     red1[lid] = acc;

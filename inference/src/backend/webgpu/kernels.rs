@@ -14,6 +14,8 @@ const DEQUANT_FLOAT: &str = include_str!("../../../../shaders/dequant_float.wgsl
 const DEQUANT_LEGACY: &str = include_str!("../../../../shaders/dequant_legacy.wgsl");
 const DEQUANT_K: &str = include_str!("../../../../shaders/dequant_k.wgsl");
 const MATVEC: &str = include_str!("../../../../shaders/matvec.wgsl");
+const DOT: &str = include_str!("../../../../shaders/dot.wgsl");
+const DOT_K: &str = include_str!("../../../../shaders/dot_k.wgsl");
 const EMBED: &str = include_str!("../../../../shaders/embed.wgsl");
 const NORM: &str = include_str!("../../../../shaders/norm.wgsl");
 const ROPE: &str = include_str!("../../../../shaders/rope.wgsl");
@@ -58,14 +60,33 @@ fn decoder(ty: GgmlType) -> (&'static str, &'static str) {
     }
 }
 
-/// The WGSL of a quantized-weight kernel (`MATVEC` or `EMBED`) for `ty`.
+/// The fused dequantize-and-dot of `ty` in dot.wgsl (`dot_dq`: decoder, then dot).
+fn fused_dot(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::Q4_0 => "dot_q4_0",
+        GgmlType::Q4_1 => "dot_q4_1",
+        GgmlType::Q8_0 => "dot_q8_0",
+        GgmlType::Q4_K => "dot_q4_k",
+        GgmlType::Q6_K => "dot_q6_k",
+        _ => "dot_dq",
+    }
+}
+
+/// The WGSL of a quantized-weight kernel (`MATVEC` or `EMBED`) for `ty`: block constants, the
+/// decoders of its family and, for the matvec, the fused dots; `DECODE(` and `DOT(` name them.
 pub(crate) fn quant_source(main: &str, ty: GgmlType) -> String {
     let (bytes, subs) = block_geometry(ty);
     let (name, family) = decoder(ty);
+    let (dot, dot_k) = match (main.contains("DOT("), subs) {
+        (false, _) => ("", ""),
+        (true, 8) => (DOT, DOT_K),
+        (true, _) => (DOT, ""),
+    };
     format!(
-        "const BLOCK_BYTES: u32 = {bytes}u;\nconst SUBS: u32 = {subs}u;\n{DEQUANT_COMMON}\n{family}\n{}",
-        main.replace("DECODE(", &format!("{name}("))
+        "const BLOCK_BYTES: u32 = {bytes}u;\nconst SUBS: u32 = {subs}u;\n{DEQUANT_COMMON}\n{family}\n{dot}\n{dot_k}\n{main}"
     )
+    .replace("DECODE(", &format!("{name}("))
+    .replace("DOT(", &format!("{}(", fused_dot(ty)))
 }
 
 /// Compiled pipelines and their layouts.
