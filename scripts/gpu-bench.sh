@@ -10,7 +10,8 @@
 # (the 1.1 GB model cannot travel; its tile rebuilds a same-shape, same-speed copy, see
 # gguf-tile.py) and the Vulkan loader as .gl/*.deb where the machine lacks one. Then there:
 #   scripts/gpu-bench.sh     (OUT=dir for the logs; THREADS=CPU threads, default all; RUNS, GEN,
-#                             LONG: runs, generated tokens, long-prompt tokens; MODEL=a GGUF)
+#                             LONG: runs, generated tokens, long-prompt tokens; MODEL=a GGUF;
+#                             CPU=0 skips the CPU figures; EXTRA=other builds to time)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-bench}
@@ -18,6 +19,8 @@ mkdir -p "$OUT"
 D=.devcarry
 THREADS=${THREADS:-$(nproc)}
 RUNS=${RUNS:-5} GEN=${GEN:-128} LONG=${LONG:-512}
+CPU=${CPU:-1}          # 0: skip the CPU figures
+EXTRA=${EXTRA:-}       # other builds in .devcarry to time the same way (e.g. "chord-a chord-b")
 if ! ldconfig -p | grep -q libvulkan.so.1 && ls .gl/*.deb >/dev/null 2>&1; then
     for f in .gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
@@ -31,9 +34,9 @@ MODEL=${MODEL:-/tmp/qwen-tiled.gguf}
 
 step() { echo; echo "=== $* ($(date +%T))"; }
 
-step "1. kernel tests on this GPU (every quant type vs the CPU; split tensors; errors; lost device)"
+step "1. kernel tests on this GPU (every quant type vs the CPU; split tensors; shader errors)"
 "$D/webgpu-tests" --test-threads 1 matvec_every_type embedding_lookup tensors_larger shader_errors \
-    a_lost_device 2>&1 | tee "$OUT/kernel-tests.log" | grep -E "^test |test result"
+    2>&1 | tee "$OUT/kernel-tests.log" | grep -E "^test |test result"
 
 step "2. GPU vs CPU logits, every position of a 72-token prompt (two GPU batches)"
 P="The quick brown fox jumps over the lazy dog. In the beginning the universe was created, \
@@ -61,10 +64,19 @@ print("GPU_VS_CPU", "PASS" if agree + close == n and worst < 0.05 else "FAIL")
 EOF
 
 step "3. speed on the GPU ($RUNS runs: 64-token prompt + $GEN tokens; a $LONG-token prompt)"
-"$D/chord" bench --backend webgpu --model "$MODEL" --runs "$RUNS" --gen-tokens "$GEN" \
+"$D/chord" bench --backend webgpu --model "$MODEL" --runs "$RUNS" --gen-tokens "$GEN" --profile \
     | tee "$OUT/bench-gpu.txt"
 "$D/chord" bench --backend webgpu --model "$MODEL" --runs 3 --prompt-tokens "$LONG" \
     --gen-tokens 32 | tee -a "$OUT/bench-gpu.txt"
+
+for v in $EXTRA; do
+    step "3. speed on the GPU, build $v"
+    "$D/$v" bench --backend webgpu --model "$MODEL" --runs "$RUNS" --gen-tokens "$GEN" \
+        | tee -a "$OUT/bench-gpu.txt"
+    "$D/$v" bench --backend webgpu --model "$MODEL" --runs 3 --prompt-tokens "$LONG" \
+        --gen-tokens 32 | tee -a "$OUT/bench-gpu.txt"
+done
+[ "$CPU" = 1 ] || { step done; exit 0; }
 
 step "4. the CPU path on the same machine ($THREADS threads and 1 thread)"
 for act in q8 f32; do

@@ -32,6 +32,8 @@ pub struct GpuDevice {
     pub(crate) max_binding: u64,
     /// Nanoseconds per timestamp tick, when timestamp queries were asked for and are available.
     pub(crate) timestamp_period: Option<f32>,
+    /// Timestamps can also be written between dispatches (per-op profile).
+    pub(crate) timestamps_inside: bool,
     errors: Arc<Mutex<Option<String>>>,
 }
 
@@ -61,13 +63,15 @@ impl GpuDevice {
         let limits = adapter.limits();
         let timestamps =
             opts.timestamps && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let inside = wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let timestamps_inside = timestamps && adapter.features().contains(inside);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wasm-chord"),
-                required_features: if timestamps {
-                    wgpu::Features::TIMESTAMP_QUERY
-                } else {
-                    wgpu::Features::empty()
+                required_features: match (timestamps, timestamps_inside) {
+                    (true, true) => wgpu::Features::TIMESTAMP_QUERY | inside,
+                    (true, false) => wgpu::Features::TIMESTAMP_QUERY,
+                    _ => wgpu::Features::empty(),
                 },
                 required_limits: limits.clone(),
                 ..Default::default()
@@ -108,6 +112,7 @@ impl GpuDevice {
             info,
             max_binding,
             timestamp_period,
+            timestamps_inside,
             errors,
         })
     }

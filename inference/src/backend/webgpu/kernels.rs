@@ -28,7 +28,7 @@ pub(crate) const MATVEC_NT: u32 = 8;
 /// Rows per matvec workgroup (`RPW` in matvec.wgsl).
 pub(crate) const MATVEC_RPW: u32 = 8;
 /// Rows per workgroup of the one-token matvec (`RPW1`, entry point `main1`).
-pub(crate) const MATVEC1_RPW: u32 = 8;
+pub(crate) const MATVEC1_RPW: u32 = 4;
 
 /// How a type is laid out for the kernels: bytes per "block" of `32 × subs` elements.
 pub(crate) fn block_geometry(ty: GgmlType) -> (u32, u32) {

@@ -418,6 +418,8 @@ struct Op {
     one: Option<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
     grid: Grid,
+    /// What it computes, for the GPU time profile (`chord bench --backend webgpu --profile`).
+    what: &'static str,
 }
 
 impl Op {
@@ -447,6 +449,7 @@ fn push_matvec(
     y: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
     out: bool,
+    what: &'static str,
 ) -> Result<()> {
     let dev = &gm.dev;
     let k = &gm.kernels;
@@ -471,6 +474,7 @@ fn push_matvec(
         ops.push(Op {
             pipeline: k.matvec_for(m.ty)?.clone(),
             one: Some(k.matvec1_for(m.ty)?.clone()),
+            what,
             bind,
             grid: Grid::Rows {
                 rows: c.rows as u32,
@@ -515,6 +519,20 @@ struct GpuTimer {
     prefill: (f64, usize),
 }
 
+/// Per-dispatch GPU time of decode steps: a timestamp before the first dispatch and after each.
+struct GpuProfile {
+    /// (n_ops + 1) timestamps.
+    set: wgpu::QuerySet,
+    /// (n_ops + 1) u64 ticks, resolved from `set`.
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    /// Timestamps this profile holds (the ops after that are not timed).
+    count: u32,
+    /// label -> (ns, dispatches), summed over `steps` decode steps.
+    by_op: Vec<(&'static str, f64, usize)>,
+    steps: usize,
+}
+
 /// Where the timestamps sit in the token readback buffer (after the 4-byte token, 8-aligned).
 const TS_AT: u64 = 8;
 
@@ -544,6 +562,7 @@ pub struct GpuSession<'m> {
     scratch_bytes: u64,
     last: (usize, usize, usize),
     timer: Option<GpuTimer>,
+    profile: Option<GpuProfile>,
 }
 
 impl<'m> GpuSession<'m> {
@@ -677,6 +696,7 @@ impl<'m> GpuSession<'m> {
             body.push(Op {
                 pipeline: k.embed_for(m.tok_embd.ty)?.clone(),
                 one: None,
+                what: "embed",
                 bind: dev.bind_group(&k.embed_layout, &[&step, &p, &c.buf, &tokens, &x]),
                 grid: Grid::Tokens,
             });
@@ -701,16 +721,48 @@ impl<'m> GpuSession<'m> {
             body.push(Op {
                 pipeline: k.norm_rows.clone(),
                 one: None,
+                what: "norm",
                 bind: norm(&l.attn_norm, &x, &h, e, false, true),
                 grid: Grid::NormRows { per: 1, out: false },
             });
-            push_matvec(&mut body, m, &step, &l.wq, &h, &q, l.bq.as_ref(), false)?;
-            push_matvec(&mut body, m, &step, &l.wk, &h, &kb, l.bk.as_ref(), false)?;
-            push_matvec(&mut body, m, &step, &l.wv, &h, &vb, l.bv.as_ref(), false)?;
+            push_matvec(
+                &mut body,
+                m,
+                &step,
+                &l.wq,
+                &h,
+                &q,
+                l.bq.as_ref(),
+                false,
+                "matvec q",
+            )?;
+            push_matvec(
+                &mut body,
+                m,
+                &step,
+                &l.wk,
+                &h,
+                &kb,
+                l.bk.as_ref(),
+                false,
+                "matvec k",
+            )?;
+            push_matvec(
+                &mut body,
+                m,
+                &step,
+                &l.wv,
+                &h,
+                &vb,
+                l.bv.as_ref(),
+                false,
+                "matvec v",
+            )?;
             if let Some(qn) = &l.q_norm {
                 body.push(Op {
                     pipeline: k.norm_inplace.clone(),
                     one: None,
+                    what: "norm (q/k)",
                     bind: norm(qn, &m.dummy, &q, hd, false, true),
                     grid: Grid::NormRows {
                         per: hp.n_head as u32,
@@ -722,6 +774,7 @@ impl<'m> GpuSession<'m> {
                 body.push(Op {
                     pipeline: k.norm_inplace.clone(),
                     one: None,
+                    what: "norm (q/k)",
                     bind: norm(kn, &m.dummy, &kb, hd, false, true),
                     grid: Grid::NormRows {
                         per: hp.n_head_kv as u32,
@@ -745,6 +798,7 @@ impl<'m> GpuSession<'m> {
             body.push(Op {
                 pipeline: k.rope.clone(),
                 one: None,
+                what: "rope",
                 bind: dev.bind_group(
                     &k.rope_layout,
                     &[
@@ -777,14 +831,18 @@ impl<'m> GpuSession<'m> {
             body.push(Op {
                 pipeline: k.attention.clone(),
                 one: None,
+                what: "attention",
                 bind: dev.bind_group(&k.attn_layout, &[&step, &p, &q, &kc, &vc, &scores, &att]),
                 grid: Grid::Heads(hp.n_head as u32),
             });
-            push_matvec(&mut body, m, &step, &l.wo, &att, &o, None, false)?;
+            push_matvec(
+                &mut body, m, &step, &l.wo, &att, &o, None, false, "matvec o",
+            )?;
             let pan = l.post_attn_norm.as_ref();
             body.push(Op {
                 pipeline: k.add_norm.clone(),
                 one: None,
+                what: "add + norm",
                 bind: norm(pan.unwrap_or(&m.dummy), &o, &x, e, false, pan.is_some()),
                 grid: Grid::NormRows { per: 1, out: false },
             });
@@ -792,26 +850,59 @@ impl<'m> GpuSession<'m> {
             body.push(Op {
                 pipeline: k.norm_rows.clone(),
                 one: None,
+                what: "norm",
                 bind: norm(&l.ffn_norm, &x, &h, e, false, true),
                 grid: Grid::NormRows { per: 1, out: false },
             });
-            push_matvec(&mut body, m, &step, &l.w_gate, &h, &gate, None, false)?;
-            push_matvec(&mut body, m, &step, &l.w_up, &h, &up, None, false)?;
+            push_matvec(
+                &mut body,
+                m,
+                &step,
+                &l.w_gate,
+                &h,
+                &gate,
+                None,
+                false,
+                "matvec gate",
+            )?;
+            push_matvec(
+                &mut body,
+                m,
+                &step,
+                &l.w_up,
+                &h,
+                &up,
+                None,
+                false,
+                "matvec up",
+            )?;
             let p = dev.uniform("ffn", &[ff as u32, gemma as u32, 0, 0, 0, 0, 0, 0]);
             body.push(Op {
                 pipeline: k.ffn.clone(),
                 one: None,
+                what: "ffn act",
                 bind: dev.bind_group(&k.ffn_layout, &[&step, &p, &up, &gate]),
                 grid: Grid::Elems {
                     per: ff as u32,
                     out: false,
                 },
             });
-            push_matvec(&mut body, m, &step, &l.w_down, &gate, &o, None, false)?;
+            push_matvec(
+                &mut body,
+                m,
+                &step,
+                &l.w_down,
+                &gate,
+                &o,
+                None,
+                false,
+                "matvec down",
+            )?;
             let pfn = l.post_ffn_norm.as_ref();
             body.push(Op {
                 pipeline: k.add_norm.clone(),
                 one: None,
+                what: "add + norm",
                 bind: norm(pfn.unwrap_or(&m.dummy), &o, &x, e, false, pfn.is_some()),
                 grid: Grid::NormRows { per: 1, out: false },
             });
@@ -823,6 +914,7 @@ impl<'m> GpuSession<'m> {
         head.push(Op {
             pipeline: k.norm_rows.clone(),
             one: None,
+            what: "norm",
             bind: dev.bind_group(&k.norm_layout, &[&step, &p, &m.output_norm, &x, &h]),
             grid: Grid::NormRows { per: 1, out: true },
         });
@@ -835,6 +927,7 @@ impl<'m> GpuSession<'m> {
             &logits,
             m.output_bias.as_ref(),
             true,
+            "matvec lm head",
         )?;
         let p = dev.uniform(
             "argmax",
@@ -854,6 +947,7 @@ impl<'m> GpuSession<'m> {
             head.push(Op {
                 pipeline: k.finish.clone(),
                 one: None,
+                what: "lm head finish",
                 bind: bind.clone(),
                 grid: Grid::Elems {
                     per: nv as u32,
@@ -864,6 +958,7 @@ impl<'m> GpuSession<'m> {
         head.push(Op {
             pipeline: k.argmax.clone(),
             one: None,
+            what: "argmax",
             bind,
             grid: Grid::One,
         });
@@ -886,6 +981,7 @@ impl<'m> GpuSession<'m> {
             scratch_bytes,
             last: (0, 0, 0),
             timer,
+            profile: None,
         })
     }
 
@@ -909,6 +1005,51 @@ impl<'m> GpuSession<'m> {
             t.decode = (0.0, 0);
             t.prefill = (0.0, 0);
         }
+    }
+
+    /// Time every dispatch of the following decode steps on the GPU (needs a device opened with
+    /// timestamps on an adapter that can write them inside a pass); false where it cannot.
+    pub fn set_profile(&mut self, on: bool) -> bool {
+        let dev = &self.m.dev;
+        if !on || !dev.timestamps_inside {
+            self.profile = None;
+            return false;
+        }
+        let count = (self.body.len() + self.head.len() + 1).min(4096) as u32;
+        self.profile = Some(GpuProfile {
+            set: dev.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            }),
+            resolve: dev.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile"),
+                size: count as u64 * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            readback: dev.readback_buffer("profile_readback", count as u64 * 8),
+            count,
+            by_op: Vec::new(),
+            steps: 0,
+        });
+        true
+    }
+
+    /// GPU time per decode step by kind of op, largest first: (label, ms per token, dispatches
+    /// per token), from the steps since `set_profile(true)`.
+    pub fn profile(&self) -> Vec<(&'static str, f64, f64)> {
+        let Some(p) = &self.profile else {
+            return Vec::new();
+        };
+        let steps = p.steps.max(1) as f64;
+        let mut v: Vec<_> = p
+            .by_op
+            .iter()
+            .map(|&(what, ns, n)| (what, ns / steps / 1e6, n as f64 / steps))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
     }
 
     pub fn stats(&self) -> GpuStats {
@@ -973,7 +1114,7 @@ impl<'m> GpuSession<'m> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("token"),
             });
-        let mut dispatches = 0;
+        let mut dispatches = 0u32;
         {
             // Timed only when the token is read back (the timestamps travel with it).
             let timed = self.timer.as_ref().filter(|_| matches!(read, Read::Token));
@@ -990,6 +1131,13 @@ impl<'m> GpuSession<'m> {
             } else {
                 &self.head
             };
+            let prof = self
+                .profile
+                .as_ref()
+                .filter(|_| n == 1 && matches!(read, Read::Token));
+            if let Some(p) = prof {
+                pass.write_timestamp(&p.set, 0);
+            }
             for op in self.body.iter().chain(head) {
                 let (pipeline, (gx, gy, gz)) = op.launch(n, n_out);
                 if gx == 0 || gy == 0 || gz == 0 {
@@ -999,6 +1147,9 @@ impl<'m> GpuSession<'m> {
                 pass.set_bind_group(0, &op.bind, &[]);
                 pass.dispatch_workgroups(gx, gy, gz);
                 dispatches += 1;
+                if let Some(p) = prof.filter(|p| dispatches < p.count) {
+                    pass.write_timestamp(&p.set, dispatches);
+                }
             }
         }
         let bytes = match read {
@@ -1008,6 +1159,11 @@ impl<'m> GpuSession<'m> {
                 if let Some(t) = &self.timer {
                     enc.resolve_query_set(&t.set, 0..2, &t.resolve, 0);
                     enc.copy_buffer_to_buffer(&t.resolve, 0, &self.readback, TS_AT, 16);
+                }
+                if let Some(p) = self.profile.as_ref().filter(|_| n == 1) {
+                    let k = dispatches.min(p.count - 1) + 1;
+                    enc.resolve_query_set(&p.set, 0..k, &p.resolve, 0);
+                    enc.copy_buffer_to_buffer(&p.resolve, 0, &p.readback, 0, k as u64 * 8);
                 }
                 4
             }
@@ -1026,13 +1182,16 @@ impl<'m> GpuSession<'m> {
         dev.queue.submit([enc.finish()]);
         self.len += tokens.len();
         if n == 1 {
-            self.last = (dispatches, 1, bytes as usize);
+            self.last = (dispatches as usize, 1, bytes as usize);
         }
         let out = match read {
             Read::Nothing => Vec::new(),
             Read::Token if self.timer.is_some() => {
                 let b = dev.read(&self.readback, TS_AT + 16).await?;
                 self.record_time(&b, n as usize);
+                if n == 1 {
+                    self.record_profile(dispatches).await?;
+                }
                 b
             }
             Read::Token => dev.read(&self.readback, 4).await?,
@@ -1043,6 +1202,49 @@ impl<'m> GpuSession<'m> {
         };
         dev.check()?;
         Ok(out)
+    }
+
+    /// Add the per-dispatch times of a profiled decode step to the profile.
+    async fn record_profile(&mut self, dispatches: u32) -> Result<()> {
+        let Some(p) = &self.profile else {
+            return Ok(());
+        };
+        let k = dispatches.min(p.count - 1) + 1;
+        let b = self.m.dev.read(&p.readback, k as u64 * 8).await?;
+        let ticks: Vec<u64> = b
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+            .collect();
+        let period = self.timer.as_ref().map_or(1.0, |t| t.period);
+        // The ops that were dispatched, in order (the same walk as `forward`).
+        let whats: Vec<&'static str> = self
+            .body
+            .iter()
+            .chain(&self.head)
+            .filter(|op| {
+                let (_, (gx, gy, gz)) = op.launch(1, 1);
+                gx > 0 && gy > 0 && gz > 0
+            })
+            .map(|op| op.what)
+            .collect();
+        let Some(p) = &mut self.profile else {
+            return Ok(());
+        };
+        for (i, w) in ticks.windows(2).enumerate() {
+            let (Some(what), Some(dt)) = (whats.get(i), w[1].checked_sub(w[0])) else {
+                continue;
+            };
+            let ns = dt as f64 * period;
+            match p.by_op.iter_mut().find(|e| e.0 == *what) {
+                Some(e) => {
+                    e.1 += ns;
+                    e.2 += 1;
+                }
+                None => p.by_op.push((what, ns, 1)),
+            }
+        }
+        p.steps += 1;
+        Ok(())
     }
 
     /// Add the GPU time of a timed forward pass (timestamps at `TS_AT` of its readback).

@@ -10,7 +10,7 @@
 //! chord inspect  --model PATH [--json]
 //! chord bench    --model PATH [--threads N] [--prompt-tokens 64] [--gen-tokens 64] [--runs 5]
 //!                [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8]
-//!                [--backend cpu|webgpu] [--json]
+//!                [--backend cpu|webgpu] [--profile] [--json]
 //! ```
 //! Errors are one line on stderr and a non-zero exit status.
 
@@ -38,7 +38,7 @@ const USAGE: &str = "usage:
   chord inspect  --model PATH [--json]
   chord bench    --model PATH [--threads N] [--prompt-tokens 64] [--gen-tokens 64] [--runs 5]
                  [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8]
-                 [--backend cpu|webgpu] [--json]
+                 [--backend cpu|webgpu] [--profile] [--json]
 
   --activations: f32 (the default) keeps activations exact; q8 quantizes matmul inputs to 8 bits
   like llama.cpp (faster, logits move by up to ~1).";
@@ -56,6 +56,7 @@ const SWITCHES: &[&str] = &[
     "--json",
     "--all-positions",
     "--ignore-eos",
+    "--profile",
     "--help",
 ];
 
@@ -378,6 +379,7 @@ fn bench(raw: &[String]) -> CliResult<()> {
             "--kernels",
             "--activations",
             "--backend",
+            "--profile",
             "--json",
         ],
     )?;
@@ -417,6 +419,7 @@ fn bench(raw: &[String]) -> CliResult<()> {
                 decode_bytes,
                 load_s,
                 json: a.flag("--json"),
+                profile: a.flag("--profile"),
             };
             return bench_gpu(gm, &b);
         }
@@ -573,6 +576,8 @@ struct BenchSetup<'a> {
     decode_bytes: usize,
     load_s: f64,
     json: bool,
+    /// Also time every dispatch of one more run and print GPU time per kind of op.
+    profile: bool,
 }
 
 /// `chord bench --backend webgpu`: prefill and decode tok/s as the app sees them (each decode
@@ -617,6 +622,12 @@ fn bench_gpu(gm: &webgpu::GpuModel, b: &BenchSetup) -> CliResult<()> {
     let gpu_pre_ms = (!gpu_pre.is_empty()).then(|| median(&gpu_pre));
     let gb = b.decode_bytes as f64 / 1e9;
     let st = session.stats();
+    let profile = if b.profile && session.set_profile(true) {
+        one_run(&mut session)?;
+        session.profile()
+    } else {
+        Vec::new()
+    };
     if b.json {
         let out = json!({
             "model": b.model.name,
@@ -640,6 +651,10 @@ fn bench_gpu(gm: &webgpu::GpuModel, b: &BenchSetup) -> CliResult<()> {
             "submits_per_token": st.submits_per_token,
             "readback_bytes_per_token": st.readback_bytes_per_token,
             "buffer_bytes": st.buffer_bytes,
+            "profile": profile
+                .iter()
+                .map(|(what, ms, n)| json!({"op": what, "ms_per_token": ms, "dispatches": n}))
+                .collect::<Vec<_>>(),
         });
         println!("{out}");
         return Ok(());
@@ -678,6 +693,21 @@ fn bench_gpu(gm: &webgpu::GpuModel, b: &BenchSetup) -> CliResult<()> {
         st.submits_per_token,
         st.readback_bytes_per_token
     );
+    if b.profile && profile.is_empty() {
+        println!("  profile: not available (adapter cannot write timestamps inside a pass)");
+    } else if !profile.is_empty() {
+        let total: f64 = profile.iter().map(|p| p.1).sum();
+        println!(
+            "  GPU time per decode token by op (one more run, every dispatch timed): {total:.3} ms"
+        );
+        for (what, ms, n) in &profile {
+            println!(
+                "    {what:<16} {ms:8.3} ms  {:5.1} %  {n:6.1} dispatches  {:7.1} us each",
+                100.0 * ms / total,
+                1e3 * ms / n.max(1e-9)
+            );
+        }
+    }
     Ok(())
 }
 
