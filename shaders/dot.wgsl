@@ -27,33 +27,29 @@ fn dot_dq(bo: u32, c: u32, xo: u32) -> f32 {
     return s;
 }
 
-fn dot_q4_0(bo: u32, c: u32, xo: u32) -> f32 {
-    let d = f16_at(bo);
+// Σ q·x and Σ x over a 32-weight chunk whose 16 bytes of nibbles start at byte `qo` (low nibbles:
+// weights 0..15, high nibbles: 16..31), as in Q4_0 and Q4_1.
+fn nibble_dot(qo: u32, xo: u32) -> vec2<f32> {
     var s = vec4<f32>(0.0);
     var sx = vec4<f32>(0.0);
     for (var i = 0u; i < 4u; i++) {
-        let q = u32_at(bo + 2u + 4u * i);
+        let q = u32_at(qo + 4u * i);
         let xl = x4(xo + 4u * i);
         let xh = x4(xo + 16u + 4u * i);
         s += nib4(q, 0u, 0xfu) * xl + nib4(q, 4u, 0xfu) * xh;
         sx += xl + xh;
     }
-    return d * (hsum4(s) - 8.0 * hsum4(sx));
+    return vec2<f32>(hsum4(s), hsum4(sx));
+}
+
+fn dot_q4_0(bo: u32, c: u32, xo: u32) -> f32 {
+    let r = nibble_dot(bo + 2u, xo);
+    return f16_at(bo) * (r.x - 8.0 * r.y);
 }
 
 fn dot_q4_1(bo: u32, c: u32, xo: u32) -> f32 {
-    let d = f16_at(bo);
-    let m = f16_at(bo + 2u);
-    var s = vec4<f32>(0.0);
-    var sx = vec4<f32>(0.0);
-    for (var i = 0u; i < 4u; i++) {
-        let q = u32_at(bo + 4u + 4u * i);
-        let xl = x4(xo + 4u * i);
-        let xh = x4(xo + 16u + 4u * i);
-        s += nib4(q, 0u, 0xfu) * xl + nib4(q, 4u, 0xfu) * xh;
-        sx += xl + xh;
-    }
-    return d * hsum4(s) + m * hsum4(sx);
+    let r = nibble_dot(bo + 4u, xo);
+    return f16_at(bo) * r.x + f16_at(bo + 2u) * r.y;
 }
 
 fn dot_q8_0(bo: u32, c: u32, xo: u32) -> f32 {
