@@ -173,6 +173,13 @@ pub struct Q8Acts {
     /// store. Used with the 32-element weight types so that the results track llama.cpp.
     pub d16: Vec<f32>,
     pub s16: Vec<f32>,
+    /// The same activations quantized per 256-element block (llama.cpp's `block_q8_K`), for
+    /// the K-quant kernels that sum a whole block in integers (x86 AVX-512 VNNI): `round(x /
+    /// kd)` with `kd = max|x| / 127` of the block. Empty unless `x.len()` is a multiple of 256.
+    pub kq: Vec<i8>,
+    pub kd: Vec<f32>,
+    /// `kd · Σkq` of every 16 values (the offset terms of Q4_K, Q5_K and Q6_K).
+    pub kb: Vec<f32>,
 }
 
 impl Q8Acts {
@@ -192,6 +199,10 @@ impl Q8Acts {
                     &mut self.s16,
                 )
             };
+            if !self.kq.is_empty() {
+                // SAFETY: `size_for` sized the block buffers for `x`.
+                unsafe { x86::quantize_q8k(x, &mut self.kq, &mut self.kd, &mut self.kb) };
+            }
             return;
         }
         self.quantize_portable(x);
@@ -205,6 +216,14 @@ impl Q8Acts {
         for v in [&mut self.d, &mut self.s, &mut self.d16, &mut self.s16] {
             v.resize(nc, 0.0);
         }
+        let nk = if x.len().is_multiple_of(256) {
+            x.len()
+        } else {
+            0
+        };
+        self.kq.resize(nk, 0);
+        self.kd.resize(nk / 256, 0.0);
+        self.kb.resize(nk / 16, 0.0);
     }
 
     /// [`Q8Acts::quantize`] in portable code (the SIMD version must give the same bytes and
@@ -225,6 +244,22 @@ impl Q8Acts {
             self.s[c] = xc.iter().sum();
             self.d16[c] = f16r(d);
             self.s16[c] = f16r(qsum as f32 * d);
+        }
+        for (k, xk) in x.chunks_exact(256).enumerate() {
+            if self.kq.is_empty() {
+                break;
+            }
+            let amax = xk.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let q = &mut self.kq[256 * k..256 * k + 256];
+            for (qi, v) in q.iter_mut().zip(xk) {
+                *qi = (v * id).round_ties_even() as i8;
+            }
+            for (g, qg) in q.chunks_exact(16).enumerate() {
+                self.kb[16 * k + g] = d * qg.iter().map(|&q| q as i32).sum::<i32>() as f32;
+            }
+            self.kd[k] = d;
         }
     }
 }
@@ -250,6 +285,10 @@ pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, 
         } else {
             (&q.d, &q.s)
         };
+        if x86::has_q8k(ty) && q.kq.len() == q.q.len() {
+            x86::matmul_q8k(ty, w, cols, &q.kq, &q.kd, &q.kb, n_tok, out);
+            return;
+        }
         x86::matmul_q8(ty, w, cols, &q.q, d, s, n_tok, out);
     }
     #[cfg(not(target_arch = "x86_64"))]
