@@ -285,7 +285,7 @@ pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, 
         } else {
             (&q.d, &q.s)
         };
-        if x86::has_q8k(ty) && q.kq.len() == q.q.len() {
+        if q8_block(ty) == 256 && q.kq.len() == q.q.len() {
             x86::matmul_q8k(ty, w, cols, &q.kq, &q.kd, &q.kb, n_tok, out);
             return;
         }
@@ -293,6 +293,18 @@ pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, 
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (w, q, n_tok, out);
+}
+
+/// How many activations share one 8-bit scale in [`matmul_q8`] for `ty` here: 256 where the
+/// K-quant kernel sums whole blocks in integers (x86 AVX-512 VNNI: Q4_K, Q5_K, Q6_K, like
+/// llama.cpp's `block_q8_K`), else 32.
+pub fn q8_block(ty: GgmlType) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if simd().is_some() && x86::has_q8k(ty) {
+        return 256;
+    }
+    let _ = ty;
+    32
 }
 
 /// Whether `matmul_act(Activations::Q8, ty, ..)` uses an 8-bit integer kernel on this machine
