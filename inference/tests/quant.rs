@@ -504,10 +504,12 @@ fn q8_quantizer_simd_matches_portable() {
     assert_eq!(a.d16, b.d16);
     assert_eq!(a.s16, b.s16);
     // The per-256-block format too (1280 values = 5 blocks).
+    a.quantize_k(&x);
+    b.quantize_k_portable(&x);
     assert_eq!(a.kq, b.kq);
     assert_eq!(a.kd, b.kd);
     assert_eq!(a.kb, b.kb);
-    assert_eq!(a.kq.len(), x.len());
+    assert_eq!((a.kq.len(), a.q.len()), (x.len(), 0));
     for (c, (sa, sb)) in a.s.iter().zip(&b.s).enumerate() {
         let mag: f32 = x[32 * c..32 * c + 32].iter().map(|v| v.abs()).sum();
         assert!((sa - sb).abs() <= 1e-6 * mag, "chunk {c}: sum {sa} vs {sb}");
@@ -515,6 +517,6 @@ fn q8_quantizer_simd_matches_portable() {
     // An all-zero chunk quantizes to zeros with scale 0 (no division by zero).
     a.quantize(&[0.0; 32]);
     assert!(a.q.iter().all(|&q| q == 0) && a.d == [0.0]);
-    a.quantize(&[0.0; 256]);
+    a.quantize_k(&[0.0; 256]);
     assert!(a.kq.iter().all(|&q| q == 0) && a.kd == [0.0] && a.kb == [0.0; 16]);
 }
