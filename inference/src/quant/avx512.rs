@@ -9,6 +9,11 @@
 //! faster. Per (row, token) the sums run over chunk pairs in a fixed order whatever the tile
 //! shape, and differ from the 256-bit kernel's only in float summation order — so on an
 //! AVX-512 machine a batch agrees with its tokens one by one to rounding, not bit for bit.
+//!
+//! The K-quants (Q4_K, Q5_K, Q6_K) have their own kernel here, [`matmul_k`], for batches and
+//! single tokens alike: activations quantized per 256-block (`Q8Acts::kq`, llama.cpp's
+//! `block_q8_K`) let a whole block's dot products be summed and sub-scaled in integers, and a
+//! batch equals its tokens one by one bit for bit.
 
 #![allow(clippy::needless_range_loop)]
 

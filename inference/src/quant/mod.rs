@@ -144,7 +144,9 @@ pub enum Activations {
     #[default]
     F32,
     /// Like llama.cpp's CPU backend: each token's activations are quantized once per product to
-    /// 8 bits in blocks of 32 (scale = max|x| / 127) and multiplied with integer dot products.
+    /// 8 bits in blocks of 32 (scale = max|x| / 127) and multiplied with integer dot products;
+    /// for the K-quants on AVX-512 VNNI, in blocks of 256 like llama.cpp's `block_q8_K`
+    /// ([`q8_block`]).
     /// About twice as fast; moves logits by up to ~1 from exact math. Used where an integer
     /// kernel exists (x86_64 AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K); other
     /// types and ISAs fall back to [`Activations::F32`].
