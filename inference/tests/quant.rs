@@ -349,19 +349,24 @@ fn simd_kernels_match_scalar_on_random_rows() {
     }
 }
 
-/// 8-bit activations: each 32-chunk of `x` is rounded to multiples of `d = max|x| / 127`, so the
-/// error of a dot is at most `Σ_chunks d/2 · Σ|w|`, plus the f16 rounding of `d` for the
-/// 32-element types (llama.cpp's `block_q8_0`/`block_q8_1`, ≤ 2^-11 relative); and one product
-/// of many tokens equals the products of one token each, bit for bit (to rounding where the
-/// batch runs the 512-bit kernel and single tokens the 256-bit one).
+/// 8-bit activations: each chunk of `x` (32 values, or 256 where `q8_block` says so) is rounded
+/// to multiples of `d = max|x| / 127`, so the error of a dot is at most `Σ_chunks d/2 · Σ|w|`,
+/// plus the f16 rounding of `d` for the 32-element types (llama.cpp's `block_q8_0`/`block_q8_1`,
+/// ≤ 2^-11 relative); and one product of many tokens equals the products of one token each, bit
+/// for bit (to rounding where the batch runs the 512-bit kernel and single tokens the 256-bit
+/// one).
 fn check_q8(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
+    // 21 tokens: every register tile shape (16, 8 and 4 tokens) plus a single token.
+    check_q8_x(name, ty, raw, rows, cols, &random_x(21 * cols, 77));
+}
+
+fn check_q8_x(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize, x: &[f32]) {
     let mut wf = vec![0f32; rows * cols];
     dequantize(ty, raw, &mut wf);
-    // 13 tokens: every register tile shape (8 and 4 tokens) plus a single token.
-    let n_tok = 13;
-    let x = random_x(n_tok * cols, 77);
+    let n_tok = x.len() / cols;
+    let qb = quant::q8_block(ty);
     let mut out = vec![f32::NAN; n_tok * rows];
-    matmul_act(Activations::Q8, ty, raw, cols, &x, n_tok, &mut out);
+    matmul_act(Activations::Q8, ty, raw, cols, x, n_tok, &mut out);
     for t in 0..n_tok {
         let xt = &x[t * cols..(t + 1) * cols];
         let mut one = vec![f32::NAN; rows];
@@ -370,7 +375,7 @@ fn check_q8(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
             let got = out[t * rows + r];
             let w = &wf[r * cols..(r + 1) * cols];
             let (want, mag) = ref_dot(w, xt);
-            if quant::q8_isa() == "avx512vnni" {
+            if quant::q8_isa() == "avx512vnni" && qb == 32 {
                 // 512-bit batches, 256-bit single tokens: the same terms summed in another
                 // order.
                 assert!(
@@ -386,8 +391,8 @@ fn check_q8(name: &str, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) {
                 );
             }
             let mut bound = 1e-3 * mag + 1e-30;
-            if cols.is_multiple_of(32) {
-                for (wc, xc) in w.chunks_exact(32).zip(xt.chunks_exact(32)) {
+            if cols.is_multiple_of(qb) {
+                for (wc, xc) in w.chunks_exact(qb).zip(xt.chunks_exact(qb)) {
                     let d = xc.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
                     bound += 0.5 * d * wc.iter().map(|v| v.abs() as f64).sum::<f64>();
                 }
@@ -458,6 +463,35 @@ fn q8_kernel_families_agree_and_rows_do_not_depend_on_blocks() {
     }
 }
 
+/// The K-quants with activations quantized per 256-block (AVX-512 VNNI here, else the
+/// per-32 kernels): activations with outliers, where one scale per 256 values costs precision,
+/// still land within that format's error bound; on every tile shape; and a batch equals its
+/// tokens one by one (checked inside `check_q8_x`).
+#[test]
+fn q8_k_quants_with_block_scales_within_quantization_error() {
+    let _isa = Q8_ISA_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    for ty in [GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
+        eprintln!(
+            "{}: activations per {} share a scale",
+            ty.name(),
+            quant::q8_block(ty)
+        );
+        for cols in [256, 1536] {
+            let rows = 5;
+            let raw = random_row(ty, rows * cols, 7 + cols as u64);
+            // 37 tokens = 2 x 16 + 4 + 1; every 97th value an outlier (x 20), some tokens zero.
+            let mut x = random_x(37 * cols, 3);
+            for (i, v) in x.iter_mut().enumerate() {
+                if i % 97 == 0 {
+                    *v *= 20.0;
+                }
+            }
+            x[5 * cols..6 * cols].fill(0.0);
+            check_q8_x(&format!("{} x{cols}", ty.name()), ty, &raw, rows, cols, &x);
+        }
+    }
+}
+
 /// The vectorized activation quantizer gives the portable one's bytes and scales.
 #[test]
 fn q8_quantizer_simd_matches_portable() {
@@ -469,6 +503,13 @@ fn q8_quantizer_simd_matches_portable() {
     assert_eq!(a.d, b.d);
     assert_eq!(a.d16, b.d16);
     assert_eq!(a.s16, b.s16);
+    // The per-256-block format too (1280 values = 5 blocks).
+    a.quantize_k(&x);
+    b.quantize_k_portable(&x);
+    assert_eq!(a.kq, b.kq);
+    assert_eq!(a.kd, b.kd);
+    assert_eq!(a.kb, b.kb);
+    assert_eq!((a.kq.len(), a.q.len()), (x.len(), 0));
     for (c, (sa, sb)) in a.s.iter().zip(&b.s).enumerate() {
         let mag: f32 = x[32 * c..32 * c + 32].iter().map(|v| v.abs()).sum();
         assert!((sa - sb).abs() <= 1e-6 * mag, "chunk {c}: sum {sa} vs {sb}");
@@ -476,4 +517,6 @@ fn q8_quantizer_simd_matches_portable() {
     // An all-zero chunk quantizes to zeros with scale 0 (no division by zero).
     a.quantize(&[0.0; 32]);
     assert!(a.q.iter().all(|&q| q == 0) && a.d == [0.0]);
+    a.quantize_k(&[0.0; 256]);
+    assert!(a.kq.iter().all(|&q| q == 0) && a.kd == [0.0] && a.kb == [0.0; 16]);
 }

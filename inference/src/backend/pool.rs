@@ -136,7 +136,7 @@ impl Pool {
             .collect();
         let x = if quant::uses_q8(act, w.ty, w.cols) {
             let mut q = quant::Q8Acts::default();
-            q.quantize(x);
+            q.quantize_for(w.ty, x);
             Input::Q8(q)
         } else {
             Input::F32(x.to_vec())

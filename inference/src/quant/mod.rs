@@ -144,7 +144,9 @@ pub enum Activations {
     #[default]
     F32,
     /// Like llama.cpp's CPU backend: each token's activations are quantized once per product to
-    /// 8 bits in blocks of 32 (scale = max|x| / 127) and multiplied with integer dot products.
+    /// 8 bits in blocks of 32 (scale = max|x| / 127) and multiplied with integer dot products;
+    /// for the K-quants on AVX-512 VNNI, in blocks of 256 like llama.cpp's `block_q8_K`
+    /// ([`q8_block`]).
     /// About twice as fast; moves logits by up to ~1 from exact math. Used where an integer
     /// kernel exists (x86_64 AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K); other
     /// types and ISAs fall back to [`Activations::F32`].
@@ -160,7 +162,9 @@ impl Activations {
     }
 }
 
-/// Activations quantized to 8 bits per 32-element chunk (row-major, like `x`).
+/// Activations quantized to 8 bits (row-major, like `x`), in the format the kernel for the
+/// weight type wants ([`Q8Acts::quantize_for`]): per 32-element chunk, or per 256-element block
+/// where [`q8_block`] says so. The other format's buffers are left empty.
 #[derive(Default)]
 pub struct Q8Acts {
     /// `round(x / d)` in -127..=127.
@@ -173,9 +177,25 @@ pub struct Q8Acts {
     /// store. Used with the 32-element weight types so that the results track llama.cpp.
     pub d16: Vec<f32>,
     pub s16: Vec<f32>,
+    /// Per 256-element block (llama.cpp's `block_q8_K`), for the K-quant kernels that sum a
+    /// whole block in integers: `round(x / kd)` with `kd = max|x| / 127` of the block.
+    pub kq: Vec<i8>,
+    pub kd: Vec<f32>,
+    /// `kd · Σkq` of every 16 values (the offset terms of Q4_K, Q5_K and Q6_K).
+    pub kb: Vec<f32>,
 }
 
 impl Q8Acts {
+    /// Quantize `x` ((n_tok, cols) of an input to weights of type `ty`) in the format that
+    /// [`matmul_q8`] uses for `ty` here.
+    pub fn quantize_for(&mut self, ty: GgmlType, x: &[f32]) {
+        if q8_block(ty) == 256 {
+            self.quantize_k(x)
+        } else {
+            self.quantize(x)
+        }
+    }
+
     /// Quantize `x` (length a multiple of 32): `q = round_ties_even(x / d)` per 32-chunk.
     pub fn quantize(&mut self, x: &[f32]) {
         self.size_for(x);
@@ -197,13 +217,40 @@ impl Q8Acts {
         self.quantize_portable(x);
     }
 
-    /// Size every buffer for `x` (length a multiple of 32).
+    /// Quantize `x` (length a multiple of 256) per 256-block: `kq = round_ties_even(x / kd)`.
+    pub fn quantize_k(&mut self, x: &[f32]) {
+        self.size_k_for(x);
+        #[cfg(target_arch = "x86_64")]
+        if simd().is_some() {
+            // SAFETY: the lengths were set just above; `simd()` checked AVX2/FMA/F16C.
+            unsafe { x86::quantize_q8k(x, &mut self.kq, &mut self.kd, &mut self.kb) };
+            return;
+        }
+        self.quantize_k_portable(x);
+    }
+
+    /// Size the per-32 buffers for `x` (length a multiple of 32); empty the per-256 ones.
     fn size_for(&mut self, x: &[f32]) {
         assert_eq!(x.len() % 32, 0, "activations are not whole 32-chunks");
         let nc = x.len() / 32;
         self.q.resize(x.len(), 0);
         for v in [&mut self.d, &mut self.s, &mut self.d16, &mut self.s16] {
             v.resize(nc, 0.0);
+        }
+        self.kq.clear();
+        self.kd.clear();
+        self.kb.clear();
+    }
+
+    /// Size the per-256 buffers for `x` (length a multiple of 256); empty the per-32 ones.
+    fn size_k_for(&mut self, x: &[f32]) {
+        assert_eq!(x.len() % 256, 0, "activations are not whole 256-blocks");
+        self.kq.resize(x.len(), 0);
+        self.kd.resize(x.len() / 256, 0.0);
+        self.kb.resize(x.len() / 16, 0.0);
+        self.q.clear();
+        for v in [&mut self.d, &mut self.s, &mut self.d16, &mut self.s16] {
+            v.clear();
         }
     }
 
@@ -227,16 +274,36 @@ impl Q8Acts {
             self.s16[c] = f16r(qsum as f32 * d);
         }
     }
+
+    /// [`Q8Acts::quantize_k`] in portable code (the SIMD version must give the same bytes,
+    /// scales and sums).
+    pub fn quantize_k_portable(&mut self, x: &[f32]) {
+        self.size_k_for(x);
+        for (k, xk) in x.chunks_exact(256).enumerate() {
+            let amax = xk.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let q = &mut self.kq[256 * k..256 * k + 256];
+            for (qi, v) in q.iter_mut().zip(xk) {
+                *qi = (v * id).round_ties_even() as i8;
+            }
+            for (g, qg) in q.chunks_exact(16).enumerate() {
+                self.kb[16 * k + g] = d * qg.iter().map(|&q| q as i32).sum::<i32>() as f32;
+            }
+            self.kd[k] = d;
+        }
+    }
 }
 
 /// Whether [`matmul_act`] with `act` runs an 8-bit integer kernel for `ty` and `cols` here;
-/// if so, [`Q8Acts::quantize`] + [`matmul_q8`] do the same work with the input quantized once.
+/// if so, [`Q8Acts::quantize_for`] + [`matmul_q8`] do the same work with the input quantized
+/// once.
 pub fn uses_q8(act: Activations, ty: GgmlType, cols: usize) -> bool {
     act == Activations::Q8 && has_q8_kernel(ty) && cols.is_multiple_of(32)
 }
 
-/// [`matmul_act`] with 8-bit activations already quantized (`q` from [`Q8Acts::quantize`] of the
-/// `(n_tok, cols)` input). Only where [`uses_q8`] said so.
+/// [`matmul_act`] with 8-bit activations already quantized (`q` from [`Q8Acts::quantize_for`]
+/// with `ty`, of the `(n_tok, cols)` input). Only where [`uses_q8`] said so.
 pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, out: &mut [f32]) {
     assert!(
         uses_q8(Activations::Q8, ty, cols),
@@ -245,6 +312,14 @@ pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, 
     );
     #[cfg(target_arch = "x86_64")]
     {
+        if q8_block(ty) == 256 {
+            assert!(
+                q.kq.len() == n_tok * cols,
+                "activations not quantized per 256-block (use Q8Acts::quantize_for)"
+            );
+            x86::matmul_q8k(ty, w, cols, &q.kq, &q.kd, &q.kb, n_tok, out);
+            return;
+        }
         let (d, s) = if ty.block_size() == 32 {
             (&q.d16, &q.s16)
         } else {
@@ -254,6 +329,18 @@ pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, 
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (w, q, n_tok, out);
+}
+
+/// How many activations share one 8-bit scale in [`matmul_q8`] for `ty` here: 256 where the
+/// K-quant kernel sums whole blocks in integers (x86 AVX-512 VNNI: Q4_K, Q5_K, Q6_K, like
+/// llama.cpp's `block_q8_K`), else 32.
+pub fn q8_block(ty: GgmlType) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if simd().is_some() && x86::has_q8k(ty) {
+        return 256;
+    }
+    let _ = ty;
+    32
 }
 
 /// Whether `matmul_act(Activations::Q8, ty, ..)` uses an 8-bit integer kernel on this machine
@@ -279,7 +366,7 @@ pub fn matmul_act(
 ) {
     if uses_q8(act, ty, cols) {
         let mut q = Q8Acts::default();
-        q.quantize(x);
+        q.quantize_for(ty, x);
         matmul_q8(ty, w, cols, &q, n_tok, out);
         return;
     }

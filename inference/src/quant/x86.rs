@@ -349,12 +349,11 @@ struct K4 {
     m: [f32; 8],
 }
 
-/// Unpack a Q4_K / Q5_K block's 12 bytes of 6-bit scales and mins with 32-bit word masks (no
-/// per-group bit fiddling), then scale all eight of each at once. The same values as
-/// `scalar::scale_min_k4` times `d` / `dmin`, bit for bit.
+/// A Q4_K / Q5_K block's `d`, `dmin` and its eight 6-bit scales and mins as bytes, unpacked from
+/// the 12 scale bytes with 32-bit word masks (no per-group bit fiddling).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k4_prep(b: *const u8) -> K4 {
+unsafe fn k4_raw(b: *const u8) -> (f32, f32, u64, u64) {
     const LOW6: u32 = 0x3f3f_3f3f;
     const LOW4: u32 = 0x0f0f_0f0f;
     const LOW2: u32 = 0x0303_0303;
@@ -377,6 +376,16 @@ unsafe fn k4_prep(b: *const u8) -> K4 {
     let sc = (w[0] & LOW6) as u64 | ((((w[2] & LOW4) | (((w[0] >> 6) & LOW2) << 4)) as u64) << 32);
     let mn = (w[1] & LOW6) as u64
         | (((((w[2] >> 4) & LOW4) | (((w[1] >> 6) & LOW2) << 4)) as u64) << 32);
+    (d, dmin, sc, mn)
+}
+
+/// A Q4_K / Q5_K block's scales and mins, scaled by `d` / `dmin` all eight at once. The same
+/// values as `scalar::scale_min_k4` times `d` / `dmin`, bit for bit.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k4_prep(b: *const u8) -> K4 {
+    // SAFETY: forwarded from the caller.
+    let (d, dmin, sc, mn) = unsafe { k4_raw(b) };
     let to_f32 = |v: u64, f: f32| {
         let v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v as i64)));
         let mut o = [0f32; 8];
@@ -1086,6 +1095,69 @@ pub(super) unsafe fn quantize_q8(
     }
 }
 
+/// Quantize activations to 8 bits per 256-element block (see `Q8Acts::kq`): one scale
+/// `d = max|x| / 127` per block, `q = round_ties_even(x / d)`, and `d · Σq` of every 16 values.
+///
+/// # Safety
+/// `x.len()` is a multiple of 256, `q.len() == x.len()`, `d.len() == x.len() / 256`,
+/// `b.len() == x.len() / 16`; AVX2/FMA/F16C present.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q8k(x: &[f32], q: &mut [i8], d: &mut [f32], b: &mut [f32]) {
+    let sign = _mm256_set1_ps(-0.0);
+    let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for k in 0..x.len() / 256 {
+        // SAFETY: block `k` of `x` and `q` (256 values), `d[k]` and `b[16k..16k+16]` are in
+        // bounds.
+        unsafe {
+            let xp = x.as_ptr().add(256 * k);
+            let mut m = _mm256_setzero_ps();
+            for o in (0..256).step_by(8) {
+                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xp.add(o))));
+            }
+            let amax = hmax(m);
+            let dk = amax / 127.0;
+            let id = _mm256_set1_ps(if dk > 0.0 { 1.0 / dk } else { 0.0 });
+            for c in 0..8 {
+                let v = [0, 8, 16, 24].map(|o| _mm256_loadu_ps(xp.add(32 * c + o)));
+                let i = v.map(|vi| {
+                    _mm256_cvtps_epi32(_mm256_round_ps::<
+                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                    >(_mm256_mul_ps(vi, id)))
+                });
+                let w16 = [
+                    _mm256_packs_epi32(i[0], i[1]),
+                    _mm256_packs_epi32(i[2], i[3]),
+                ];
+                let b8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w16[0], w16[1]), perm);
+                _mm256_storeu_si256(q.as_mut_ptr().add(256 * k + 32 * c) as *mut __m256i, b8);
+                for h in 0..2 {
+                    let s = hsum_i32(_mm256_add_epi32(i[2 * h], i[2 * h + 1]));
+                    b[16 * k + 2 * c + h] = dk * s as f32;
+                }
+            }
+            d[k] = dk;
+        }
+    }
+}
+
+/// Largest lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hmax(m: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)))
+}
+
+/// Sum of the eight i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_i32(v: __m256i) -> i32 {
+    let v = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
+    _mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v)))
+}
+
 /// Whether [`matmul_q8`] has an integer kernel for `ty`.
 pub(super) fn has_q8(ty: GgmlType) -> bool {
     matches!(
@@ -1470,6 +1542,71 @@ fn avx512_fits(ty: GgmlType, cols: usize) -> bool {
         GgmlType::Q8_0 => avx512::fits::<Q8_0>(cols),
         _ => true,
     }
+}
+
+/// Whether [`matmul_q8k`] runs `ty`: the K-quants with 256-element blocks, on the 512-bit
+/// family (elsewhere they keep the per-32-chunk kernels).
+pub(super) fn has_q8k(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
+        && available()
+        && q8_isa() == "avx512vnni"
+}
+
+/// The 512-bit K-quant kernels with Q8_K-style activations.
+///
+/// # Safety
+/// As [`matmul_q8_avx512`]; `cols` a multiple of 256 and the `xd` / `xb` lengths match.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vnni,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_q8k_avx512(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xb: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match ty {
+            GgmlType::Q4_K => avx512::matmul_k::<Q4K>(w, cols, xq, xd, xb, n_tok, out),
+            GgmlType::Q5_K => avx512::matmul_k::<Q5K>(w, cols, xq, xd, xb, n_tok, out),
+            GgmlType::Q6_K => avx512::matmul_k::<Q6K>(w, cols, xq, xd, xb, n_tok, out),
+            _ => unreachable!("no Q8_K kernel for {ty:?}"),
+        }
+    }
+}
+
+/// `matmul` of a K-quant with activations quantized per 256-block: `xq` (n_tok × cols) signed
+/// bytes, `xd` one scale per block, `xb` `d · Σq` of every 16 values. Only where [`has_q8k`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_q8k(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xb: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    assert!(has_q8k(ty));
+    assert_eq!(xq.len(), n_tok * cols, "activations are not n_tok x cols");
+    assert!(cols.is_multiple_of(256) && xd.len() == xq.len() / 256 && xb.len() == xq.len() / 16);
+    if n_tok == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
+    let rows = out.len() / n_tok;
+    assert_eq!(
+        w.len(),
+        row_bytes(ty, cols) * rows,
+        "weight matrix has the wrong byte length"
+    );
+    // SAFETY: lengths checked above; `has_q8k` checked the CPU features.
+    unsafe { matmul_q8k_avx512(ty, w, cols, xq, xd, xb, n_tok, out) }
 }
 
 /// `matmul` with activations already quantized per 32-chunk: `xq` (n_tok × cols) signed bytes,
