@@ -40,6 +40,11 @@ impl Par<'_> {
     fn matmul(&self, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
         self.pool.matmul(self.act, w, x, n, out);
     }
+
+    /// Products of one input as one pool job (q, k, v; gate, up).
+    fn matmul_many(&self, prods: &mut [(&QTensor, &mut [f32])], x: &[f32], n: usize) {
+        self.pool.matmul_many(self.act, prods, x, n);
+    }
 }
 
 /// Which positions of a batch need logits.
@@ -217,12 +222,18 @@ fn layer(
         );
     }
     let h = &s.h[..n * e];
-    let q = grow(&mut s.q, n * qd);
-    pool.matmul(&lw.wq, h, n, q);
-    let k = grow(&mut s.k, n * kvd);
-    pool.matmul(&lw.wk, h, n, k);
-    let v = grow(&mut s.v, n * kvd);
-    pool.matmul(&lw.wv, h, n, v);
+    grow(&mut s.q, n * qd);
+    grow(&mut s.k, n * kvd);
+    grow(&mut s.v, n * kvd);
+    pool.matmul_many(
+        &mut [
+            (&lw.wq, &mut s.q[..n * qd]),
+            (&lw.wk, &mut s.k[..n * kvd]),
+            (&lw.wv, &mut s.v[..n * kvd]),
+        ],
+        h,
+        n,
+    );
     add_bias(&mut s.q[..n * qd], lw.bq.as_deref());
     add_bias(&mut s.k[..n * kvd], lw.bk.as_deref());
     add_bias(&mut s.v[..n * kvd], lw.bv.as_deref());
@@ -309,10 +320,16 @@ fn layer(
         );
     }
     let h = &s.h[..n * e];
-    let gate = grow(&mut s.gate, n * ff);
-    pool.matmul(&lw.w_gate, h, n, gate);
-    let up = grow(&mut s.up, n * ff);
-    pool.matmul(&lw.w_up, h, n, up);
+    grow(&mut s.gate, n * ff);
+    grow(&mut s.up, n * ff);
+    pool.matmul_many(
+        &mut [
+            (&lw.w_gate, &mut s.gate[..n * ff]),
+            (&lw.w_up, &mut s.up[..n * ff]),
+        ],
+        h,
+        n,
+    );
     let gelu = hp.arch == Arch::Gemma3;
     for (g, u) in s.gate[..n * ff].iter_mut().zip(&s.up[..n * ff]) {
         *g = if gelu { gelu_tanh(*g) } else { silu(*g) } * u;

@@ -19,18 +19,17 @@ use crate::quant::{self, Activations, GgmlType};
 /// How long an idle worker (or the waiting caller) spins before it parks.
 const SPIN: Duration = Duration::from_micros(300);
 
-/// One matrix product, cut into row chunks that the caller and the workers claim one at a time
-/// (a worker that the OS has not scheduled yet simply gets none, so nobody waits for it).
+/// One or more matrix products of the same input (q, k, v; gate, up), cut into row chunks that
+/// the caller and the workers claim one at a time (a worker that the OS has not scheduled yet
+/// simply gets none, so nobody waits for it). One job instead of one per product: each job costs
+/// a hand-off and a wait for its slowest chunk, which small decode products feel.
 struct Job {
-    ty: GgmlType,
-    w: Bytes,
-    row_bytes: usize,
-    cols: usize,
-    /// The input, (n, cols): f32, or quantized once for all chunks where an 8-bit kernel runs.
-    x: Input,
+    parts: Vec<Part>,
+    /// The input, (n, cols): f32, or quantized once per format where an 8-bit kernel runs.
+    inputs: Vec<Input>,
     n: usize,
-    /// Rows `ranges[i]` form chunk `i`.
-    ranges: Vec<(usize, usize)>,
+    /// Chunk `i` is rows `ranges[i].1 .. ranges[i].2` of part `ranges[i].0`.
+    ranges: Vec<(usize, usize, usize)>,
     /// Next unclaimed chunk.
     next: AtomicUsize,
     /// Chunks whose rows are in `outs`.
@@ -47,14 +46,15 @@ impl Job {
             if i >= self.ranges.len() {
                 return;
             }
-            let (r0, r1) = self.ranges[i];
+            let (pi, r0, r1) = self.ranges[i];
+            let p = &self.parts[pi];
             let mut out = self.outs[i].lock().expect("pool output lock");
             out.clear();
             out.resize(self.n * (r1 - r0), 0.0);
-            let w = &self.w[r0 * self.row_bytes..r1 * self.row_bytes];
-            match &self.x {
-                Input::F32(x) => quant::matmul(self.ty, w, self.cols, x, self.n, &mut out),
-                Input::Q8(q) => quant::matmul_q8(self.ty, w, self.cols, q, self.n, &mut out),
+            let w = &p.w[r0 * p.row_bytes..r1 * p.row_bytes];
+            match &self.inputs[p.input] {
+                Input::F32(x) => quant::matmul(p.ty, w, p.cols, x, self.n, &mut out),
+                Input::Q8(q) => quant::matmul_q8(p.ty, w, p.cols, q, self.n, &mut out),
             }
             drop(out);
             self.finished.fetch_add(1, Ordering::AcqRel);
@@ -62,9 +62,24 @@ impl Job {
     }
 }
 
+/// One product of a job: `rows` rows of `w`, times input `input` of the job.
+struct Part {
+    ty: GgmlType,
+    w: Bytes,
+    row_bytes: usize,
+    cols: usize,
+    rows: usize,
+    input: usize,
+}
+
 enum Input {
     F32(Vec<f32>),
     Q8(quant::Q8Acts),
+}
+
+/// The input format a product of `ty` reads: f32, or 8-bit with this many values per scale.
+fn input_format(act: Activations, ty: GgmlType, cols: usize) -> Option<usize> {
+    quant::uses_q8(act, ty, cols).then(|| quant::q8_block(ty))
 }
 
 struct State {
@@ -124,29 +139,62 @@ impl Pool {
 
     /// `out (n, w.rows) = x (n, w.cols) · wᵀ` with the rows split across the pool.
     pub fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
-        let chunks = (self.threads * CHUNKS_PER_THREAD).min(w.rows / MIN_CHUNK_ROWS);
+        self.matmul_many(act, &mut [(w, out)], x, n);
+    }
+
+    /// Several products of one input in one job: `out_i (n, w_i.rows) = x (n, cols) · w_iᵀ`.
+    pub fn matmul_many(
+        &self,
+        act: Activations,
+        prods: &mut [(&QTensor, &mut [f32])],
+        x: &[f32],
+        n: usize,
+    ) {
+        let per_part = |rows: usize| (self.threads * CHUNKS_PER_THREAD).min(rows / MIN_CHUNK_ROWS);
+        let chunks: usize = prods.iter().map(|(w, _)| per_part(w.rows).max(1)).sum();
         if self.threads == 1 || chunks < 2 {
-            quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
+            for (w, out) in prods.iter_mut() {
+                quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
+            }
             return;
         }
-        let per = w.rows.div_ceil(chunks);
-        let ranges: Vec<(usize, usize)> = (0..chunks)
-            .map(|i| ((i * per).min(w.rows), ((i + 1) * per).min(w.rows)))
-            .filter(|(a, b)| a < b)
-            .collect();
-        let x = if quant::uses_q8(act, w.ty, w.cols) {
-            let mut q = quant::Q8Acts::default();
-            q.quantize_for(w.ty, x);
-            Input::Q8(q)
-        } else {
-            Input::F32(x.to_vec())
-        };
+        let mut parts = Vec::new();
+        let mut inputs = Vec::new();
+        let mut formats: Vec<Option<usize>> = Vec::new();
+        let mut ranges = Vec::new();
+        for (pi, (w, _)) in prods.iter().enumerate() {
+            let f = input_format(act, w.ty, w.cols);
+            let input = match formats.iter().position(|&g| g == f) {
+                Some(i) => i,
+                None => {
+                    inputs.push(match f {
+                        Some(_) => {
+                            let mut q = quant::Q8Acts::default();
+                            q.quantize_for(w.ty, x);
+                            Input::Q8(q)
+                        }
+                        None => Input::F32(x.to_vec()),
+                    });
+                    formats.push(f);
+                    inputs.len() - 1
+                }
+            };
+            let per = w.rows.div_ceil(per_part(w.rows).max(1));
+            ranges.extend(
+                (0..w.rows.div_ceil(per)).map(|i| (pi, i * per, ((i + 1) * per).min(w.rows))),
+            );
+            parts.push(Part {
+                ty: w.ty,
+                w: w.data.clone(),
+                row_bytes: w.row_bytes(),
+                cols: w.cols,
+                rows: w.rows,
+                input,
+            });
+        }
         let job = Arc::new(Job {
-            ty: w.ty,
-            w: w.data.clone(),
-            row_bytes: w.row_bytes(),
-            cols: w.cols,
-            x,
+            parts,
+            inputs,
             n,
             outs: ranges.iter().map(|_| Mutex::new(Vec::new())).collect(),
             ranges,
@@ -171,11 +219,12 @@ impl Pool {
             }
         }
         sh.state.lock().expect("pool lock").job = None;
-        for (i, &(r0, r1)) in job.ranges.iter().enumerate() {
+        for (i, &(pi, r0, r1)) in job.ranges.iter().enumerate() {
             let rows = job.outs[i].lock().expect("pool output lock");
-            let c = r1 - r0;
+            let (c, wr) = (r1 - r0, job.parts[pi].rows);
+            let out = &mut prods[pi].1;
             for t in 0..n {
-                out[t * w.rows + r0..t * w.rows + r1].copy_from_slice(&rows[t * c..(t + 1) * c]);
+                out[t * wr + r0..t * wr + r1].copy_from_slice(&rows[t * c..(t + 1) * c]);
             }
         }
     }
