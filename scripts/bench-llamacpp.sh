@@ -42,7 +42,7 @@ for m in "${MODELS[@]}"; do
         for _ in $(seq "$RUNS"); do
             j=$(./target/release/chord bench --model "$m" --threads "$t" --runs 1 --gen-tokens "$GEN" --activations q8 --json)
             ours_p+=("$(jq -r .prefill_tok_s <<<"$j")"); ours_d+=("$(jq -r .decode_tok_s <<<"$j")")
-            j=$(./target/release/chord bench --model "$m" --threads "$t" --runs 1 --gen-tokens "$GEN" --json)
+            j=$(./target/release/chord bench --model "$m" --threads "$t" --runs 1 --gen-tokens "$GEN" --activations f32 --json)
             ours_pf+=("$(jq -r .prefill_tok_s <<<"$j")"); ours_df+=("$(jq -r .decode_tok_s <<<"$j")")
             j=$("$BENCH" -m "$m" -t "$t" -p 64 -n "$GEN" -r 1 -o json 2>/dev/null)
             ll_p+=("$(jq -r '.[] | select(.n_prompt > 0) | .avg_ts' <<<"$j")")

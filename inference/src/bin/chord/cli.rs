@@ -40,8 +40,9 @@ const USAGE: &str = "usage:
                  [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8]
                  [--backend cpu|webgpu] [--profile] [--json]
 
-  --activations: f32 (the default) keeps activations exact; q8 quantizes matmul inputs to 8 bits
-  like llama.cpp (faster, logits move by up to ~1).";
+  --activations: q8 (the default of generate and bench) quantizes matmul inputs to 8 bits like
+  llama.cpp (about twice as fast; logits move by up to ~1); f32 (the default of logits) keeps them
+  exact.";
 
 type CliResult<T> = Result<T, String>;
 
@@ -250,7 +251,7 @@ fn generate(raw: &[String]) -> CliResult<()> {
     )?;
     let backend = check_backend(&a)?;
     let threads = threads(&a)?;
-    let act = activations(&a, Activations::F32)?;
+    let act = activations(&a, Activations::Q8)?;
     let prompt_text = a.need("--prompt")?.to_owned();
     let d = SamplerParams::default();
     let sampler = SamplerParams {
@@ -385,7 +386,7 @@ fn bench(raw: &[String]) -> CliResult<()> {
     )?;
     let backend = check_backend(&a)?;
     let threads = threads(&a)?;
-    let act = activations(&a, Activations::F32)?;
+    let act = activations(&a, Activations::Q8)?;
     let n_prompt: usize = a.num("--prompt-tokens", 64)?;
     let n_gen: usize = a.num("--gen-tokens", 64)?;
     let runs: usize = a.num("--runs", 5)?;
