@@ -28,6 +28,18 @@ impl Pool {
     fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
         quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
     }
+
+    fn matmul_many(
+        &self,
+        act: Activations,
+        prods: &mut [(&QTensor, &mut [f32])],
+        x: &[f32],
+        n: usize,
+    ) {
+        for (w, out) in prods.iter_mut() {
+            self.matmul(act, w, x, n, out);
+        }
+    }
 }
 
 /// The pool and the activation precision, passed down the forward pass.
