@@ -1399,18 +1399,20 @@ unsafe fn matmul_q8_k<K: KernQ8, D: IDot>(
     }
 }
 
+/// `kernel::<K, extra…>(args)` for the block type `K` of `$ty`, for every type with an 8-bit
+/// kernel (one type `match` shared by the 256-bit and 512-bit families).
 macro_rules! q8_dispatch {
-    ($ty:expr, $d:ty, ($($arg:expr),*)) => {
+    ($ty:expr, $($f:ident)::+ [$($e:ty),*], ($($arg:expr),*)) => {
         match $ty {
-            GgmlType::Q4_0 => matmul_q8_k::<Q4_0, $d>($($arg),*),
-            GgmlType::Q4_1 => matmul_q8_k::<Q4_1, $d>($($arg),*),
-            GgmlType::Q5_0 => matmul_q8_k::<Q5_0, $d>($($arg),*),
-            GgmlType::Q5_1 => matmul_q8_k::<Q5_1, $d>($($arg),*),
-            GgmlType::Q8_0 => matmul_q8_k::<Q8_0, $d>($($arg),*),
-            GgmlType::Q3_K => matmul_q8_k::<Q3K, $d>($($arg),*),
-            GgmlType::Q4_K => matmul_q8_k::<Q4K, $d>($($arg),*),
-            GgmlType::Q5_K => matmul_q8_k::<Q5K, $d>($($arg),*),
-            GgmlType::Q6_K => matmul_q8_k::<Q6K, $d>($($arg),*),
+            GgmlType::Q4_0 => $($f)::+::<Q4_0 $(, $e)*>($($arg),*),
+            GgmlType::Q4_1 => $($f)::+::<Q4_1 $(, $e)*>($($arg),*),
+            GgmlType::Q5_0 => $($f)::+::<Q5_0 $(, $e)*>($($arg),*),
+            GgmlType::Q5_1 => $($f)::+::<Q5_1 $(, $e)*>($($arg),*),
+            GgmlType::Q8_0 => $($f)::+::<Q8_0 $(, $e)*>($($arg),*),
+            GgmlType::Q3_K => $($f)::+::<Q3K $(, $e)*>($($arg),*),
+            GgmlType::Q4_K => $($f)::+::<Q4K $(, $e)*>($($arg),*),
+            GgmlType::Q5_K => $($f)::+::<Q5K $(, $e)*>($($arg),*),
+            GgmlType::Q6_K => $($f)::+::<Q6K $(, $e)*>($($arg),*),
             _ => unreachable!("no 8-bit kernel for {:?}", $ty),
         }
     };
@@ -1433,7 +1435,7 @@ unsafe fn matmul_q8_avx2(
     out: &mut [f32],
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { q8_dispatch!(ty, Maddubs, (w, cols, xq, xd, xs, n_tok, out)) }
+    unsafe { q8_dispatch!(ty, matmul_q8_k[Maddubs], (w, cols, xq, xd, xs, n_tok, out)) }
 }
 
 /// The same kernels compiled for AVX-VNNI (`vpdpbusd`); the same integers, so the same results.
@@ -1453,7 +1455,7 @@ unsafe fn matmul_q8_vnni(
     out: &mut [f32],
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { q8_dispatch!(ty, Vnni, (w, cols, xq, xd, xs, n_tok, out)) }
+    unsafe { q8_dispatch!(ty, matmul_q8_k[Vnni], (w, cols, xq, xd, xs, n_tok, out)) }
 }
 
 /// The 8-bit kernel families, slowest first.
@@ -1516,20 +1518,7 @@ unsafe fn matmul_q8_avx512(
     out: &mut [f32],
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        match ty {
-            GgmlType::Q4_0 => avx512::matmul::<Q4_0>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q4_1 => avx512::matmul::<Q4_1>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q5_0 => avx512::matmul::<Q5_0>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q5_1 => avx512::matmul::<Q5_1>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q8_0 => avx512::matmul::<Q8_0>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q3_K => avx512::matmul::<Q3K>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q4_K => avx512::matmul::<Q4K>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q5_K => avx512::matmul::<Q5K>(w, cols, xq, xd, xs, n_tok, out),
-            GgmlType::Q6_K => avx512::matmul::<Q6K>(w, cols, xq, xd, xs, n_tok, out),
-            _ => unreachable!("no 8-bit kernel for {ty:?}"),
-        }
-    }
+    unsafe { q8_dispatch!(ty, avx512::matmul[], (w, cols, xq, xd, xs, n_tok, out)) }
 }
 
 /// Whether the 512-bit kernel takes rows of `cols` elements of `ty`.
