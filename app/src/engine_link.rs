@@ -170,20 +170,25 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
         FromWorker::Done {
             tokens,
             prompt_tokens,
+            evaluated_tokens,
             prefill_tok_s,
             decode_tok_s,
+            ttft_ms,
             stop,
             trimmed,
+            ..
         } => {
             let backend = state
                 .backend
-                .with_untracked(|b| b.as_ref().map(|b| b.kind.clone()))
+                .with_untracked(|b| b.as_ref().map(|b| b.kind.name().to_owned()))
                 .unwrap_or_default();
             state.messages.update(|m| {
                 if let Some(last) = m.last_mut() {
                     last.stats = Some(ReplyStats {
                         tokens,
                         prompt_tokens,
+                        evaluated_tokens,
+                        ttft_ms,
                         prefill_tok_s,
                         decode_tok_s,
                         stop,
@@ -254,6 +259,7 @@ fn request_reply(state: AppState) {
     state.generating.set(true);
     let seed = (js_sys::Math::random() * 4_294_967_296.0) as u64;
     send(&ToWorker::Generate {
+        chat_id: state.chat_id.get_untracked(),
         messages: turns,
         params: settings.gen_params(seed),
     });

@@ -7,4 +7,5 @@ pub mod catalog;
 pub mod format;
 pub mod markdown;
 pub mod protocol;
+pub mod reply;
 pub mod settings;

@@ -5,11 +5,19 @@
 //! between `LoadStart` and `LoadEnd`.
 //!
 //! ```text
-//! UI → worker   LoadStart{size,name} · <ArrayBuffer>… · LoadEnd | LoadCancel · Generate{…} · Stop
+//! UI → worker   LoadStart{size,name} · <ArrayBuffer>… · LoadEnd | LoadCancel · Generate{chat_id,…}
+//!               · Stop · ForgetChat{chat_id}
 //! worker → UI   Ready · Progress{done,total} · Loaded{…} · Token{id,piece} · Done{…} · Error{message}
 //! ```
+//! The worker keeps one engine session (a KV cache) per open conversation, keyed by `chat_id`: a
+//! `Generate` sends the whole conversation, and the worker evaluates only what that
+//! conversation's cache does not hold yet.
 
 use serde::{Deserialize, Serialize};
+
+/// The engine the user asks for, and the one that runs (with the reason when it is the CPU):
+/// the engine library's own types, so the names agree everywhere.
+pub use inference::backend::{BackendChoice as BackendInfo, BackendKind, BackendPref};
 
 /// One chat turn as the worker sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,38 +63,6 @@ impl Default for GenParams {
     }
 }
 
-/// Which engine the user wants.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendPref {
-    /// WebGPU on a hardware adapter; the CPU engine where there is none or only a software
-    /// renderer (SwiftShader is far slower than our SIMD CPU path).
-    #[default]
-    Auto,
-    /// WebGPU on any adapter, software included.
-    WebGpu,
-    /// The CPU engine.
-    Cpu,
-}
-
-/// Which engine runs the model, and why when it is not the GPU.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct BackendInfo {
-    /// "webgpu" or "cpu".
-    pub kind: String,
-    /// The GPU adapter (WebGPU only).
-    pub adapter: Option<String>,
-    /// Why the CPU engine runs instead of WebGPU (no navigator.gpu, no adapter, device lost,
-    /// shader error, or the user's choice).
-    pub fallback: Option<String>,
-}
-
-impl BackendInfo {
-    pub fn is_gpu(&self) -> bool {
-        self.kind == "webgpu"
-    }
-}
-
 /// UI → worker (as JSON text; chunks go as binary messages, see the module doc).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -103,11 +79,16 @@ pub enum ToWorker {
     /// The user cancelled the download: forget the partial model.
     LoadCancel,
     Generate {
+        /// The conversation this reply belongs to (its session in the worker).
+        #[serde(default)]
+        chat_id: String,
         messages: Vec<ChatTurn>,
         params: GenParams,
     },
     /// Stop the reply in progress after the current token.
     Stop,
+    /// The conversation was deleted: free its session.
+    ForgetChat { chat_id: String },
 }
 
 /// Worker → UI (as JSON text).
@@ -140,12 +121,23 @@ pub enum FromWorker {
     },
     Done {
         tokens: u32,
+        /// Tokens of the whole templated conversation ...
         prompt_tokens: u32,
+        /// ... of which the cache already held these ...
+        #[serde(default)]
+        reused_tokens: u32,
+        /// ... and these were evaluated for this reply.
+        #[serde(default)]
+        evaluated_tokens: u32,
+        /// Evaluated prompt tokens per second.
         prefill_tok_s: f64,
         decode_tok_s: f64,
+        /// Time to the first token.
+        #[serde(default)]
+        ttft_ms: f64,
         /// "eos", "length", "stopped" or "context".
         stop: String,
-        /// Oldest conversation turns left out so the prompt fits the context.
+        /// Earlier messages (partly) out of the model's view: the context was shifted.
         #[serde(default)]
         trimmed: u32,
     },
@@ -182,6 +174,7 @@ mod tests {
             },
             ToWorker::LoadEnd,
             ToWorker::Generate {
+                chat_id: "chat-1".into(),
                 messages: vec![ChatTurn {
                     role: "user".into(),
                     content: "hi".into(),
@@ -189,6 +182,9 @@ mod tests {
                 params: GenParams::default(),
             },
             ToWorker::Stop,
+            ToWorker::ForgetChat {
+                chat_id: "chat-1".into(),
+            },
         ];
         for m in msgs {
             let back: ToWorker = serde_json::from_str(&m.to_json()).unwrap();
@@ -199,5 +195,12 @@ mod tests {
             piece: ",".into(),
         };
         assert_eq!(t.to_json(), r#"{"type":"Token","id":28,"piece":","}"#);
+        // The engine's backend names on the wire.
+        let b = BackendInfo::cpu("no WebGPU");
+        assert!(serde_json::to_string(&b)
+            .unwrap()
+            .contains(r#""kind":"cpu""#));
+        let p: BackendPref = serde_json::from_str(r#""webgpu""#).unwrap();
+        assert_eq!(p, BackendPref::WebGpu);
     }
 }

@@ -89,19 +89,7 @@ impl Role {
     }
 }
 
-/// Speed figures for one reply.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReplyStats {
-    pub tokens: u32,
-    pub prompt_tokens: u32,
-    pub prefill_tok_s: f64,
-    pub decode_tok_s: f64,
-    pub stop: String,
-    /// Oldest turns left out to fit the context.
-    pub trimmed: u32,
-    /// "webgpu" or "cpu".
-    pub backend: String,
-}
+pub use chord_app::reply::ReplyStats;
 
 /// One message in the conversation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

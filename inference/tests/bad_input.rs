@@ -191,7 +191,7 @@ fn missing_file_and_bad_flags() {
 #[test]
 fn cut_stream_is_not_a_model() {
     let b = base();
-    let mut l = inference::engine::ModelLoader::new(b.len() as u64);
+    let mut l = inference::loader::ModelLoader::new(b.len() as u64);
     for c in b[..b.len() - 100].chunks(1 << 20) {
         l.push(c).unwrap();
     }

@@ -10,18 +10,15 @@
 mod common;
 
 use common::*;
-use inference::backend::cpu::Logits;
-use inference::engine::{Model, Session};
 use inference::quant::Activations;
 
 fn check_model(name: &str, threads: usize, act: Activations) -> Report {
-    let model = Model::load_file(&model_path(name)).expect("model loads");
+    let model = load_model(name);
     // The 0.05-of-reference rule holds for exact (f32) activations only; Q8 is reported.
     let ref_tol = (act == Activations::F32).then_some(0.05);
     let rep = check_golden(name, model.hp.n_vocab, ref_tol, |seq| {
-        let mut s = Session::new(&model, seq.len(), threads).expect("session");
-        s.set_activations(act);
-        s.eval(seq, Logits::All).expect("forward")
+        let mut s = cpu_session(&model, seq.len(), threads, act);
+        logits(&mut s, seq, true)
     });
     eprintln!(
         "{name} ({} activations): {} forced positions agree; top-20 max |Δ| llama.cpp {:.3}, reference {:.6}",
@@ -77,16 +74,15 @@ fn qwen2_5_coder_1_5b_q4_k_m_q8_activations() {
 /// reordered), for both activation precisions.
 #[test]
 fn threads_do_not_change_results() {
-    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).unwrap();
+    let model = load_model("smollm2-4layer-mixed");
     let toks: Vec<u32> = (1..40).collect();
     for act in [Activations::F32, Activations::Q8] {
         let run = |t, toks: &[u32]| {
-            let mut s = Session::new(&model, 64, t).unwrap();
-            s.set_activations(act);
-            let mut l = s.eval(toks, Logits::All).unwrap();
+            let mut s = cpu_session(&model, 64, t, act);
+            let mut l = logits(&mut s, toks, true);
             // and a few decode steps (one token at a time)
             for &tok in &toks[..3] {
-                l.extend(s.eval(&[tok], Logits::Last).unwrap());
+                l.extend(logits(&mut s, &[tok], false));
             }
             l
         };
@@ -99,14 +95,14 @@ fn threads_do_not_change_results() {
 /// Decoding token by token equals one batched prefill (the KV cache is used correctly).
 #[test]
 fn incremental_decode_equals_batched_prefill() {
-    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).unwrap();
+    let model = load_model("smollm2-4layer-mixed");
     let toks: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 253, 1345, 30, 2];
-    let mut a = Session::new(&model, 16, 1).unwrap();
-    let batched = a.eval(&toks, Logits::All).unwrap();
-    let mut b = Session::new(&model, 16, 1).unwrap();
+    let mut a = cpu_session(&model, 16, 1, Activations::F32);
+    let batched = logits(&mut a, &toks, true);
+    let mut b = cpu_session(&model, 16, 1, Activations::F32);
     let nv = model.hp.n_vocab;
     for (i, &t) in toks.iter().enumerate() {
-        let l = b.eval(&[t], Logits::Last).unwrap();
+        let l = logits(&mut b, &[t], false);
         let want = &batched[i * nv..(i + 1) * nv];
         let d = l
             .iter()

@@ -452,23 +452,31 @@ const REFERENCE: &[(&str, &[u8])] = &[
 /// Last-position logits of every golden prompt: top-1 equals llama.cpp's, the top-20 are within
 /// 0.05 of the float64 reference (and 1.5 of llama.cpp); SIMD and scalar kernels agree closely.
 #[wasm_bindgen_test]
-fn smollm2_4layer_mixed_last_logits() {
-    use inference::backend::cpu::Logits;
-    use inference::engine::{Model, Session};
+async fn smollm2_4layer_mixed_last_logits() {
+    use inference::engine::{Session, SessionOptions};
+    use inference::model::Model;
     use inference::sampler::argmax;
+    use std::rc::Rc;
 
     let _on = SimdOn;
     quant::set_simd(true);
-    let model = Model::from_bytes(MODEL).expect("model loads");
+    let model = Rc::new(Model::from_bytes(MODEL).expect("model loads"));
     let n_vocab = model.hp.n_vocab;
     let golden: serde_json::Value = serde_json::from_str(GOLDEN).expect("golden JSON");
     let ids = |v: &serde_json::Value| -> Vec<u32> {
         let a = v.as_array().expect("array");
         a.iter().map(|x| x.as_u64().expect("id") as u32).collect()
     };
-    let last = |tokens: &[u32]| {
-        let mut s = Session::new(&model, tokens.len(), 1).expect("session");
-        s.eval(tokens, Logits::Last).expect("forward")
+    let last = |tokens: Vec<u32>| {
+        let model = model.clone();
+        async move {
+            let opts = SessionOptions {
+                n_ctx: tokens.len(),
+                ..Default::default()
+            };
+            let mut s = Session::cpu(model, &opts).expect("session");
+            s.logits(&tokens, false).await.expect("forward")
+        }
     };
     let prompts = golden["prompts"].as_array().expect("prompts");
     assert_eq!(prompts.len(), REFERENCE.len(), "golden prompts");
@@ -477,9 +485,15 @@ fn smollm2_4layer_mixed_last_logits() {
         let name = p["name"].as_str().expect("name");
         let tokens = ids(&p["tokens"]);
         assert_eq!(quant::kernels(), "simd128");
-        let got = last(&tokens);
+        let got = last(tokens.clone()).await;
         assert_eq!(got.len(), n_vocab, "{name}: logits");
-        let scalar_logits = scalar(|| last(&tokens));
+        let scalar_logits = {
+            let _on = SimdOn;
+            quant::set_simd(false);
+            assert_eq!(quant::kernels(), "scalar");
+            last(tokens.clone()).await
+        };
+        quant::set_simd(true);
 
         let ll = &p["last_logits"];
         let want_top1 = ll["argmax"].as_u64().expect("argmax") as u32;

@@ -6,11 +6,15 @@
 
 mod common;
 
+use std::rc::Rc;
+
 use common::*;
-use inference::backend::cpu::Logits;
-use inference::backend::webgpu::{self, GpuDevice, GpuModel, GpuOptions, GpuSession};
-use inference::engine::{Model, Session};
-use inference::quant::{self, GgmlType};
+use inference::backend::webgpu::{self, GpuDevice, GpuOptions};
+use inference::backend::{BackendPref, Output, Want};
+use inference::engine::{block_on, Session, SessionOptions};
+use inference::loader::{LoadOptions, LoadedModel};
+use inference::model::Model;
+use inference::quant::{self, Activations, GgmlType};
 use inference::sampler::argmax;
 
 fn device(opts: &GpuOptions) -> GpuDevice {
@@ -22,16 +26,30 @@ fn device(opts: &GpuOptions) -> GpuDevice {
     }
 }
 
-fn gpu_model(model: &Model, opts: &GpuOptions) -> GpuModel {
+/// `model` (on the host) uploaded to the GPU as well.
+fn gpu_model(model: &Rc<Model>, opts: &GpuOptions) -> LoadedModel {
     let dev = device(opts);
     eprintln!("adapter: {}", dev.adapter_info());
-    pollster::block_on(GpuModel::with_device(
-        dev,
-        &model.hp,
-        &model.weights,
-        model.tensor_bytes,
-    ))
-    .expect("weights upload")
+    block_on(LoadedModel::gpu_copy(model.clone(), dev, opts.clone())).expect("weights upload")
+}
+
+/// A session on the GPU with a cache of `n_ctx` positions.
+fn gpu_session(gm: &LoadedModel, n_ctx: usize) -> Session {
+    let opts = SessionOptions {
+        n_ctx,
+        ..Default::default()
+    };
+    let s = Session::new(gm, &opts).expect("GPU session");
+    assert!(s.backend().gpu().is_some());
+    s
+}
+
+/// Evaluate `tokens` and return the greedy next token.
+fn argmax_of(s: &mut Session, tokens: &[u32]) -> inference::Result<u32> {
+    match block_on(s.eval(tokens, Want::Argmax))? {
+        Output::Token(t) => Ok(t),
+        other => panic!("not a token: {other:?}"),
+    }
 }
 
 /// SplitMix64.
@@ -275,19 +293,18 @@ fn shader_errors_and_bad_input_are_errors_not_panics() {
 /// later use of that device too, including a new session.
 #[test]
 fn a_lost_device_is_an_error_not_a_panic_or_a_hang() {
-    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).expect("model loads");
+    let model = load_model("smollm2-4layer-mixed");
     let opts = GpuOptions::default();
     let gm = gpu_model(&model, &opts);
-    let mut s = GpuSession::new(&gm, 64, &opts).expect("session");
-    let t = s
-        .prefill_blocking(&[1, 2, 3, 4])
-        .expect("prefill before the loss");
-    gm.device().destroy();
-    let e = s.step_blocking(t).expect_err("a step on a lost device");
+    let mut s = gpu_session(&gm, 64);
+    let t = argmax_of(&mut s, &[1, 2, 3, 4]).expect("prefill before the loss");
+    gm.gpu.as_ref().expect("GPU model").device().destroy();
+    let e = argmax_of(&mut s, &[t]).expect_err("a step on a lost device");
     assert!(e.to_string().contains("GPU device lost"), "{e}");
-    let e = s.step_blocking(t).expect_err("a second step");
+    let e = argmax_of(&mut s, &[t]).expect_err("a second step");
     assert!(e.to_string().contains("GPU device lost"), "{e}");
-    let again = GpuSession::new(&gm, 64, &opts).and_then(|mut s| s.prefill_blocking(&[1, 2]));
+    let again =
+        Session::new(&gm, &SessionOptions::default()).and_then(|mut s| argmax_of(&mut s, &[1, 2]));
     let e = again.expect_err("a new session on a lost device");
     assert!(e.to_string().contains("GPU device lost"), "{e}");
 }
@@ -296,33 +313,27 @@ fn a_lost_device_is_an_error_not_a_panic_or_a_hang() {
 // Whole models
 // ----------------------------------------------------------------------------------------------
 
-/// Load `name` straight onto the GPU: matrices uploaded tensor by tensor as the file is read
-/// (`GpuUploader` as the loader's sink), as the browser does.
-fn streamed_gpu_model(name: &str, opts: &GpuOptions) -> (Model, GpuModel) {
-    use std::cell::RefCell;
-    use std::rc::Rc;
-    let up = Rc::new(RefCell::new(webgpu::GpuUploader::new(device(opts))));
-    let sink_up = up.clone();
-    let model = Model::load_file_with(
-        &model_path(name),
-        Some(Box::new(move |t, d| sink_up.borrow_mut().take(t, d))),
-    )
-    .expect("model streams onto the GPU");
-    let up = Rc::try_unwrap(up).ok().expect("sink dropped").into_inner();
-    let gm = pollster::block_on(GpuModel::from_uploader(up, &model)).expect("GPU model");
-    (model, gm)
+/// Load `name` straight onto the GPU: matrices uploaded tensor by tensor as the file is read,
+/// as the browser does (the loader every front end uses).
+fn streamed_gpu_model(name: &str, opts: &GpuOptions) -> LoadedModel {
+    let lo = LoadOptions {
+        backend: BackendPref::WebGpu,
+        gpu: opts.clone(),
+    };
+    let m = LoadedModel::load_file(&model_path(name), &lo).expect("model streams onto the GPU");
+    assert!(m.choice.is_gpu(), "not on the GPU: {:?}", m.choice);
+    m
 }
 
 fn check_model(name: &str, opts: &GpuOptions) -> Report {
-    let model = Model::load_file(&model_path(name)).expect("model loads");
-    let gm = gpu_model(&model, opts);
-    check_gpu(name, &model, &gm, opts)
+    let gm = gpu_model(&load_model(name), opts);
+    check_gpu(name, &gm)
 }
 
-fn check_gpu(name: &str, model: &Model, gm: &GpuModel, opts: &GpuOptions) -> Report {
-    let rep = check_golden(name, model.hp.n_vocab, Some(0.05), |seq| {
-        let mut s = GpuSession::new(gm, seq.len(), opts).expect("session");
-        s.logits_blocking(seq, true).expect("forward")
+fn check_gpu(name: &str, gm: &LoadedModel) -> Report {
+    let rep = check_golden(name, gm.model.hp.n_vocab, Some(0.05), |seq| {
+        let mut s = gpu_session(gm, seq.len());
+        logits(&mut s, seq, true)
     });
     eprintln!(
         "GPU {name}: {} forced positions agree; top-20 max |Δ| llama.cpp {:.3}, reference {:.2e}",
@@ -341,19 +352,21 @@ fn fidelity_smollm2_4layer_mixed_every_quant_type() {
 #[test]
 fn fidelity_smollm2_135m_q4_1_streamed_onto_the_gpu() {
     let opts = GpuOptions::default();
-    let (model, gm) = streamed_gpu_model("smollm2-135m-q4_1", &opts);
+    let gm = streamed_gpu_model("smollm2-135m-q4_1", &opts);
+    let model = &gm.model;
     assert!(model.offloaded);
     assert_eq!(
         model.weights.matrix_bytes(),
         0,
         "matrices stayed on the host"
     );
-    assert_eq!(gm.buffer_bytes(), gm.tensor_bytes());
-    let err = Session::new(&model, 8, 1)
+    let g = gm.gpu.as_ref().expect("GPU model");
+    assert_eq!(g.buffer_bytes(), g.tensor_bytes());
+    let err = Session::cpu(model.clone(), &SessionOptions::default())
         .err()
         .expect("CPU session on a GPU-only model");
     assert!(err.to_string().contains("GPU only"), "{err}");
-    check_gpu("smollm2-135m-q4_1", &model, &gm, &opts);
+    check_gpu("smollm2-135m-q4_1", &gm);
 }
 
 /// Qwen2.5 1.5B (Q/K/V biases, 28 layers, a 151936-token Q6_K output split across bindings),
@@ -365,9 +378,10 @@ fn fidelity_smollm2_135m_q4_1_streamed_onto_the_gpu() {
 #[ignore = "17 minutes on lavapipe; run with --ignored"]
 fn fidelity_qwen2_5_1_5b_q4_k_m_streamed_onto_the_gpu() {
     let opts = GpuOptions::default();
-    let (model, gm) = streamed_gpu_model("qwen2.5-coder-1.5b-q4_k_m", &opts);
-    assert_eq!(gm.buffer_bytes(), gm.tensor_bytes());
-    check_gpu("qwen2.5-coder-1.5b-q4_k_m", &model, &gm, &opts);
+    let gm = streamed_gpu_model("qwen2.5-coder-1.5b-q4_k_m", &opts);
+    let g = gm.gpu.as_ref().expect("GPU model");
+    assert_eq!(g.buffer_bytes(), g.tensor_bytes());
+    check_gpu("qwen2.5-coder-1.5b-q4_k_m", &gm);
 }
 
 /// Gemma 3: sliding-window layers with their own RoPE base, Q/K norms, post-norms, GeGLU, and a
@@ -386,9 +400,11 @@ fn fidelity_with_forced_split_and_small_batches() {
         max_batch: Some(5),
         ..Default::default()
     };
-    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).expect("model loads");
-    let gm = gpu_model(&model, &opts);
-    assert!(gm.embedding_chunks() > 1, "token_embd was not split");
+    let gm = gpu_model(&load_model("smollm2-4layer-mixed"), &opts);
+    assert!(
+        gm.gpu.as_ref().expect("GPU model").embedding_chunks() > 1,
+        "token_embd was not split"
+    );
     check_model("smollm2-4layer-mixed", &opts);
 }
 
@@ -396,14 +412,14 @@ fn fidelity_with_forced_split_and_small_batches() {
 /// 4 bytes per token) picks the argmax of those logits; counters are what the design promises.
 #[test]
 fn gpu_matches_cpu_and_decodes_with_one_submit_per_token() {
-    let model = Model::load_file(&model_path("smollm2-4layer-mixed")).expect("model loads");
+    let model = load_model("smollm2-4layer-mixed");
     let gm = gpu_model(&model, &GpuOptions::default());
     let toks: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 253, 1345, 30, 2];
     let nv = model.hp.n_vocab;
-    let mut cpu = Session::new(&model, 64, 2).unwrap();
-    let want = cpu.eval(&toks, Logits::All).unwrap();
-    let mut s = GpuSession::new(&gm, 64, &GpuOptions::default()).unwrap();
-    let got = s.logits_blocking(&toks, true).unwrap();
+    let mut cpu = cpu_session(&model, 64, 2, Activations::F32);
+    let want = logits(&mut cpu, &toks, true);
+    let mut s = gpu_session(&gm, 64);
+    let got = logits(&mut s, &toks, true);
     let d = got
         .iter()
         .zip(&want)
@@ -413,14 +429,14 @@ fn gpu_matches_cpu_and_decodes_with_one_submit_per_token() {
     assert!(d < 2e-2, "GPU vs CPU max |Δ| {d}");
 
     // Greedy decode, token by token, against CPU argmax of the same sequence.
-    let mut s = GpuSession::new(&gm, 64, &GpuOptions::default()).unwrap();
-    let mut next = s.prefill_blocking(&toks).unwrap();
+    let mut s = gpu_session(&gm, 64);
+    let mut next = argmax_of(&mut s, &toks).unwrap();
     assert_eq!(next, argmax(&want[(toks.len() - 1) * nv..]));
     let mut seq = toks.clone();
     for _ in 0..8 {
         seq.push(next);
-        let l = cpu.eval(&[next], Logits::Last).unwrap();
-        let gpu_next = s.step_blocking(next).unwrap();
+        let l = logits(&mut cpu, &[next], false);
+        let gpu_next = argmax_of(&mut s, &[next]).unwrap();
         let cpu_next = argmax(&l);
         let mut sorted = l.clone();
         sorted.sort_by(|a, b| b.total_cmp(a));
@@ -429,7 +445,7 @@ fn gpu_matches_cpu_and_decodes_with_one_submit_per_token() {
         }
         next = gpu_next;
     }
-    let st = s.stats();
+    let st = s.backend().gpu().expect("GPU session").stats();
     eprintln!("{st:?}");
     assert_eq!(st.submits_per_token, 1);
     assert_eq!(st.readback_bytes_per_token, 4);
@@ -445,4 +461,70 @@ fn gpu_matches_cpu_and_decodes_with_one_submit_per_token() {
         st.kv_cache_bytes,
         (2 * 4 * 64 * model.hp.kv_dim() * 4) as u64
     );
+}
+
+// ----------------------------------------------------------------------------------------------
+// Conversations
+// ----------------------------------------------------------------------------------------------
+
+/// The scripted 6-turn chat (`common/chat.rs`) on the GPU: each turn's tokens equal a fresh GPU
+/// session's given the whole history, only the new tokens are evaluated, Regenerate evaluates
+/// one token, an edited turn 2 reuses the prefix before it.
+#[test]
+fn conversation_on_the_gpu_reuses_the_cache() {
+    let gm = streamed_gpu_model("smollm2-135m-q4_1", &GpuOptions::default());
+    let mut s = gpu_session(&gm, 1024);
+    common::chat::run_script(&gm.model, &mut s, || gpu_session(&gm, 1024), 12);
+}
+
+/// A 512-token context on the GPU: a long chat is shifted and goes on; the shift computes what
+/// llama.cpp's does (golden data, `common::chat::check_shift_golden`).
+#[test]
+fn context_shift_on_the_gpu() {
+    let gm = streamed_gpu_model("smollm2-135m-q4_1", &GpuOptions::default());
+    let mut s = gpu_session(&gm, 512);
+    common::chat::check_context_shift(&gm.model, &mut s);
+    let mut s = gpu_session(&gm, 1024);
+    common::chat::check_shift_golden("smollm2-135m-q4_1", &mut s);
+}
+
+/// The GPU's shift moves and rotates the cache exactly as the CPU's: every layer's keys and
+/// values after a shift agree with the CPU engine's (same model, same tokens).
+#[test]
+fn gpu_shift_equals_cpu_shift() {
+    let model = load_model("smollm2-4layer-mixed");
+    let gm = gpu_model(&model, &GpuOptions::default());
+    let toks: Vec<u32> = (1..60).map(|i| (i * 37) % 4000 + 10).collect();
+    let mut cpu = cpu_session(&model, 64, 1, Activations::F32);
+    let mut gpu = gpu_session(&gm, 64);
+    logits(&mut cpu, &toks, false);
+    logits(&mut gpu, &toks, false);
+    for s in [&mut cpu, &mut gpu] {
+        block_on(s.shift(4, 20)).expect("shift");
+        assert_eq!(s.len(), toks.len() - 20);
+    }
+    let c = cpu.backend().cpu().expect("CPU").kv();
+    let n = cpu.len() * model.hp.kv_dim();
+    let mut worst = 0f32;
+    for il in 0..model.hp.n_layer {
+        let (ck, cv) = c.layer(il);
+        let (gk, gv) = block_on(gpu.backend().gpu().expect("GPU").read_kv(il)).expect("readback");
+        for (a, b) in ck[..n].iter().zip(&gk).chain(cv[..n].iter().zip(&gv)) {
+            worst = worst.max((a - b).abs() / (1.0 + a.abs()));
+        }
+    }
+    eprintln!("GPU vs CPU KV cache after a shift: max rel |Δ| {worst:.2e}");
+    assert!(
+        worst < 1e-3,
+        "GPU and CPU caches differ after a shift: {worst}"
+    );
+    // And the next token's logits agree.
+    let a = logits(&mut cpu, &[42], false);
+    let b = logits(&mut gpu, &[42], false);
+    let d = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(d < 2e-2, "logits after a shift: GPU vs CPU {d}");
 }

@@ -72,26 +72,9 @@ fn MessageBubble(index: usize) -> impl IntoView {
     };
     let stats = move || {
         entry.with(|e| {
-            e.as_ref().and_then(|e| e.stats.as_ref()).map(|s| {
-                format!(
-                    "{} tokens · {:.1} tok/s · prompt {} tokens at {:.0} tok/s · {}{}{}",
-                    s.tokens,
-                    s.decode_tok_s,
-                    s.prompt_tokens,
-                    s.prefill_tok_s,
-                    if s.backend == "webgpu" { "WebGPU" } else { "CPU" },
-                    match s.stop.as_str() {
-                        "stopped" => " · stopped",
-                        "length" => " · hit max tokens",
-                        "context" => " · context full: raise the context size in Settings or start a new chat",
-                        _ => "",
-                    },
-                    match s.trimmed {
-                        0 => String::new(),
-                        n => format!(" · {n} oldest message(s) left out to fit the context"),
-                    }
-                )
-            })
+            e.as_ref()
+                .and_then(|e| e.stats.as_ref())
+                .map(|s| s.summary())
         })
     };
     let error = move || entry.with(|e| e.as_ref().and_then(|e| e.error.clone()));

@@ -68,4 +68,31 @@ impl KvCache {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Drop positions `keep..keep + discard`: positions after them move down by `discard`, and
+    /// `rotate(layer, key_row)` is called on every moved key row (the caller re-applies RoPE for
+    /// the new position). Requires `keep + discard <= len`.
+    pub fn shift(
+        &mut self,
+        keep: usize,
+        discard: usize,
+        mut rotate: impl FnMut(usize, &mut [f32]),
+    ) {
+        let d = self.kv_dim;
+        let moved = self.len - keep - discard;
+        for il in 0..self.n_ctx_layers() {
+            let (kc, vc) = self.layer_mut(il);
+            let src = (keep + discard) * d..(keep + discard + moved) * d;
+            kc.copy_within(src.clone(), keep * d);
+            vc.copy_within(src, keep * d);
+            for row in kc[keep * d..(keep + moved) * d].chunks_exact_mut(d) {
+                rotate(il, row);
+            }
+        }
+        self.len = keep + moved;
+    }
+
+    fn n_ctx_layers(&self) -> usize {
+        self.k.len() / (self.n_ctx * self.kv_dim).max(1)
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Supported `general.architecture` values: `llama` (SmolLM2, TinyLlama, Llama 2/3), `qwen2`
 //! (QKV biases, NeoX RoPE) and `gemma3` (GeGLU, q/k norms, post-norms, sliding-window layers with
-//! their own RoPE base). The forward pass itself lives in a backend (`backend::cpu`).
+//! their own RoPE base). The forward pass itself lives in a backend (`backend::cpu`,
+//! `backend::webgpu`); a [`Model`] is built by [`crate::loader`].
 
 pub mod hparams;
 pub mod kv_cache;
@@ -11,3 +12,35 @@ pub mod weights;
 pub use hparams::{Arch, HParams};
 pub use kv_cache::KvCache;
 pub use weights::{Bytes, LayerWeights, QTensor, Weights};
+
+use crate::chat::{ChatMessage, ChatTemplate};
+use crate::error::Result;
+use crate::tokenizer::Tokenizer;
+
+/// A loaded model: hyper-parameters, quantized weights, tokenizer and chat template.
+pub struct Model {
+    pub hp: HParams,
+    pub weights: Weights,
+    pub tokenizer: Tokenizer,
+    pub chat: ChatTemplate,
+    /// `general.name`, or the architecture when absent.
+    pub name: String,
+    pub file_size: u64,
+    pub tensor_bytes: u64,
+    pub n_params: u64,
+    /// The weight matrices went to a GPU as they streamed in and are not on the host: only a
+    /// GPU backend can run this model (see [`crate::loader::ModelLoader::with_sink`]).
+    pub offloaded: bool,
+}
+
+impl Model {
+    /// Render one user message (plus an optional system prompt) with the model's chat template.
+    pub fn chat_prompt(&self, system: Option<&str>, user: &str) -> Result<String> {
+        let mut msgs = Vec::new();
+        if let Some(s) = system {
+            msgs.push(ChatMessage::new("system", s));
+        }
+        msgs.push(ChatMessage::new("user", user));
+        self.chat.render(&msgs, true)
+    }
+}

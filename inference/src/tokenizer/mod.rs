@@ -833,35 +833,7 @@ impl<'a> Detokenizer<'a> {
     /// Add one token; returns the text that became complete (possibly empty).
     pub fn push(&mut self, id: u32) -> String {
         self.pending.extend_from_slice(self.tok.output_bytes(id));
-        let mut out = String::new();
-        let mut consumed = 0;
-        loop {
-            match std::str::from_utf8(&self.pending[consumed..]) {
-                Ok(s) => {
-                    out.push_str(s);
-                    consumed = self.pending.len();
-                    break;
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    // The prefix is valid UTF-8 by the error's contract.
-                    out.push_str(&String::from_utf8_lossy(
-                        &self.pending[consumed..consumed + valid],
-                    ));
-                    consumed += valid;
-                    match e.error_len() {
-                        Some(bad) => {
-                            out.push('\u{FFFD}');
-                            consumed += bad;
-                        }
-                        // An incomplete character at the end: wait for more bytes.
-                        None => break,
-                    }
-                }
-            }
-        }
-        self.pending.drain(..consumed);
-        out
+        take_utf8(&mut self.pending)
     }
 
     /// Bytes held back, waiting for the rest of a character.
@@ -875,6 +847,41 @@ impl<'a> Detokenizer<'a> {
         self.pending.clear();
         s
     }
+}
+
+/// Take the complete UTF-8 characters from the front of `pending` (invalid sequences become
+/// U+FFFD exactly where [`String::from_utf8_lossy`] would put them); an incomplete character at
+/// the end stays in `pending`.
+pub fn take_utf8(pending: &mut Vec<u8>) -> String {
+    let mut out = String::new();
+    let mut consumed = 0;
+    loop {
+        match std::str::from_utf8(&pending[consumed..]) {
+            Ok(s) => {
+                out.push_str(s);
+                consumed = pending.len();
+                break;
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                // The prefix is valid UTF-8 by the error's contract.
+                out.push_str(&String::from_utf8_lossy(
+                    &pending[consumed..consumed + valid],
+                ));
+                consumed += valid;
+                match e.error_len() {
+                    Some(bad) => {
+                        out.push('\u{FFFD}');
+                        consumed += bad;
+                    }
+                    // An incomplete character at the end: wait for more bytes.
+                    None => break,
+                }
+            }
+        }
+    }
+    pending.drain(..consumed);
+    out
 }
 
 #[cfg(test)]

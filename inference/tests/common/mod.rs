@@ -1,7 +1,34 @@
 //! Shared test helpers: where the real models and the golden data live.
 #![allow(dead_code)]
 
+pub mod chat;
+
 use std::path::PathBuf;
+use std::rc::Rc;
+
+use inference::engine::{block_on, Session, SessionOptions};
+use inference::model::Model;
+use inference::quant::Activations;
+
+/// Load a golden file's model onto the host.
+pub fn load_model(golden: &str) -> Rc<Model> {
+    Rc::new(Model::load_file(&model_path(golden)).expect("model loads"))
+}
+
+/// A CPU session with a cache of `n_ctx` positions.
+pub fn cpu_session(model: &Rc<Model>, n_ctx: usize, threads: usize, act: Activations) -> Session {
+    let opts = SessionOptions {
+        n_ctx,
+        threads,
+        activations: act,
+    };
+    Session::cpu(model.clone(), &opts).expect("session")
+}
+
+/// Evaluate `tokens` after the cache; logits of the last position or of all (`all`).
+pub fn logits(s: &mut Session, tokens: &[u32], all: bool) -> Vec<f32> {
+    block_on(s.logits(tokens, all)).expect("forward")
+}
 
 /// `WASM_CHORD_MODELS`, default `<repo>/models` (filled by `scripts/fetch-models.sh`).
 pub fn models_dir() -> PathBuf {

@@ -10,18 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, Result};
 
-/// How to pick and configure the GPU.
-#[derive(Clone, Debug, Default)]
-pub struct GpuOptions {
-    /// Upper bound on the bytes of one storage binding, below the adapter's own
-    /// `max_storage_buffer_binding_size` (tests use a small value to exercise tensor splitting).
-    pub max_binding_bytes: Option<u64>,
-    /// Tokens per batch on the GPU during prefill (default 64; bounded by the binding limit).
-    pub max_batch: Option<usize>,
-    /// Time every forward pass on the GPU with timestamp queries, where the adapter has them
-    /// (benchmarks: GPU time per token apart from submit, readback and host overhead).
-    pub timestamps: bool,
-}
+pub use crate::backend::GpuOptions;
 
 /// A device and queue with the limits this engine respects.
 pub struct GpuDevice {
@@ -46,6 +35,16 @@ impl GpuDevice {
     /// `WGPU_ADAPTER_NAME` and `VK_ICD_FILENAMES` select another) with the adapter's own limits and
     /// no optional feature but timestamp queries, when `opts.timestamps` asks for them.
     pub async fn new(opts: &GpuOptions) -> Result<GpuDevice> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let gpu = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+                .and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()));
+            if !gpu.is_ok_and(|g| !g.is_undefined() && !g.is_null()) {
+                return Err(Error::Gpu(
+                    "this browser has no WebGPU (navigator.gpu is missing)".into(),
+                ));
+            }
+        }
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance

@@ -22,6 +22,7 @@ const ROPE: &str = include_str!("../../../../shaders/rope.wgsl");
 const ATTENTION: &str = include_str!("../../../../shaders/attention.wgsl");
 const FFN: &str = include_str!("../../../../shaders/ffn.wgsl");
 const ARGMAX: &str = include_str!("../../../../shaders/argmax.wgsl");
+const SHIFT: &str = include_str!("../../../../shaders/shift.wgsl");
 
 /// Tokens per matvec workgroup (`NT` in matvec.wgsl).
 pub(crate) const MATVEC_NT: u32 = 8;
@@ -98,6 +99,7 @@ pub(crate) struct Kernels {
     pub attn_layout: wgpu::BindGroupLayout,
     pub ffn_layout: wgpu::BindGroupLayout,
     pub argmax_layout: wgpu::BindGroupLayout,
+    pub shift_layout: wgpu::BindGroupLayout,
     pub matvec: HashMap<GgmlType, wgpu::ComputePipeline>,
     /// One token per product (decoding): `main1`, more threads per row.
     pub matvec1: HashMap<GgmlType, wgpu::ComputePipeline>,
@@ -110,6 +112,8 @@ pub(crate) struct Kernels {
     pub ffn: wgpu::ComputePipeline,
     pub finish: wgpu::ComputePipeline,
     pub argmax: wgpu::ComputePipeline,
+    /// The context shift of one layer's cache (shift.wgsl).
+    pub shift: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -134,6 +138,7 @@ impl Kernels {
         );
         let ffn_layout = dev.layout("ffn", &[Uniform, Uniform, Read, Write]);
         let argmax_layout = dev.layout("argmax", &[Uniform, Uniform, Read, Write, Write]);
+        let shift_layout = dev.layout("shift", &[Uniform, Read, Read, Read, Write, Write]);
         let mut matvec = HashMap::new();
         let mut matvec1 = HashMap::new();
         for &ty in matvec_types {
@@ -176,6 +181,7 @@ impl Kernels {
             argmax: dev
                 .pipeline("argmax", ARGMAX, "argmax", &argmax_layout)
                 .await?,
+            shift: dev.pipeline("shift", SHIFT, "main", &shift_layout).await?,
             matvec_layout,
             embed_layout,
             norm_layout,
@@ -183,6 +189,7 @@ impl Kernels {
             attn_layout,
             ffn_layout,
             argmax_layout,
+            shift_layout,
             matvec,
             matvec1,
             embed,

@@ -1,19 +1,34 @@
-//! The CPU forward pass: embed → N × [norm, attention + KV cache, norm, FFN] → norm → lm head.
+//! The CPU backend: embed → N × [norm, attention + KV cache, norm, FFN] → norm → lm head.
 //!
 //! Activations are f32 throughout by default (no activation quantization), so this path is also
 //! the exact reference the WebGPU kernels are checked against; [`Cpu::set_activations`] with
 //! [`Activations::Q8`] quantizes the inputs of the matrix products to 8 bits like llama.cpp
 //! (faster, logits within ~1 of exact math). A batch of tokens (prefill) goes through every
-//! weight matrix once as a matrix × matrix product; decoding is the same code with one token.
+//! weight matrix once as a matrix × matrix product; decoding is the same code with one token, and
+//! gives bit for bit the same results (every row is one dot product, whatever the batch).
+//!
+//! [`CpuSession`] is the [`Backend`]: the model, the pool and a [`KvCache`].
 
+mod ops;
+
+use std::rc::Rc;
+
+use super::{check_shift, check_tokens, Backend, BackendKind, Output, Want};
 use crate::error::{Error, Result};
-use crate::model::{Arch, HParams, KvCache, LayerWeights, QTensor, Weights};
+use crate::model::{Arch, HParams, KvCache, LayerWeights, Model, QTensor, Weights};
 #[cfg(target_arch = "wasm32")]
 use crate::quant;
 use crate::quant::Activations;
+use crate::sampler::argmax;
+
+use ops::{add_bias, attend};
+pub use ops::{gelu_tanh, rms_norm, rms_norm_inplace, silu, Rope};
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::pool::Pool;
+
+/// Prompt tokens evaluated per batch during prefill (bounds activation memory for long prompts).
+pub const PREFILL_BATCH: usize = 256;
 
 /// wasm32 runs single-threaded: the "pool" is the calling thread.
 #[cfg(target_arch = "wasm32")]
@@ -57,15 +72,6 @@ impl Par<'_> {
     fn matmul_many(&self, prods: &mut [(&QTensor, &mut [f32])], x: &[f32], n: usize) {
         self.pool.matmul_many(self.act, prods, x, n);
     }
-}
-
-/// Which positions of a batch need logits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Logits {
-    /// Only the last token of the batch (prefill before generation, decoding).
-    Last,
-    /// Every token of the batch (teacher forcing, `chord logits --all-positions`).
-    All,
 }
 
 /// Reusable activation buffers, grown to the largest batch seen.
@@ -126,33 +132,20 @@ impl Cpu {
         self.act = act;
     }
 
-    /// Run `tokens` (positions `kv.len ..`) through the model, append their K/V to the cache and
-    /// return logits: (n_vocab) for [`Logits::Last`], (n_tokens, n_vocab) for [`Logits::All`].
+    /// Run `tokens` (positions `kv.len ..`) through the model and append their K/V to the
+    /// cache; returns logits: none for [`Want::Nothing`], (n_vocab) of the last token for
+    /// [`Want::Last`] and [`Want::Argmax`], (n_tokens, n_vocab) for [`Want::All`].
     pub fn forward(
         &mut self,
         hp: &HParams,
         w: &Weights,
         kv: &mut KvCache,
         tokens: &[u32],
-        want: Logits,
+        want: Want,
     ) -> Result<Vec<f32>> {
         let n = tokens.len();
-        if n == 0 {
-            return Err(Error::Invalid("no tokens to evaluate".into()));
-        }
+        check_tokens(tokens, kv.len, kv.n_ctx, hp.n_vocab)?;
         let start = kv.len;
-        if start + n > kv.n_ctx {
-            return Err(Error::Invalid(format!(
-                "context is full: {} + {n} tokens exceed the {}-token context",
-                start, kv.n_ctx
-            )));
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= hp.n_vocab) {
-            return Err(Error::Invalid(format!(
-                "token id {bad} is outside the vocabulary ({} tokens)",
-                hp.n_vocab
-            )));
-        }
         let pool = Par {
             pool: &self.pool,
             act: self.act,
@@ -179,8 +172,9 @@ impl Cpu {
 
         // ---- output: norm, lm head, bias, soft-capping ----
         let rows: std::ops::Range<usize> = match want {
-            Logits::Last => n - 1..n,
-            Logits::All => 0..n,
+            Want::Nothing => return Ok(Vec::new()),
+            Want::Last | Want::Argmax => n - 1..n,
+            Want::All => 0..n,
         };
         let m = rows.len();
         let h = grow(&mut s.h, m * e);
@@ -204,6 +198,131 @@ impl Cpu {
             }
         }
         Ok(logits)
+    }
+}
+
+/// The CPU engine on one conversation: the model, a [`Cpu`] and the KV cache.
+pub struct CpuSession {
+    model: Rc<Model>,
+    cpu: Cpu,
+    kv: KvCache,
+}
+
+impl CpuSession {
+    /// A session with a KV cache of `n_ctx` positions (clamped to the training context).
+    pub fn new(model: Rc<Model>, n_ctx: usize, threads: usize) -> Result<Self> {
+        if model.offloaded {
+            return Err(Error::Unsupported(
+                "this model's weights were loaded onto the GPU only; load it again for the CPU engine"
+                    .into(),
+            ));
+        }
+        let n_ctx = n_ctx.clamp(1, model.hp.n_ctx_train);
+        let kv = KvCache::new(&model.hp, n_ctx)?;
+        Ok(CpuSession {
+            model,
+            cpu: Cpu::new(threads),
+            kv,
+        })
+    }
+
+    pub fn cpu(&self) -> &Cpu {
+        &self.cpu
+    }
+
+    pub fn set_activations(&mut self, act: Activations) {
+        self.cpu.set_activations(act);
+    }
+
+    /// Bytes held by the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.kv.bytes()
+    }
+
+    /// The cache, (n_layer, n_ctx, kv_dim) keys and values.
+    pub fn kv(&self) -> &KvCache {
+        &self.kv
+    }
+
+    pub fn kv_mut(&mut self) -> &mut KvCache {
+        &mut self.kv
+    }
+}
+
+impl Backend for CpuSession {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cpu
+    }
+
+    fn len(&self) -> usize {
+        self.kv.len
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.kv.n_ctx
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.kv.len = self.kv.len.min(n);
+    }
+
+    async fn forward(&mut self, tokens: &[u32], want: Want) -> Result<Output> {
+        let m = &*self.model;
+        let batches = tokens.len().div_ceil(PREFILL_BATCH);
+        let mut all = Vec::new();
+        let mut last = Vec::new();
+        for (i, chunk) in tokens.chunks(PREFILL_BATCH).enumerate() {
+            let w = match want {
+                Want::All => Want::All,
+                _ if i + 1 < batches => Want::Nothing,
+                w => w,
+            };
+            let l = self
+                .cpu
+                .forward(&m.hp, &m.weights, &mut self.kv, chunk, w)?;
+            match want {
+                Want::All => all.extend_from_slice(&l),
+                _ => last = l,
+            }
+        }
+        let finite = |l: &[f32]| {
+            if l.iter().any(|v| v.is_nan()) {
+                return Err(Error::Model(
+                    "the model computed NaN logits: its weights or settings are broken".into(),
+                ));
+            }
+            Ok(())
+        };
+        Ok(match want {
+            Want::Nothing => Output::Nothing,
+            Want::All => Output::Logits(all),
+            Want::Last => {
+                finite(&last)?;
+                Output::Logits(last)
+            }
+            Want::Argmax => {
+                finite(&last)?;
+                Output::Token(argmax(&last))
+            }
+        })
+    }
+
+    async fn shift(&mut self, keep: usize, discard: usize) -> Result<()> {
+        check_shift(keep, discard, self.kv.len)?;
+        let hp = &self.model.hp;
+        let freqs = self.model.weights.rope_freqs.as_deref();
+        let ropes: Vec<Rope> = (0..hp.n_layer)
+            .map(|il| {
+                let (base, scale) = hp.rope_for_layer(il);
+                Rope::new(hp.head_dim, base, scale, hp.rope_neox, freqs)
+            })
+            .collect();
+        self.kv.shift(keep, discard, |il, row| {
+            for head in row.chunks_exact_mut(hp.head_dim) {
+                ropes[il].rotate(head, -(discard as f32));
+            }
+        });
+        Ok(())
     }
 }
 
@@ -357,171 +476,4 @@ fn layer(
         .iter_mut()
         .zip(&s.o[..n * e])
         .for_each(|(x, f)| *x += f);
-}
-
-// ----------------------------------------------------------------------------------------------
-// Ops
-// ----------------------------------------------------------------------------------------------
-
-/// out = x / sqrt(mean(x²) + eps) * w   (sum in f64, as ggml does)
-pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
-    let scale = (1.0 / (ss / x.len() as f64 + eps as f64).sqrt()) as f32;
-    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
-        *o = v * scale * g;
-    }
-}
-
-pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
-    let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
-    let scale = (1.0 / (ss / x.len() as f64 + eps as f64).sqrt()) as f32;
-    for (v, &g) in x.iter_mut().zip(w) {
-        *v = *v * scale * g;
-    }
-}
-
-fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
-    if let Some(b) = b {
-        for row in x.chunks_exact_mut(b.len()) {
-            row.iter_mut().zip(b).for_each(|(x, b)| *x += b);
-        }
-    }
-}
-
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
-/// GELU, tanh approximation (Gemma's `gelu_pytorch_tanh`).
-#[inline]
-pub fn gelu_tanh(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
-}
-
-/// Rotary position embedding for one head of `head_dim` values.
-pub struct Rope {
-    /// base^(-2i/d) × freq_scale / freq_factor_i, i in 0..d/2, precomputed once per layer.
-    inv_freq: Vec<f32>,
-    neox: bool,
-}
-
-impl Rope {
-    pub fn new(
-        head_dim: usize,
-        base: f32,
-        freq_scale: f32,
-        neox: bool,
-        factors: Option<&[f32]>,
-    ) -> Self {
-        let half = head_dim / 2;
-        let inv_freq = (0..half)
-            .map(|i| {
-                let f = (base as f64).powf(-2.0 * i as f64 / head_dim as f64) * freq_scale as f64;
-                (f / factors.map_or(1.0, |ff| ff[i] as f64)) as f32
-            })
-            .collect();
-        Rope { inv_freq, neox }
-    }
-
-    /// Rotate `x` (head_dim) for position `pos`: adjacent pairs (2i, 2i+1) for the original
-    /// ordering, (i, i + d/2) for NeoX.
-    pub fn apply(&self, x: &mut [f32], pos: usize) {
-        let half = self.inv_freq.len();
-        for (i, &f) in self.inv_freq.iter().enumerate() {
-            let theta = pos as f32 * f;
-            let (sin, cos) = theta.sin_cos();
-            let (a, b) = if self.neox {
-                (i, i + half)
-            } else {
-                (2 * i, 2 * i + 1)
-            };
-            let (x0, x1) = (x[a], x[b]);
-            x[a] = x0 * cos - x1 * sin;
-            x[b] = x0 * sin + x1 * cos;
-        }
-    }
-}
-
-/// One query head against keys `lo..=pos` of one KV head: softmax(q·k × scale) · v → `out`.
-#[allow(clippy::too_many_arguments)]
-fn attend(
-    q: &[f32],
-    kc: &[f32], // (n_ctx, kv_dim)
-    vc: &[f32], // (n_ctx, kv_dim)
-    kv_dim: usize,
-    off: usize,
-    lo: usize,
-    pos: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    let hd = q.len();
-    let mut max = f32::NEG_INFINITY;
-    for j in lo..=pos {
-        let k = &kc[j * kv_dim + off..j * kv_dim + off + hd];
-        let s = dot(q, k) * scale;
-        scores[j] = s;
-        max = max.max(s);
-    }
-    let mut sum = 0f32;
-    for s in &mut scores[lo..=pos] {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    let inv = 1.0 / sum;
-    out.fill(0.0);
-    for j in lo..=pos {
-        let p = scores[j] * inv;
-        let v = &vc[j * kv_dim + off..j * kv_dim + off + hd];
-        out.iter_mut().zip(v).for_each(|(o, &v)| *o += p * v);
-    }
-}
-
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums: independent chains the compiler turns into SIMD lanes.
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rope_orderings_rotate_the_right_pairs() {
-        let mut a = vec![1.0, 0.0, 0.0, 0.0];
-        Rope::new(4, 10000.0, 1.0, false, None).apply(&mut a, 1);
-        // pair (0,1) rotated by 1 rad, pair (2,3) untouched (zero)
-        assert!((a[0] - 1f32.cos()).abs() < 1e-6 && (a[1] - 1f32.sin()).abs() < 1e-6);
-        let mut b = vec![1.0, 0.0, 0.0, 0.0];
-        Rope::new(4, 10000.0, 1.0, true, None).apply(&mut b, 1);
-        // NeoX pairs (0,2)
-        assert!((b[0] - 1f32.cos()).abs() < 1e-6 && (b[2] - 1f32.sin()).abs() < 1e-6);
-    }
-
-    #[test]
-    fn attention_of_one_key_returns_its_value() {
-        let q = [1.0, 2.0];
-        let kc = [0.5, 0.5];
-        let vc = [3.0, -4.0];
-        let mut sc = [0.0];
-        let mut out = [0.0; 2];
-        attend(&q, &kc, &vc, 2, 0, 0, 0, 1.0, &mut sc, &mut out);
-        assert_eq!(out, [3.0, -4.0]);
-    }
 }

@@ -1,0 +1,326 @@
+//! Weights on the GPU: each matrix in its GGUF block layout (buffer bytes ≈ tensor bytes), split
+//! by rows across buffers where it exceeds the storage binding limit; norms and biases as f32.
+
+use std::collections::HashMap;
+
+use super::device::{GpuDevice, GpuOptions};
+use super::kernels::Kernels;
+use crate::error::{Error, Result};
+use crate::gguf::TensorInfo;
+use crate::model::{HParams, Model, QTensor, Weights};
+use crate::quant::GgmlType;
+
+pub(super) struct MatChunk {
+    pub(super) buf: wgpu::Buffer,
+    pub(super) row0: usize,
+    pub(super) rows: usize,
+}
+
+/// A weight matrix on the GPU: its GGUF blocks as-is, split by rows into chunks that each fit one
+/// storage binding.
+pub struct GpuMatrix {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_bytes: usize,
+    pub(super) chunks: Vec<MatChunk>,
+}
+
+impl GpuMatrix {
+    /// Upload `data` (rows × cols of `ty`, GGUF layout).
+    pub fn upload(
+        dev: &GpuDevice,
+        name: &str,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: &[u8],
+    ) -> Result<GpuMatrix> {
+        if !cols.is_multiple_of(32) || !cols.is_multiple_of(ty.block_size()) {
+            return Err(Error::Unsupported(format!(
+                "GPU matrix `{name}`: row length {cols} is not a multiple of 32 / the {} block",
+                ty.name()
+            )));
+        }
+        let row_bytes = ty
+            .row_bytes(cols as u64)
+            .map(|b| b as usize)
+            .ok_or_else(|| Error::Model(format!("`{name}`: bad row length {cols}")))?;
+        if rows == 0 || data.len() != rows * row_bytes {
+            return Err(Error::Model(format!(
+                "`{name}`: {} bytes for {rows} rows of {row_bytes} bytes",
+                data.len()
+            )));
+        }
+        let per = (dev.max_binding as usize / row_bytes).min(rows);
+        if per == 0 {
+            return Err(Error::Gpu(format!(
+                "`{name}`: one row ({row_bytes} bytes) exceeds the storage binding limit"
+            )));
+        }
+        let mut chunks = Vec::new();
+        let mut r0 = 0;
+        while r0 < rows {
+            let r1 = (r0 + per).min(rows);
+            let buf = dev.upload(name, &data[r0 * row_bytes..r1 * row_bytes])?;
+            chunks.push(MatChunk {
+                buf,
+                row0: r0,
+                rows: r1 - r0,
+            });
+            r0 = r1;
+        }
+        Ok(GpuMatrix {
+            ty,
+            rows,
+            cols,
+            row_bytes,
+            chunks,
+        })
+    }
+
+    fn from_tensor(dev: &GpuDevice, t: &QTensor) -> Result<GpuMatrix> {
+        Self::upload(dev, &t.name, t.ty, t.rows, t.cols, &t.data)
+    }
+
+    /// How many buffers the matrix is split into.
+    pub fn n_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Bytes of the GPU buffers.
+    pub fn buffer_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.buf.size()).sum()
+    }
+}
+
+pub(super) struct GpuLayer {
+    pub(super) attn_norm: wgpu::Buffer,
+    pub(super) wq: GpuMatrix,
+    pub(super) wk: GpuMatrix,
+    pub(super) wv: GpuMatrix,
+    pub(super) wo: GpuMatrix,
+    pub(super) bq: Option<wgpu::Buffer>,
+    pub(super) bk: Option<wgpu::Buffer>,
+    pub(super) bv: Option<wgpu::Buffer>,
+    pub(super) q_norm: Option<wgpu::Buffer>,
+    pub(super) k_norm: Option<wgpu::Buffer>,
+    pub(super) post_attn_norm: Option<wgpu::Buffer>,
+    pub(super) ffn_norm: wgpu::Buffer,
+    pub(super) w_gate: GpuMatrix,
+    pub(super) w_up: GpuMatrix,
+    pub(super) w_down: GpuMatrix,
+    pub(super) post_ffn_norm: Option<wgpu::Buffer>,
+}
+
+/// Uploads weight matrices to the GPU as a GGUF file streams in (a [`crate::loader::TensorSink`]
+/// for [`crate::loader::ModelLoader::with_sink`]): the host never holds them, so a model needs
+/// about its file size in GPU memory and little on the host.
+pub struct GpuUploader {
+    dev: GpuDevice,
+    mats: HashMap<String, GpuMatrix>,
+}
+
+impl GpuUploader {
+    pub fn new(dev: GpuDevice) -> Self {
+        GpuUploader {
+            dev,
+            mats: HashMap::new(),
+        }
+    }
+
+    pub fn device(&self) -> &GpuDevice {
+        &self.dev
+    }
+
+    /// Take a tensor if it is a matrix (2-D, rows of whole GPU blocks): upload it, `Ok(true)`.
+    /// Vectors (norms, biases) stay on the host; they are uploaded with the model.
+    pub fn take(&mut self, t: &TensorInfo, data: &[u8]) -> Result<bool> {
+        let [cols, rows] = t.dims[..] else {
+            return Ok(false);
+        };
+        if !cols.is_multiple_of(32) {
+            return Ok(false);
+        }
+        let m = GpuMatrix::upload(&self.dev, &t.name, t.ty, rows as usize, cols as usize, data)?;
+        self.dev.check()?;
+        self.mats.insert(t.name.clone(), m);
+        Ok(true)
+    }
+}
+
+/// A model resident on the GPU: device, kernels, weights.
+pub struct GpuModel {
+    pub(super) dev: GpuDevice,
+    pub(super) kernels: Kernels,
+    pub(super) hp: HParams,
+    pub(super) tok_embd: GpuMatrix,
+    pub(super) output: Option<GpuMatrix>,
+    pub(super) output_norm: wgpu::Buffer,
+    pub(super) output_bias: Option<wgpu::Buffer>,
+    pub(super) rope_freqs: Option<Vec<f32>>,
+    pub(super) layers: Vec<GpuLayer>,
+    pub(super) dummy: wgpu::Buffer,
+    pub(super) buffer_bytes: u64,
+    pub(super) tensor_bytes: u64,
+}
+
+impl GpuModel {
+    /// Open the GPU and upload `model`'s weights.
+    pub async fn new(model: &Model, opts: &GpuOptions) -> Result<GpuModel> {
+        let dev = GpuDevice::new(opts).await?;
+        Self::with_device(dev, &model.hp, &model.weights, model.tensor_bytes).await
+    }
+
+    /// Upload weights to an already opened device.
+    pub async fn with_device(
+        dev: GpuDevice,
+        hp: &HParams,
+        w: &Weights,
+        tensor_bytes: u64,
+    ) -> Result<GpuModel> {
+        Self::build(dev, HashMap::new(), hp, w, tensor_bytes).await
+    }
+
+    /// Finish a model whose matrices a [`GpuUploader`] took while the file streamed in
+    /// (`model.offloaded`): only the small vectors are uploaded now.
+    pub async fn from_uploader(up: GpuUploader, model: &Model) -> Result<GpuModel> {
+        Self::build(
+            up.dev,
+            up.mats,
+            &model.hp,
+            &model.weights,
+            model.tensor_bytes,
+        )
+        .await
+    }
+
+    async fn build(
+        dev: GpuDevice,
+        mut pre: HashMap<String, GpuMatrix>,
+        hp: &HParams,
+        w: &Weights,
+        tensor_bytes: u64,
+    ) -> Result<GpuModel> {
+        let mut mats: Vec<GgmlType> = vec![w.lm_head().ty];
+        for l in &w.layers {
+            for m in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
+                mats.push(m.ty);
+            }
+        }
+        let kernels = Kernels::new(&dev, &mats, &[w.tok_embd.ty]).await?;
+        // A matrix the uploader already holds, else upload it from the host bytes now.
+        let mut mat = |t: &QTensor| match pre.remove(&t.name) {
+            Some(m) => Ok(m),
+            None if t.data.is_empty() => Err(Error::Model(format!(
+                "tensor `{}` is neither on the GPU nor on the host",
+                t.name
+            ))),
+            None => GpuMatrix::from_tensor(&dev, t),
+        };
+        let vec_buf = |name: &str, v: &[f32]| dev.upload_f32(name, v);
+        let opt_buf = |name: &str, v: &Option<Vec<f32>>| -> Result<Option<wgpu::Buffer>> {
+            v.as_deref().map(|v| dev.upload_f32(name, v)).transpose()
+        };
+        let mut layers = Vec::with_capacity(w.layers.len());
+        for (i, l) in w.layers.iter().enumerate() {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            layers.push(GpuLayer {
+                attn_norm: vec_buf(&n("attn_norm"), &l.attn_norm)?,
+                wq: mat(&l.wq)?,
+                wk: mat(&l.wk)?,
+                wv: mat(&l.wv)?,
+                wo: mat(&l.wo)?,
+                bq: opt_buf(&n("bq"), &l.bq)?,
+                bk: opt_buf(&n("bk"), &l.bk)?,
+                bv: opt_buf(&n("bv"), &l.bv)?,
+                q_norm: opt_buf(&n("q_norm"), &l.q_norm)?,
+                k_norm: opt_buf(&n("k_norm"), &l.k_norm)?,
+                post_attn_norm: opt_buf(&n("post_attn_norm"), &l.post_attn_norm)?,
+                ffn_norm: vec_buf(&n("ffn_norm"), &l.ffn_norm)?,
+                w_gate: mat(&l.w_gate)?,
+                w_up: mat(&l.w_up)?,
+                w_down: mat(&l.w_down)?,
+                post_ffn_norm: opt_buf(&n("post_ffn_norm"), &l.post_ffn_norm)?,
+            });
+            dev.check()?;
+        }
+        let tok_embd = mat(&w.tok_embd)?;
+        let output = w.output.as_ref().map(&mut mat).transpose()?;
+        let output_norm = vec_buf("output_norm", &w.output_norm)?;
+        let output_bias = opt_buf("output_bias", &w.output_bias)?;
+        let dummy = dev.upload("dummy", &[0u8; 16])?;
+        dev.check()?;
+
+        let b = |x: &wgpu::Buffer| x.size();
+        let ob = |x: &Option<wgpu::Buffer>| x.as_ref().map_or(0, |x| x.size());
+        let mut buffer_bytes = tok_embd.buffer_bytes()
+            + output.as_ref().map_or(0, |o| o.buffer_bytes())
+            + b(&output_norm)
+            + ob(&output_bias);
+        for l in &layers {
+            buffer_bytes += [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                .iter()
+                .map(|m| m.buffer_bytes())
+                .sum::<u64>();
+            buffer_bytes += b(&l.attn_norm) + b(&l.ffn_norm);
+            buffer_bytes += [
+                &l.bq,
+                &l.bk,
+                &l.bv,
+                &l.q_norm,
+                &l.k_norm,
+                &l.post_attn_norm,
+                &l.post_ffn_norm,
+            ]
+            .iter()
+            .map(|x| ob(x))
+            .sum::<u64>();
+        }
+        Ok(GpuModel {
+            dev,
+            kernels,
+            hp: hp.clone(),
+            tok_embd,
+            output,
+            output_norm,
+            output_bias,
+            rope_freqs: w.rope_freqs.clone(),
+            layers,
+            dummy,
+            buffer_bytes,
+            tensor_bytes,
+        })
+    }
+
+    pub fn adapter_info(&self) -> String {
+        self.dev.adapter_info()
+    }
+
+    pub fn device(&self) -> &GpuDevice {
+        &self.dev
+    }
+
+    /// Bytes of the weight buffers (matrices still quantized, norms and biases as f32).
+    pub fn buffer_bytes(&self) -> u64 {
+        self.buffer_bytes
+    }
+
+    /// Bytes of the model's tensors in the GGUF file.
+    pub fn tensor_bytes(&self) -> u64 {
+        self.tensor_bytes
+    }
+
+    /// Buffers the token embedding is split into (1 unless it exceeds the binding limit).
+    pub fn embedding_chunks(&self) -> usize {
+        self.tok_embd.n_chunks()
+    }
+
+    pub fn hparams(&self) -> &HParams {
+        &self.hp
+    }
+
+    pub(super) fn lm_head(&self) -> &GpuMatrix {
+        self.output.as_ref().unwrap_or(&self.tok_embd)
+    }
+}
