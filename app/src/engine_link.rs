@@ -23,6 +23,11 @@ thread_local! {
     static READY: Cell<bool> = const { Cell::new(false) };
     /// Bytes of the current model the worker has consumed (from its `Progress`).
     static CONSUMED: Cell<u64> = const { Cell::new(0) };
+    /// `KvSnapshot` came: the next binary message is this conversation's cache, to save.
+    static KV_FOR: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Conversations whose session the worker has (it was given the saved cache or made one)
+    /// since the model was loaded.
+    static LIVE_CHATS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 pub(crate) fn js_err(e: JsValue) -> String {
@@ -52,7 +57,12 @@ pub fn start(state: AppState) {
         }
     };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-        let Some(text) = ev.data().as_string() else {
+        let data = ev.data();
+        if let Ok(buf) = data.clone().dyn_into::<ArrayBuffer>() {
+            save_kv(state, buf);
+            return;
+        }
+        let Some(text) = data.as_string() else {
             return;
         };
         match serde_json::from_str::<FromWorker>(&text) {
@@ -114,6 +124,20 @@ pub(crate) fn reset_consumed() {
     CONSUMED.with(|c| c.set(0));
 }
 
+/// Keep the conversation cache the worker sent (after its `KvSnapshot`) in IndexedDB.
+fn save_kv(state: AppState, buf: ArrayBuffer) {
+    let Some(chat_id) = KV_FOR.with(|k| k.borrow_mut().take()) else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        if let Err(e) = crate::model_store::put_kv(&chat_id, &buf).await {
+            state
+                .notice
+                .set(Some(format!("The conversation's cache was not saved: {e}")));
+        }
+    });
+}
+
 /// An error from the worker: it belongs to the load, the reply, or neither.
 fn fail(state: AppState, message: String) {
     if state.status.with_untracked(|s| s.busy()) {
@@ -150,6 +174,7 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
             backend,
         } => {
             state.backend.set(Some(backend));
+            LIVE_CHATS.with(|l| l.borrow_mut().clear());
             state.status.set(ModelStatus::Ready {
                 name,
                 arch,
@@ -201,6 +226,7 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
             chat_store::save_current(state);
         }
         FromWorker::Error { message } => fail(state, message),
+        FromWorker::KvSnapshot { chat_id } => KV_FOR.with(|k| *k.borrow_mut() = Some(chat_id)),
     }
 }
 
@@ -258,10 +284,37 @@ fn request_reply(state: AppState) {
         .update(|m| m.push(Entry::new(Role::Assistant, "")));
     state.generating.set(true);
     let seed = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-    send(&ToWorker::Generate {
-        chat_id: state.chat_id.get_untracked(),
+    let chat_id = state.chat_id.get_untracked();
+    let generate = ToWorker::Generate {
+        chat_id: chat_id.clone(),
         messages: turns,
         params: settings.gen_params(seed),
+    };
+    let live = LIVE_CHATS.with(|l| l.borrow().contains(&chat_id));
+    if live {
+        send(&generate);
+        return;
+    }
+    // A conversation the worker has no session for (reopened after a reload, or from before the
+    // model was loaded): its saved cache goes first, so the history is not recomputed.
+    LIVE_CHATS.with(|l| l.borrow_mut().push(chat_id.clone()));
+    leptos::task::spawn_local(async move {
+        if let Ok(Some(buf)) = crate::model_store::get_kv(&chat_id).await {
+            send(&ToWorker::KvRestore { chat_id });
+            send_chunk(buf);
+        }
+        send(&generate);
+    });
+}
+
+/// A conversation was deleted: the worker frees its session, the saved cache goes too.
+pub fn forget_chat(chat_id: String) {
+    LIVE_CHATS.with(|l| l.borrow_mut().retain(|c| *c != chat_id));
+    send(&ToWorker::ForgetChat {
+        chat_id: chat_id.clone(),
+    });
+    leptos::task::spawn_local(async move {
+        let _ = crate::model_store::delete_kv(&chat_id).await;
     });
 }
 

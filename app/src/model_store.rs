@@ -17,11 +17,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 const DB_NAME: &str = "wasm-chord";
-/// Version 2 added the "chats" store (conversations, `chat_store.rs`).
-const DB_VERSION: u32 = 2;
+/// Version 2 added the "chats" store (conversations, `chat_store.rs`), version 3 the "kv" store
+/// (each conversation's saved KV cache, `engine::KvSnapshot` bytes).
+const DB_VERSION: u32 = 3;
 const MODELS: &str = "models";
 const CHUNKS: &str = "chunks";
 pub(crate) const CHATS: &str = "chats";
+const KV: &str = "kv";
 
 thread_local! {
     static DB: RefCell<Option<Rc<Rexie>>> = const { RefCell::new(None) };
@@ -49,6 +51,7 @@ async fn db() -> Result<Rc<Rexie>, String> {
         .add_object_store(ObjectStore::new(MODELS))
         .add_object_store(ObjectStore::new(CHUNKS))
         .add_object_store(ObjectStore::new(CHATS))
+        .add_object_store(ObjectStore::new(KV))
         .build()
         .await
         .map_err(|e| format!("Cannot open the model cache: {}", describe(&e)))?;
@@ -121,6 +124,38 @@ pub(crate) async fn delete_one(store: &str, key: &str) -> Result<(), String> {
         .await
         .map_err(|e| describe(&e))?;
     committed(tx.done().await)
+}
+
+/// Save a conversation's KV cache (replacing the previous one).
+pub async fn put_kv(chat_id: &str, bytes: &js_sys::ArrayBuffer) -> Result<(), String> {
+    let db = db().await?;
+    let tx = db
+        .transaction(&[KV], TransactionMode::ReadWrite)
+        .map_err(|e| describe(&e))?;
+    let s = tx.store(KV).map_err(|e| describe(&e))?;
+    s.put(bytes, Some(&JsValue::from_str(chat_id)))
+        .await
+        .map_err(|e| describe(&e))?;
+    committed(tx.done().await)
+}
+
+/// A conversation's saved KV cache, if any.
+pub async fn get_kv(chat_id: &str) -> Result<Option<js_sys::ArrayBuffer>, String> {
+    let db = db().await?;
+    let tx = db
+        .transaction(&[KV], TransactionMode::ReadOnly)
+        .map_err(|e| describe(&e))?;
+    let s = tx.store(KV).map_err(|e| describe(&e))?;
+    let v = s
+        .get(JsValue::from_str(chat_id))
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(v.and_then(|v| v.dyn_into::<js_sys::ArrayBuffer>().ok()))
+}
+
+/// Forget a conversation's saved KV cache.
+pub async fn delete_kv(chat_id: &str) -> Result<(), String> {
+    delete_one(KV, chat_id).await
 }
 
 fn chunk_key(id: &str, index: u64) -> JsValue {

@@ -6,9 +6,13 @@
 //!
 //! ```text
 //! UI → worker   LoadStart{size,name} · <ArrayBuffer>… · LoadEnd | LoadCancel · Generate{chat_id,…}
-//!               · Stop · ForgetChat{chat_id}
+//!               · Stop · ForgetChat{chat_id} · KvRestore{chat_id} · <ArrayBuffer>
 //! worker → UI   Ready · Progress{done,total} · Loaded{…} · Token{id,piece} · Done{…} · Error{message}
+//!               · KvSnapshot{chat_id} · <ArrayBuffer>
 //! ```
+//! After a reply the worker sends the conversation's KV cache (`engine::KvSnapshot` bytes) for the
+//! UI to keep in IndexedDB; when a conversation reopened after a reload asks for its next reply,
+//! the UI sends it back first, so the history is not recomputed.
 //! The worker keeps one engine session (a KV cache) per open conversation, keyed by `chat_id`: a
 //! `Generate` sends the whole conversation, and the worker evaluates only what that
 //! conversation's cache does not hold yet.
@@ -89,6 +93,9 @@ pub enum ToWorker {
     Stop,
     /// The conversation was deleted: free its session.
     ForgetChat { chat_id: String },
+    /// The next binary message is the saved KV cache of `chat_id` (restored, where it was made
+    /// with this model and fits, before its next reply).
+    KvRestore { chat_id: String },
 }
 
 /// Worker → UI (as JSON text).
@@ -143,6 +150,10 @@ pub enum FromWorker {
     },
     Error {
         message: String,
+    },
+    /// The next binary message is `chat_id`'s KV cache after its last reply, to save.
+    KvSnapshot {
+        chat_id: String,
     },
 }
 

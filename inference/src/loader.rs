@@ -73,6 +73,17 @@ pub struct ModelLoader {
     sink: Option<TensorSink>,
     /// Tensors the sink kept.
     sunk: HashSet<String>,
+    /// FNV-1a over the file size and every tensor's name, type, shape and first bytes.
+    fingerprint: u64,
+}
+
+/// FNV-1a, 64 bits.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 impl ModelLoader {
@@ -86,6 +97,7 @@ impl ModelLoader {
             tensors: HashMap::new(),
             sink: None,
             sunk: HashSet::new(),
+            fingerprint: fnv(0xcbf2_9ce4_8422_2325, &file_size.to_le_bytes()),
         }
     }
 
@@ -119,7 +131,14 @@ impl ModelLoader {
         let tensors = &mut self.tensors;
         let sink = &mut self.sink;
         let sunk = &mut self.sunk;
+        let fp = &mut self.fingerprint;
         let mut keep = |t: &TensorInfo, d: std::borrow::Cow<'_, [u8]>| {
+            *fp = fnv(*fp, t.name.as_bytes());
+            *fp = fnv(*fp, t.ty.name().as_bytes());
+            for dim in &t.dims {
+                *fp = fnv(*fp, &dim.to_le_bytes());
+            }
+            *fp = fnv(*fp, &d[..d.len().min(256)]);
             if let Some(sink) = sink.as_mut() {
                 if sink(t, &d)? {
                     sunk.insert(t.name.clone());
@@ -185,6 +204,7 @@ impl ModelLoader {
             tokenizer: pre.tokenizer,
             chat: pre.chat,
             offloaded,
+            fingerprint: self.fingerprint,
         })
     }
 }

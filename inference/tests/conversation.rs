@@ -127,3 +127,63 @@ fn context_shift_matches_llama_cpp() {
         check_shift_golden(name, &mut s);
     }
 }
+
+/// A saved cache (f16, `KvSnapshot` bytes) restored into a new session answers the next turn
+/// evaluating only its new tokens, with the tokens the original session gives; a snapshot of
+/// another model, or damaged bytes, is refused (and the caller recomputes).
+#[test]
+fn a_saved_cache_answers_the_next_turn_without_recomputing() {
+    use inference::engine::KvSnapshot;
+    let model = load_model("smollm2-135m-q4_1");
+    let mut a = cpu_session(&model, 1024, 2, Activations::F32);
+    let mut msgs = vec![ChatMessage::system("You are a helpful assistant.")];
+    for user in &SCRIPT[..3] {
+        msgs.push(ChatMessage::user(*user));
+        let p = ChatPrompt::new(&model, &msgs).unwrap();
+        let g = turn(&mut a, &p, 16);
+        msgs.push(ChatMessage::assistant(g.text));
+    }
+    let bytes = block_on(a.snapshot()).unwrap().to_bytes();
+    eprintln!(
+        "snapshot of {} tokens: {} bytes ({} per token)",
+        a.len(),
+        bytes.len(),
+        bytes.len() / a.len()
+    );
+    let snap = KvSnapshot::from_bytes(&bytes).unwrap();
+    let mut b = cpu_session(&model, 1024, 2, Activations::F32);
+    b.restore(&snap).unwrap();
+    assert_eq!(b.history(), a.history());
+    msgs.push(ChatMessage::user(SCRIPT[3]));
+    let p = ChatPrompt::new(&model, &msgs).unwrap();
+    let cached = a.history().len();
+    let ga = turn(&mut a, &p, 16);
+    let gb = turn(&mut b, &p, 16);
+    assert_eq!(gb.reused, ga.reused);
+    assert!(
+        gb.evaluated <= p.tokens.len() - cached + 3,
+        "evaluated {}",
+        gb.evaluated
+    );
+    assert_eq!(
+        gb.tokens, ga.tokens,
+        "f16 cache vs f32 cache: the same reply"
+    );
+
+    // Another model's snapshot, a context too small, damaged bytes: refused, session empty.
+    let other = load_model("smollm2-4layer-mixed");
+    let mut c = cpu_session(&other, 1024, 1, Activations::F32);
+    assert!(c.restore(&snap).is_err());
+    assert!(c.is_empty());
+    let mut small = cpu_session(&model, 16, 1, Activations::F32);
+    assert!(small.restore(&snap).is_err());
+    for cut in [0, 7, 40, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            KvSnapshot::from_bytes(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut evil = bytes.clone();
+    evil[24..28].copy_from_slice(&u32::MAX.to_le_bytes()); // n_layer
+    assert!(KvSnapshot::from_bytes(&evil).is_err());
+}

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use chord_app::protocol::{ChatTurn, FromWorker, GenParams, ToWorker};
 use inference::chat::ChatMessage;
 use inference::conversation::{messages_out_of_view, ChatPrompt};
-use inference::engine::{GenerateParams, Session, SessionOptions, TokenSink};
+use inference::engine::{GenerateParams, KvSnapshot, Session, SessionOptions, TokenSink};
 use inference::loader::{LoadOptions, LoadedModel, Loader};
 use inference::sampler::SamplerParams;
 use wasm_bindgen::prelude::*;
@@ -63,7 +63,14 @@ struct State {
     load_seq: u64,
     /// A message to ourselves: how the worker yields to its event loop between tokens.
     yield_channel: Option<web_sys::MessageChannel>,
+    /// `KvRestore` came: the next binary message is this conversation's saved cache.
+    expect_kv: Option<String>,
+    /// Saved caches received, restored when their conversation's next reply starts.
+    saved_kv: Vec<(String, Vec<u8>)>,
 }
+
+/// Snapshots larger than this are not sent for saving.
+const MAX_SNAPSHOT_BYTES: usize = 256 << 20;
 
 fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
@@ -103,7 +110,18 @@ fn handle(state: &Rc<RefCell<State>>, data: JsValue) {
         || data.is_instance_of::<js_sys::Uint8Array>()
     {
         let bytes = js_sys::Uint8Array::new(&data).to_vec();
-        load_chunk(state, bytes);
+        let kv_for = state.borrow_mut().expect_kv.take();
+        match kv_for {
+            Some(chat_id) => {
+                let mut s = state.borrow_mut();
+                s.saved_kv.retain(|(c, _)| *c != chat_id);
+                s.saved_kv.push((chat_id, bytes));
+                if s.saved_kv.len() > MAX_SESSIONS {
+                    s.saved_kv.remove(0);
+                }
+            }
+            None => load_chunk(state, bytes),
+        }
     } else {
         post_error("worker: unexpected message");
     }
@@ -123,6 +141,7 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             // Free the previous model (and its sessions) before the next one arrives.
             s.model = None;
             s.sessions.clear();
+            s.saved_kv.clear();
             s.load_seq += 1;
             let seq = s.load_seq;
             s.loading = Some(Loading {
@@ -197,7 +216,9 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
         ToWorker::ForgetChat { chat_id } => {
             let mut s = state.borrow_mut();
             s.sessions.retain(|c| c.chat_id != chat_id);
+            s.saved_kv.retain(|(c, _)| *c != chat_id);
         }
+        ToWorker::KvRestore { chat_id } => state.borrow_mut().expect_kv = Some(chat_id),
     }
 }
 
@@ -312,18 +333,24 @@ fn finish_load(state: &Rc<RefCell<State>>) {
 }
 
 /// The session of `chat_id` (taken out of the state while it runs), made anew where there is
-/// none or its context size changed.
+/// none or its context size changed — from the conversation's saved cache where one came and
+/// fits. Returns the session and whether it was restored.
 fn take_session(
     state: &Rc<RefCell<State>>,
     loaded: &LoadedModel,
     chat_id: &str,
     n_ctx: usize,
-) -> Result<Session, String> {
+) -> Result<(Session, bool), String> {
     let mut s = state.borrow_mut();
+    let saved = s
+        .saved_kv
+        .iter()
+        .position(|(c, _)| c == chat_id)
+        .map(|i| s.saved_kv.remove(i).1);
     if let Some(i) = s.sessions.iter().position(|c| c.chat_id == chat_id) {
         let c = s.sessions.remove(i);
         if c.session.n_ctx() == n_ctx {
-            return Ok(c.session);
+            return Ok((c.session, false));
         }
     }
     drop(s);
@@ -332,7 +359,30 @@ fn take_session(
         threads: 1,
         activations: inference::quant::Activations::F32,
     };
-    Session::new(loaded, &opts).map_err(|e| e.to_string())
+    let mut session = Session::new(loaded, &opts).map_err(|e| e.to_string())?;
+    let restored = saved.is_some_and(|b| {
+        let r = KvSnapshot::from_bytes(&b).and_then(|snap| session.restore(&snap));
+        if let Err(e) = &r {
+            web_sys::console::info_1(&format!("not restoring the saved cache: {e}").into());
+        }
+        r.is_ok()
+    });
+    Ok((session, restored))
+}
+
+/// Send the session's cache for the UI to save with the conversation.
+async fn send_snapshot(chat_id: &str, session: &Session) {
+    let snap = match session.snapshot().await {
+        Ok(s) if s.byte_len() <= MAX_SNAPSHOT_BYTES => s,
+        _ => return,
+    };
+    let bytes = snap.to_bytes();
+    drop(snap);
+    let buf = js_sys::Uint8Array::from(&bytes[..]).buffer();
+    post(&FromWorker::KvSnapshot {
+        chat_id: chat_id.to_owned(),
+    });
+    let _ = scope().post_message_with_transfer(&buf, &js_sys::Array::of1(&buf));
 }
 
 /// Put a session back as the most recently used; older ones go while over the budget.
@@ -373,7 +423,7 @@ impl TokenSink for PostTokens<'_> {
     }
 }
 
-/// Run one reply, posting `Token`s as they come; returns the `Done` message.
+/// Run one reply, posting `Token`s as they come and then the cache to save; returns `Done`.
 async fn reply(
     state: &Rc<RefCell<State>>,
     loaded: &Rc<LoadedModel>,
@@ -414,7 +464,7 @@ async fn reply(
         ignore_eos: params.ignore_eos,
         keep: Some(prompt.keep),
     };
-    let mut session = take_session(state, loaded, chat_id, n_ctx)?;
+    let (mut session, _restored) = take_session(state, loaded, chat_id, n_ctx)?;
     let channel = state.borrow().yield_channel.clone();
     let mut sink = PostTokens {
         stop,
@@ -458,8 +508,7 @@ async fn reply(
         )
         .unwrap_or(0) as u32
     };
-    keep_session(state, chat_id, session);
-    Ok(FromWorker::Done {
+    let done = FromWorker::Done {
         tokens: g.tokens.len() as u32,
         prompt_tokens: g.prompt_tokens as u32,
         reused_tokens: g.reused as u32,
@@ -470,7 +519,11 @@ async fn reply(
         ttft_ms: g.prefill_s * 1e3,
         stop: g.stop.name().to_owned(),
         trimmed,
-    })
+    };
+    // The cache goes out before `Done`, so the next message can already use the session.
+    send_snapshot(chat_id, &session).await;
+    keep_session(state, chat_id, session);
+    Ok(done)
 }
 
 /// Let the worker's event loop run (so queued messages such as `Stop` are handled), without

@@ -54,9 +54,7 @@ fn ChatItem(chat: ChatRecord) -> impl IntoView {
             if let Err(e) = chat_store::delete(&id).await {
                 state.notice.set(Some(e));
             }
-            crate::engine_link::send(&chord_app::protocol::ToWorker::ForgetChat {
-                chat_id: id.clone(),
-            });
+            crate::engine_link::forget_chat(id.clone());
             if state.chat_id.get_untracked() == id {
                 state.chat_id.set(crate::state::new_chat_id());
                 state.messages.set(Vec::new());

@@ -16,8 +16,10 @@
 //! agrees with the history past them is appended to what the cache holds.
 
 mod generate;
+mod snapshot;
 
 pub use generate::{GenerateParams, Generation, Generator, StopReason, TokenSink};
+pub use snapshot::KvSnapshot;
 
 use std::rc::Rc;
 

@@ -31,6 +31,10 @@ pub struct Model {
     /// The weight matrices went to a GPU as they streamed in and are not on the host: only a
     /// GPU backend can run this model (see [`crate::loader::ModelLoader::with_sink`]).
     pub offloaded: bool,
+    /// Tells this file's weights from another's (a hash of the file size and every tensor's
+    /// name, type, shape and first bytes): a saved KV cache is only restored into the model
+    /// that computed it.
+    pub fingerprint: u64,
 }
 
 impl Model {

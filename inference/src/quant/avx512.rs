@@ -7,8 +7,10 @@
 //!
 //! Used for batches (prefill); a single token goes to the 256-bit kernel, which streams memory
 //! faster. Per (row, token) the sums run over chunk pairs in a fixed order whatever the tile
-//! shape, and differ from the 256-bit kernel's only in float summation order — so on an
-//! AVX-512 machine a batch agrees with its tokens one by one to rounding, not bit for bit.
+//! shape: even chunks in the low half of the accumulator, odd ones in the high half, offsets a
+//! pair at a time, and the halves added before the horizontal sum — exactly what the 256-bit
+//! kernel does with `x86::PairAcc` for a single token, so a batch equals its tokens one by one
+//! bit for bit.
 //!
 //! The K-quants (Q4_K, Q5_K, Q6_K) have their own kernel here, [`matmul_k`], for batches and
 //! single tokens alike: activations quantized per 256-block (`Q8Acts::kq`, llama.cpp's
@@ -142,7 +144,11 @@ unsafe fn tile<K: KernQ8, const R: usize, const T: usize>(
         let mut out = [[0f32; T]; R];
         for r in 0..R {
             for t in 0..T {
-                out[r][t] = _mm512_reduce_add_ps(acc[r][t]) + (off[r][t] + hsum1(offv[r][t]));
+                // Even chunks in the low half, odd ones in the high half: added, then summed as
+                // the 256-bit kernel with `PairAcc` does, so one token agrees bit for bit.
+                let lo = _mm512_castps512_ps256(acc[r][t]);
+                let hi = _mm512_extractf32x8_ps::<1>(acc[r][t]);
+                out[r][t] = hsum1(_mm256_add_ps(lo, hi)) + (off[r][t] + hsum1(offv[r][t]));
             }
         }
         out
