@@ -49,7 +49,14 @@ pub struct GenParams {
     /// Keep generating past end-of-generation tokens (tests compare fixed-length greedy runs).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Evaluate only what the conversation's cache does not hold (false: recompute it all).
+    #[serde(default = "yes")]
+    pub reuse: bool,
     pub seed: u64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for GenParams {
@@ -62,6 +69,7 @@ impl Default for GenParams {
             n_ctx: 0,
             raw: false,
             ignore_eos: false,
+            reuse: true,
             seed: 0,
         }
     }

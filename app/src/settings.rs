@@ -20,6 +20,10 @@ pub struct Settings {
     /// Completion mode: no chat template, the message is the raw prompt.
     pub raw: bool,
     pub system_prompt: String,
+    /// Keep each conversation's KV cache between replies (and save it with the conversation),
+    /// so a reply evaluates only the new tokens. Off: every reply recomputes the whole
+    /// conversation (for comparison).
+    pub reuse_cache: bool,
 }
 
 impl Default for Settings {
@@ -33,6 +37,7 @@ impl Default for Settings {
             backend: BackendPref::Auto,
             raw: false,
             system_prompt: String::new(),
+            reuse_cache: true,
         }
     }
 }
@@ -59,6 +64,7 @@ impl Settings {
             n_ctx: s.n_ctx,
             raw: s.raw,
             ignore_eos: false,
+            reuse: s.reuse_cache,
             seed,
         }
     }
@@ -76,6 +82,11 @@ mod tests {
         assert_eq!(s.max_tokens, 1);
         assert_eq!(s.top_k, 40);
         let p = Settings::default().gen_params(7);
-        assert_eq!((p.seed, p.max_tokens, p.raw), (7, 256, false));
+        assert_eq!(
+            (p.seed, p.max_tokens, p.raw, p.reuse),
+            (7, 256, false, true)
+        );
+        // Saved before the setting existed: the cache is kept.
+        assert!(s.reuse_cache);
     }
 }

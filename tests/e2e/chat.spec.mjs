@@ -14,6 +14,9 @@
 //   f. model output containing <script>, <img onerror=…> and javascript: links is rendered inert
 //      (and the automatic engine choice prefers the CPU over SwiftShader, saying why);
 //   g. a new user's first chat: the default catalog model answers "What is 2+2?".
+//   h. a conversation keeps its KV cache: 6 chat turns each evaluate only their new tokens,
+//      Regenerate evaluates one token and gives the same greedy reply, and after a reload the
+//      reopened chat answers its next turn from the saved cache (few tokens evaluated).
 //
 // The teacher-forcing rule (../shared/golden/README.md): while our tokens equal the golden ones
 // the context is identical, so every position whose golden margin is >= 1.0 must match; the first
@@ -425,6 +428,68 @@ try {
     // The page stayed responsive: typing into the composer works right after.
     await page.fill('.composer textarea', 'thanks');
     assert(await page.inputValue('.composer textarea') === 'thanks', 'the composer does not take input');
+    await context.close();
+  });
+  await test('h. a chat keeps its cache: 6 turns, Regenerate, and the next turn after a reload', async () => {
+    const { context, page } = await freshPage();
+    // Chat mode (the template), greedy, short replies, the CPU engine (SwiftShader is slow).
+    await page.click('details.settings summary');
+    await page.fill('input[name=temperature]', '0');
+    await page.press('input[name=temperature]', 'Tab');
+    await page.fill('input[name=max_tokens]', '6');
+    await page.press('input[name=max_tokens]', 'Tab');
+    await page.selectOption('select[name=backend]', 'cpu');
+    await page.click('details.settings summary');
+    await openUrl(page, MODEL_URL); // downloaded into IndexedDB, for the reload below
+    await waitReady(page);
+    const counts = async (reply) => (await reply.getAttribute('data-prompt')).split(',').map(Number);
+    const users = ['Hello there!', 'What is the capital of France?', 'Tell me about the sea.',
+      'What is 12 times 7?', 'Name three colors.', 'Thank you, goodbye!'];
+    let prev = 0; // tokens of the previous prompt plus its reply
+    let lastReply = 0;
+    const lines = [];
+    for (const [i, u] of users.entries()) {
+      const r = await ask(page, u);
+      const [prompt, evaluated] = await counts(r.reply);
+      lines.push(`turn ${i + 1}: prompt ${prompt}, evaluated ${evaluated}, first token after ${r.firstTokenMs} ms`);
+      if (i > 0) {
+        // Only the new turn (its user message, the template around it, the last reply's end)
+        // and, where the last reply's text tokenizes differently from the ids generated (this
+        // test model's replies are gibberish), the rest of that reply: never the older history.
+        assert(evaluated > 0 && evaluated <= prompt - prev + lastReply + 3,
+          `turn ${i + 1}: evaluated ${evaluated} of ${prompt} (previous prompt + reply ${prev})`);
+      }
+      prev = prompt + r.ids.length;
+      lastReply = r.ids.length;
+    }
+    for (const l of lines) console.log(`     ${l}`);
+    // Regenerate: the same prompt again, one token evaluated, the same greedy reply.
+    const n = await page.locator('article.msg-assistant').count();
+    const last = page.locator('article.msg-assistant').nth(n - 1);
+    const before = await last.getAttribute('data-token-ids');
+    await page.click('article.msg-assistant >> nth=-1 >> button.regenerate');
+    await page.waitForFunction((k) => {
+      const all = document.querySelectorAll('article.msg-assistant');
+      return all.length === k && all[k - 1].dataset.stop;
+    }, n, { timeout: 120_000 });
+    const again = page.locator('article.msg-assistant').nth(n - 1);
+    const [rp, re] = await counts(again);
+    console.log(`     regenerate: prompt ${rp}, evaluated ${re}`);
+    assert(re === 1, `Regenerate evaluated ${re} tokens`);
+    assert(await again.getAttribute('data-token-ids') === before, 'the regenerated greedy reply differs');
+    // The cache was saved with the conversation: reload, load the model from storage, and the
+    // reopened chat's next turn evaluates only its new tokens.
+    await page.waitForTimeout(500);
+    await page.reload();
+    await page.locator('#storage .stored-model[data-complete=true]').waitFor({ timeout: 30_000 });
+    await page.click('#storage .stored-model[data-complete=true] button:has-text("Load")');
+    await waitReady(page);
+    assert(await page.locator('article.msg-assistant').count() === n, 'the conversation was not reopened');
+    const r = await ask(page, 'One more question: what is 2+2?');
+    const [p7, e7] = await counts(r.reply);
+    console.log(`     after the reload: prompt ${p7}, evaluated ${e7}, first token after ${r.firstTokenMs} ms`);
+    assert(e7 <= p7 - prev + lastReply + 3,
+      `after the reload the history was recomputed: evaluated ${e7} of ${p7}`);
     await context.close();
   });
 } finally {

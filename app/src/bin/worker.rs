@@ -18,6 +18,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use chord_app::protocol::{ChatTurn, FromWorker, GenParams, ToWorker};
+use inference::backend::{BackendChoice, BackendPref};
 use inference::chat::ChatMessage;
 use inference::conversation::{messages_out_of_view, ChatPrompt};
 use inference::engine::{GenerateParams, KvSnapshot, Session, SessionOptions, TokenSink};
@@ -43,6 +44,8 @@ struct Loading {
     /// `LoadEnd` arrived while chunks were still queued.
     ended: bool,
     header_ok: bool,
+    /// The engine the user asked for.
+    pref: BackendPref,
 }
 
 /// A conversation's session.
@@ -150,6 +153,7 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
                 queue: Vec::new(),
                 ended: false,
                 header_ok: false,
+                pref: backend,
             });
             drop(s);
             let state = state.clone();
@@ -291,6 +295,7 @@ fn finish_load(state: &Rc<RefCell<State>>) {
         (l, s.load_seq)
     };
     let Some(loader) = l.loader else { return };
+    let pref = l.pref;
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let gpu = loader.choice().is_gpu();
@@ -327,9 +332,22 @@ fn finish_load(state: &Rc<RefCell<State>>) {
             arch: model.hp.arch.name().to_owned(),
             n_params: model.n_params,
             n_ctx: model.hp.n_ctx_train as u64,
-            backend: loaded.choice.clone(),
+            backend: in_app_words(loaded.choice.clone(), pref),
         });
     });
+}
+
+/// The engine's reason for running on the CPU, in the app's words (the setting is in Settings).
+fn in_app_words(mut choice: BackendChoice, pref: BackendPref) -> BackendChoice {
+    if pref == BackendPref::Cpu {
+        choice.fallback = Some("the CPU engine was chosen in Settings".into());
+    } else if let Some(why) = &choice.fallback {
+        choice.fallback = Some(why.replace(
+            "choose WebGPU explicitly to use it anyway",
+            "choose \"WebGPU\" in Settings to use it anyway",
+        ));
+    }
+    choice
 }
 
 /// The session of `chat_id` (taken out of the state while it runs), made anew where there is
@@ -465,6 +483,9 @@ async fn reply(
         keep: Some(prompt.keep),
     };
     let (mut session, _restored) = take_session(state, loaded, chat_id, n_ctx)?;
+    if !params.reuse {
+        session.reset();
+    }
     let channel = state.borrow().yield_channel.clone();
     let mut sink = PostTokens {
         stop,
@@ -480,9 +501,7 @@ async fn reply(
             s.sessions.clear();
             s.model = None;
             drop(s);
-            let backend = inference::backend::BackendChoice::cpu(format!(
-                "WebGPU failed during a reply: {e}"
-            ));
+            let backend = BackendChoice::cpu(format!("WebGPU failed during a reply: {e}"));
             post(&FromWorker::Backend { backend });
             return Err(format!(
                 "The GPU failed ({e}). The model's weights lived on the GPU only: load the model \
@@ -521,7 +540,9 @@ async fn reply(
         trimmed,
     };
     // The cache goes out before `Done`, so the next message can already use the session.
-    send_snapshot(chat_id, &session).await;
+    if params.reuse {
+        send_snapshot(chat_id, &session).await;
+    }
     keep_session(state, chat_id, session);
     Ok(done)
 }

@@ -77,6 +77,21 @@ fn MessageBubble(index: usize) -> impl IntoView {
                 .map(|s| s.summary())
         })
     };
+    // The cache's work for this reply, for tests and tools: "prompt,evaluated" tokens and the
+    // time to the first token in ms.
+    let counts = move || {
+        entry.with(|e| {
+            e.as_ref()
+                .and_then(|e| e.stats.as_ref())
+                .map(|s| {
+                    format!(
+                        "{},{},{:.0}",
+                        s.prompt_tokens, s.evaluated_tokens, s.ttft_ms
+                    )
+                })
+                .unwrap_or_default()
+        })
+    };
     let error = move || entry.with(|e| e.as_ref().and_then(|e| e.error.clone()));
     let streaming = move || {
         state.generating.get()
@@ -96,6 +111,7 @@ fn MessageBubble(index: usize) -> impl IntoView {
             class:streaming=streaming
             data-token-ids=ids
             data-stop=stop
+            data-prompt=counts
         >
             <div class="msg-body" inner_html=html></div>
             {move || stats().map(|s| view! { <p class="msg-stats">{s}</p> })}

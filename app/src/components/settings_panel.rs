@@ -86,6 +86,13 @@ pub fn SettingsPanel() -> impl IntoView {
                         on:change=move |ev| s.update(|st| st.raw = event_target_checked(&ev))/>
                     "Completion mode (no chat template: the message is the raw prompt)"
                 </label>
+                <label class="wide check">
+                    <input type="checkbox" name="reuse_cache"
+                        prop:checked=move || s.with(|s| s.reuse_cache)
+                        on:change=move |ev| s.update(|st| st.reuse_cache = event_target_checked(&ev))/>
+                    "Keep each conversation in the model's cache (a reply evaluates only the new \
+                     message; off: recompute the whole conversation every time)"
+                </label>
                 <label class="wide">
                     "System prompt"
                     <textarea name="system_prompt" rows="2"
