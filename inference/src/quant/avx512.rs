@@ -1,16 +1,15 @@
 //! x86_64 AVX-512 VNNI variant of the 8-bit integer kernels (`Activations::Q8`): the block
-//! decoders of `x86.rs` produce 32 weights at a time as before, and two such chunks are joined
-//! into one 512-bit register, so the dot (`vpdpbusd`), the conversion, the scaling and the FMA
-//! each cover 64 weights per instruction — half the instructions of the 256-bit kernel, which
-//! is what prefill (compute-bound) needs. Chosen at run time where the CPU has AVX-512 F/BW/DQ/
-//! VNNI and a row has an even number of 32-chunks (every model we know); otherwise `x86.rs`.
+//! decoders of `x86.rs` produce 32 weights at a time as before, and each chunk is placed in both
+//! halves of a 512-bit register against two tokens, so the dot (`vpdpbusd`), the conversion, the
+//! scaling and the FMA each cover 64 products per instruction — half the instructions of the
+//! 256-bit kernel, which is what prefill (compute-bound) needs. Chosen at run time where the CPU
+//! has AVX-512 F/BW/DQ/VNNI; otherwise `x86.rs`.
 //!
-//! Used for batches (prefill); a single token goes to the 256-bit kernel, which streams memory
-//! faster. Per (row, token) the sums run over chunk pairs in a fixed order whatever the tile
-//! shape: even chunks in the low half of the accumulator, odd ones in the high half, offsets a
-//! pair at a time, and the halves added before the horizontal sum — exactly what the 256-bit
-//! kernel does with `x86::PairAcc` for a single token, so a batch equals its tokens one by one
-//! bit for bit.
+//! Used for batches (prefill), two tokens per register: each decoded 32-weight chunk fills both
+//! halves and meets two tokens' activations; a single token goes to the 256-bit kernel, which
+//! streams memory faster. Per (row, token) both do exactly the same operations in the same
+//! order, so a batch equals its tokens one by one bit for bit (a conversation's cache, filled
+//! token by token, equals a recompute of the whole history).
 //!
 //! The K-quants (Q4_K, Q5_K, Q6_K) have their own kernel here, [`matmul_k`], for batches and
 //! single tokens alike: activations quantized per 256-block (`Q8Acts::kq`, llama.cpp's
@@ -32,13 +31,6 @@ pub(super) fn available() -> bool {
         && is_x86_feature_detected!("avx512vl")
 }
 
-/// Whether a row of `cols` elements of `K` splits into whole chunk pairs (a pair never crosses
-/// a block of a K-quant; the 32-element types pair two blocks).
-pub(super) fn fits<K: KernQ8>(cols: usize) -> bool {
-    let nb = cols / K::QK;
-    K::QK >= 64 || nb.is_multiple_of(2)
-}
-
 /// Two 256-bit halves as one 512-bit register.
 #[inline(always)]
 unsafe fn join_i(a: __m256i, b: __m256i) -> __m512i {
@@ -52,120 +44,125 @@ unsafe fn join_f(a: __m256, b: __m256) -> __m512 {
     unsafe { _mm512_insertf32x8::<1>(_mm512_castps256_ps512(a), b) }
 }
 
-/// `R` rows × `T` tokens, as `x86::tile_q8` but over chunk pairs in 512-bit registers.
+/// The low and high 256-bit halves.
+#[inline(always)]
+unsafe fn halves(a: __m512) -> (__m256, __m256) {
+    // SAFETY: inlined into AVX-512 kernels only.
+    unsafe { (_mm512_castps512_ps256(a), _mm512_extractf32x8_ps::<1>(a)) }
+}
+
+/// `R` rows × `P` pairs of tokens: each decoded 32-weight chunk fills both halves of a 512-bit
+/// register, and the halves take two tokens' activations. Per (row, token) these are exactly the
+/// operations of `x86::tile_q8` — one 8-lane accumulator fed chunk after chunk, the offsets
+/// summed as scalars, `hsum(acc) + (off + hsum(offv))` — so a token gets the same bits in a
+/// 512-bit batch as alone in the 256-bit kernel. Returns `out[r][t]` for the `2P` tokens.
 ///
 /// # Safety
-/// `R` rows of `nb` blocks at `w` (`rb` bytes apart); `T` tokens of `cpr` chunks at
-/// `xq`/`xd`/`xs`; [`fits`] holds; the CPU has the features of [`available`] and AVX2/FMA/F16C.
+/// `R` rows of `nb` blocks at `w` (`rb` bytes apart); `P` token pairs of `cpr` chunks at
+/// `xq2`/`xd2` (interleaved, see [`interleave`]) and `2P` tokens at `xs`; the CPU has the
+/// features of [`available`] and AVX2/FMA/F16C.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<K: KernQ8, const R: usize, const T: usize>(
+unsafe fn tile<K: KernQ8, const R: usize, const P: usize>(
     w: *const u8,
     rb: usize,
     nb: usize,
     cpr: usize,
-    xq: *const i8,
-    xd: *const f32,
+    xq2: *const i8,
+    xd2: *const f32,
     xs: *const f32,
-) -> [[f32; T]; R] {
+) -> [[[f32; 2]; P]; R] {
     // SAFETY: every pointer below stays within the ranges the caller guarantees.
     unsafe {
-        let cpb = K::QK / 32; // chunks per block
-        let bpg = if cpb == 1 { 2 } else { 1 }; // blocks per group of whole chunk pairs
-        let mut acc = [[_mm512_setzero_ps(); T]; R];
-        let mut off = [[0f32; T]; R];
-        let mut offv = [[_mm256_setzero_ps(); T]; R];
-        // Lanes 0..8 take the first chunk's activation scale, 8..16 the second's.
+        let mut acc = [[_mm512_setzero_ps(); P]; R];
+        let mut off = [[[0f32; 2]; P]; R];
+        // Lanes 0..8 take the first token's activation scale, 8..16 the second's.
         let pair_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        let mut offv = [[_mm512_setzero_ps(); P]; R];
         let next = w.wrapping_add(R * rb);
-        for g in 0..nb / bpg {
-            let b0 = g * bpg;
+        for b in 0..nb {
+            let blk0 = w.add(b * K::BYTES);
             let mut o = 0;
-            while o < R * bpg * K::BYTES {
-                let p = next.wrapping_add(b0 * R * K::BYTES + o);
-                _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+            while o < R * K::BYTES {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * R * K::BYTES + o) as *const i8);
                 o += 64;
             }
-            // Block states of the group's (one or two) blocks, per row.
-            let mut st = [[K::prep(w.add(b0 * K::BYTES)); 2]; R];
-            for r in 0..R {
-                for i in 0..bpg {
-                    st[r][i] = K::prep(w.add(r * rb + (b0 + i) * K::BYTES));
-                }
+            let mut st = [K::prep(blk0); R];
+            for r in 1..R {
+                st[r] = K::prep(blk0.add(r * rb));
             }
             if K::BLOCK_OFFS {
-                for t in 0..T {
-                    let sx = _mm256_loadu_ps(xs.add(t * cpr + 8 * b0));
+                for p in 0..P {
+                    let sx = join_f(
+                        _mm256_loadu_ps(xs.add(2 * p * cpr + 8 * b)),
+                        _mm256_loadu_ps(xs.add((2 * p + 1) * cpr + 8 * b)),
+                    );
                     for r in 0..R {
-                        offv[r][t] = _mm256_fmadd_ps(K::block_offs(&st[r][0]), sx, offv[r][t]);
+                        let bo = K::block_offs(&st[r]);
+                        offv[r][p] = _mm512_fmadd_ps(join_f(bo, bo), sx, offv[r][p]);
                     }
                 }
             }
-            for jp in 0..bpg * cpb / 2 {
-                let j = b0 * cpb + 2 * jp; // first chunk of the pair (row-relative)
-                let (i0, c0) = ((2 * jp) / cpb, (2 * jp) % cpb);
-                let (i1, c1) = ((2 * jp + 1) / cpb, (2 * jp + 1) % cpb);
-                // Both chunks' activation scales in their halves, per token.
-                let mut dx = [_mm512_setzero_ps(); T];
-                for t in 0..T {
-                    let two = _mm_castpd_ps(_mm_load_sd(xd.add(t * cpr + j) as *const f64));
-                    dx[t] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(two));
-                }
+            for c in 0..K::QK / 32 {
+                let j = b * (K::QK / 32) + c;
                 for r in 0..R {
-                    let base = w.add(r * rb + b0 * K::BYTES);
-                    let (w0, s0, f0) = K::qchunk(base.add(i0 * K::BYTES), &st[r][i0], c0);
-                    let (w1, s1, f1) = K::qchunk(base.add(i1 * K::BYTES), &st[r][i1], c1);
-                    let wq = join_i(w0, w1);
-                    let sc = join_f(s0, s1);
+                    let (wq, sc, ofs) = K::qchunk(blk0.add(r * rb), &st[r], c);
+                    let wq = join_i(wq, wq);
+                    let sc = join_f(sc, sc);
                     let (wu, neg) = if K::UNSIGNED {
                         (wq, 0)
                     } else {
                         (_mm512_abs_epi8(wq), _mm512_movepi8_mask(wq))
                     };
-                    for t in 0..T {
-                        let k = t * cpr + j;
-                        let ax = _mm512_loadu_si512(xq.add(32 * k) as *const __m512i);
+                    for p in 0..P {
+                        let (k0, k1) = (2 * p * cpr + j, (2 * p + 1) * cpr + j);
+                        // Both tokens' chunk j, side by side (see `interleave`).
+                        let ax = _mm512_loadu_si512(xq2.add(64 * (p * cpr + j)) as *const __m512i);
                         // x with w's sign, so that |w| can be the unsigned operand.
                         let ax = if K::UNSIGNED {
                             ax
                         } else {
                             _mm512_mask_sub_epi8(ax, neg, _mm512_setzero_si512(), ax)
                         };
-                        let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, ax);
-                        let s = _mm512_mul_ps(sc, dx[t]);
-                        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[r][t]);
+                        let dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, ax);
+                        let two =
+                            _mm_castpd_ps(_mm_load_sd(xd2.add(2 * (p * cpr + j)) as *const f64));
+                        let dx = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(two));
+                        let sd = _mm512_mul_ps(sc, dx);
+                        acc[r][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), sd, acc[r][p]);
                         if K::UNSIGNED && !K::BLOCK_OFFS {
-                            off[r][t] += f0 * *xs.add(k) + f1 * *xs.add(k + 1);
+                            off[r][p][0] += ofs * *xs.add(k0);
+                            off[r][p][1] += ofs * *xs.add(k1);
                         }
                     }
                 }
             }
         }
-        let mut out = [[0f32; T]; R];
+        let mut out = [[[0f32; 2]; P]; R];
         for r in 0..R {
-            for t in 0..T {
-                // Even chunks in the low half, odd ones in the high half: added, then summed as
-                // the 256-bit kernel with `PairAcc` does, so one token agrees bit for bit.
-                let lo = _mm512_castps512_ps256(acc[r][t]);
-                let hi = _mm512_extractf32x8_ps::<1>(acc[r][t]);
-                out[r][t] = hsum1(_mm256_add_ps(lo, hi)) + (off[r][t] + hsum1(offv[r][t]));
+            for p in 0..P {
+                let (a0, a1) = halves(acc[r][p]);
+                let (v0, v1) = halves(offv[r][p]);
+                out[r][p][0] = hsum1(a0) + (off[r][p][0] + hsum1(v0));
+                out[r][p][1] = hsum1(a1) + (off[r][p][1] + hsum1(v1));
             }
         }
         out
     }
 }
 
-/// Rows `0..rows` against tokens `t0..t0 + T`: tiles of `R` rows, then row by row.
+/// Rows `0..rows` against the `2P` tokens `t0..` (pair `t0 / 2..` of the interleaved
+/// activations): tiles of `R` rows, then row by row.
 ///
 /// # Safety
 /// As [`matmul`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows<K: KernQ8, const R: usize, const T: usize>(
+unsafe fn rows<K: KernQ8, const R: usize, const P: usize>(
     w: &[u8],
     cols: usize,
-    xq: &[i8],
-    xd: &[f32],
+    xq2: &[i8],
+    xd2: &[f32],
     xs: &[f32],
     t0: usize,
     n_rows: usize,
@@ -174,42 +171,65 @@ unsafe fn rows<K: KernQ8, const R: usize, const T: usize>(
     let nb = cols / K::QK;
     let cpr = cols / 32;
     let rb = nb * K::BYTES;
-    // SAFETY: token `t0 + T - 1` is in bounds (checked by the caller).
+    // SAFETY: token `t0 + 2P - 1` is in bounds (checked by the caller).
     let (xqp, xdp, xsp) = unsafe {
         (
-            xq.as_ptr().add(t0 * cols),
-            xd.as_ptr().add(t0 * cpr),
+            xq2.as_ptr().add(t0 * cols),
+            xd2.as_ptr().add(t0 * cpr),
             xs.as_ptr().add(t0 * cpr),
         )
+    };
+    let mut put = |r: usize, v: &[[f32; 2]; P]| {
+        for (p, pair) in v.iter().enumerate() {
+            out[(t0 + 2 * p) * n_rows + r] = pair[0];
+            out[(t0 + 2 * p + 1) * n_rows + r] = pair[1];
+        }
     };
     let mut r = 0;
     while r < n_rows {
         if r + R <= n_rows {
             // SAFETY: rows r..r+R are in bounds.
-            let v = unsafe { tile::<K, R, T>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
+            let v = unsafe { tile::<K, R, P>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
             for (i, vr) in v.iter().enumerate() {
-                for (t, &x) in vr.iter().enumerate() {
-                    out[(t0 + t) * n_rows + r + i] = x;
-                }
+                put(r + i, vr);
             }
             r += R;
         } else {
             // SAFETY: row r is in bounds.
-            let v = unsafe { tile::<K, 1, T>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
-            for (t, &x) in v[0].iter().enumerate() {
-                out[(t0 + t) * n_rows + r] = x;
-            }
+            let v = unsafe { tile::<K, 1, P>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
+            put(r, &v[0]);
             r += 1;
         }
     }
 }
 
-/// The 512-bit kernel for one block type: 4-row tiles for one token (decode), 2 × 4 tiles for a
-/// batch, the leftover tokens one by one.
+/// The activations of token pairs side by side: for pair `p` and chunk `j`, 64 bytes (token
+/// `2p`'s 32, then token `2p + 1`'s) in `xq2`, and the two scales in `xd2`, so a tile loads a
+/// pair's chunk with one 512-bit load.
+fn interleave(xq: &[i8], xd: &[f32], cols: usize, pairs: usize) -> (Vec<i8>, Vec<f32>) {
+    let cpr = cols / 32;
+    let mut xq2 = vec![0i8; pairs * 2 * cols];
+    let mut xd2 = vec![0f32; pairs * 2 * cpr];
+    for p in 0..pairs {
+        for j in 0..cpr {
+            for h in 0..2 {
+                let t = 2 * p + h;
+                let dst = 64 * (p * cpr + j) + 32 * h;
+                xq2[dst..dst + 32].copy_from_slice(&xq[t * cols + 32 * j..t * cols + 32 * j + 32]);
+                xd2[2 * (p * cpr + j) + h] = xd[t * cpr + j];
+            }
+        }
+    }
+    (xq2, xd2)
+}
+
+/// The 512-bit kernel for one block type: tiles of 2 rows × 8 tokens and 4 rows × 4 tokens;
+/// returns how many tokens it did (an even number: a last odd token is left to the 256-bit
+/// kernel, which computes it bit for bit the same).
 ///
 /// # Safety
-/// Lengths checked by the caller (as `x86::matmul_q8`), [`fits`] holds, and the CPU has the
-/// features of [`available`] plus AVX2/FMA/F16C.
+/// Lengths checked by the caller (as `x86::matmul_q8`), and the CPU has the features of
+/// [`available`] plus AVX2/FMA/F16C.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn matmul<K: KernQ8>(
@@ -220,24 +240,26 @@ pub(super) unsafe fn matmul<K: KernQ8>(
     xs: &[f32],
     n_tok: usize,
     out: &mut [f32],
-) {
+) -> usize {
     let n_rows = out.len() / n_tok;
+    let (xq2, xd2) = interleave(xq, xd, cols, n_tok / 2);
     let mut t = 0;
-    // SAFETY: tokens t..t+T <= n_tok; lengths checked by the caller.
+    // SAFETY: tokens t..t+2P <= n_tok; lengths checked by the caller.
     unsafe {
         while t + 8 <= n_tok {
-            rows::<K, 2, 8>(w, cols, xq, xd, xs, t, n_rows, out);
+            rows::<K, 2, 4>(w, cols, &xq2, &xd2, xs, t, n_rows, out);
             t += 8;
         }
         while t + 4 <= n_tok {
-            rows::<K, 4, 4>(w, cols, xq, xd, xs, t, n_rows, out);
+            rows::<K, 4, 2>(w, cols, &xq2, &xd2, xs, t, n_rows, out);
             t += 4;
         }
-        while t < n_tok {
-            rows::<K, 4, 1>(w, cols, xq, xd, xs, t, n_rows, out);
-            t += 1;
+        while t + 2 <= n_tok {
+            rows::<K, 4, 1>(w, cols, &xq2, &xd2, xs, t, n_rows, out);
+            t += 2;
         }
     }
+    t
 }
 
 // ---------------------------------------------------------------------------------------------

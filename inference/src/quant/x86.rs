@@ -1238,39 +1238,17 @@ const ROWS: usize = 4;
 const TILE_ROWS: usize = 2;
 const TILE_TOKS: usize = 4;
 
-/// How a tile sums its chunks: into one accumulator, or into two by chunk parity ([`PairAcc`]):
-/// the order of the 512-bit kernel (`avx512.rs`), which takes chunks in pairs, so that a single
-/// token on the 256-bit kernel gives bit for bit what the same token gets in a 512-bit batch.
-pub(super) trait Accum {
-    const PAIRS: bool;
-}
-
-/// One accumulator per (row, token).
-pub(super) struct OneAcc;
-impl Accum for OneAcc {
-    const PAIRS: bool = false;
-}
-
-/// Even and odd chunks in two accumulators, added before the horizontal sum; offsets summed per
-/// chunk pair.
-pub(super) struct PairAcc;
-impl Accum for PairAcc {
-    const PAIRS: bool = true;
-}
-
 /// `R` rows starting at `w` (`rb` bytes apart) against `T` tokens (`xq`/`xd`/`xs` of token `t` at
 /// `t · cpr` chunks): per (row, token), chunk by chunk, `acc = fma(Σw·x, scale·dx, acc)` and
-/// the offset terms, then `hsum(acc) + off` (with [`PairAcc`]: even and odd chunks in two
-/// accumulators, `hsum(acc_even + acc_odd)`, offsets added a pair at a time). Every tile shape
-/// does exactly these operations per (row, token), so results never depend on how rows and
-/// tokens are grouped, how many tokens are in a batch, or how many threads share the rows.
-/// Returns `out[r][t]`.
+/// the offset terms, then `hsum(acc) + off`. Every tile shape does exactly these operations per
+/// (row, token), so results never depend on how rows and tokens are grouped, how many tokens are
+/// in a batch, or how many threads share the rows. Returns `out[r][t]`.
 ///
 /// # Safety
 /// `R` rows of `nb` blocks at `w`; `T` tokens of `cpr` chunks at `xq`/`xd`/`xs`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
+unsafe fn tile_q8<K: KernQ8, D: IDot, const R: usize, const T: usize>(
     w: *const u8,
     rb: usize,
     nb: usize,
@@ -1282,9 +1260,7 @@ unsafe fn tile_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
     // SAFETY: every pointer below stays within the ranges the caller guarantees.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); T]; R];
-        let mut acc_odd = [[_mm256_setzero_ps(); T]; R];
         let mut off = [[0f32; T]; R];
-        let mut pend = [[0f32; T]; R];
         let mut offv = [[_mm256_setzero_ps(); T]; R];
         // The next register block's bytes, streamed in as this one is consumed: R rows apart,
         // this block's rows are R short streams that the hardware prefetcher picks up late
@@ -1319,21 +1295,9 @@ unsafe fn tile_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
                         let ax = load32(xq.add(32 * k) as *const u8);
                         let p = q8_dot::<K, D>(wq, ax);
                         let s = _mm256_mul_ps(sc, _mm256_set1_ps(*xd.add(k)));
-                        let odd = A::PAIRS && j % 2 == 1;
-                        if odd {
-                            acc_odd[r][t] = _mm256_fmadd_ps(p, s, acc_odd[r][t]);
-                        } else {
-                            acc[r][t] = _mm256_fmadd_ps(p, s, acc[r][t]);
-                        }
+                        acc[r][t] = _mm256_fmadd_ps(p, s, acc[r][t]);
                         if K::UNSIGNED && !K::BLOCK_OFFS {
-                            if !A::PAIRS {
-                                off[r][t] += ofs * *xs.add(k);
-                            } else if odd {
-                                off[r][t] += pend[r][t] + ofs * *xs.add(k);
-                                pend[r][t] = 0.0;
-                            } else {
-                                pend[r][t] = ofs * *xs.add(k);
-                            }
+                            off[r][t] += ofs * *xs.add(k);
                         }
                     }
                 }
@@ -1342,12 +1306,7 @@ unsafe fn tile_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
         let mut out = [[0f32; T]; R];
         for r in 0..R {
             for t in 0..T {
-                let a = if A::PAIRS {
-                    hsum1(_mm256_add_ps(acc[r][t], acc_odd[r][t]))
-                } else {
-                    hsum1(acc[r][t])
-                };
-                out[r][t] = a + ((off[r][t] + pend[r][t]) + hsum1(offv[r][t]));
+                out[r][t] = hsum1(acc[r][t]) + (off[r][t] + hsum1(offv[r][t]));
             }
         }
         out
@@ -1360,7 +1319,7 @@ unsafe fn tile_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
 /// As [`matmul_q8_k`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
+unsafe fn rows_q8<K: KernQ8, D: IDot, const R: usize, const T: usize>(
     w: &[u8],
     cols: usize,
     xq: &[i8],
@@ -1386,7 +1345,7 @@ unsafe fn rows_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
     while r + R <= rows {
         // SAFETY: rows r..r+R are in bounds.
         let v =
-            unsafe { tile_q8::<K, D, A, R, T>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
+            unsafe { tile_q8::<K, D, R, T>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
         for (i, vr) in v.iter().enumerate() {
             for (t, &x) in vr.iter().enumerate() {
                 put(out, r + i, t, x);
@@ -1397,7 +1356,7 @@ unsafe fn rows_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
     while r < rows {
         // SAFETY: row r is in bounds.
         let v =
-            unsafe { tile_q8::<K, D, A, 1, T>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
+            unsafe { tile_q8::<K, D, 1, T>(w.as_ptr().add(r * rb), rb, nb, cpr, xqp, xdp, xsp) };
         for (t, &x) in v[0].iter().enumerate() {
             put(out, r, t, x);
         }
@@ -1411,7 +1370,7 @@ unsafe fn rows_q8<K: KernQ8, D: IDot, A: Accum, const R: usize, const T: usize>(
 /// (and AVX-VNNI when `D` is [`Vnni`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul_q8_k<K: KernQ8, D: IDot, A: Accum>(
+unsafe fn matmul_q8_k<K: KernQ8, D: IDot>(
     w: &[u8],
     cols: usize,
     xq: &[i8],
@@ -1427,14 +1386,14 @@ unsafe fn matmul_q8_k<K: KernQ8, D: IDot, A: Accum>(
         while t + TILE_TOKS <= n_tok {
             if K::BLOCK_OFFS {
                 // Their vector offset sums take another R·T registers: one row per tile.
-                rows_q8::<K, D, A, 1, TILE_TOKS>(w, cols, xq, xd, xs, t, rows, out);
+                rows_q8::<K, D, 1, TILE_TOKS>(w, cols, xq, xd, xs, t, rows, out);
             } else {
-                rows_q8::<K, D, A, TILE_ROWS, TILE_TOKS>(w, cols, xq, xd, xs, t, rows, out);
+                rows_q8::<K, D, TILE_ROWS, TILE_TOKS>(w, cols, xq, xd, xs, t, rows, out);
             }
             t += TILE_TOKS;
         }
         while t < n_tok {
-            rows_q8::<K, D, A, ROWS, 1>(w, cols, xq, xd, xs, t, rows, out);
+            rows_q8::<K, D, ROWS, 1>(w, cols, xq, xd, xs, t, rows, out);
             t += 1;
         }
     }
@@ -1476,7 +1435,7 @@ unsafe fn matmul_q8_avx2(
     out: &mut [f32],
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { q8_dispatch!(ty, matmul_q8_k[Maddubs, OneAcc], (w, cols, xq, xd, xs, n_tok, out)) }
+    unsafe { q8_dispatch!(ty, matmul_q8_k[Maddubs], (w, cols, xq, xd, xs, n_tok, out)) }
 }
 
 /// The same kernels compiled for AVX-VNNI (`vpdpbusd`); the same integers, so the same results.
@@ -1496,28 +1455,7 @@ unsafe fn matmul_q8_vnni(
     out: &mut [f32],
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { q8_dispatch!(ty, matmul_q8_k[Vnni, OneAcc], (w, cols, xq, xd, xs, n_tok, out)) }
-}
-
-/// The AVX-VNNI kernels summing chunks in pairs ([`PairAcc`]): one token on an AVX-512 machine,
-/// bit for bit what it gets in a 512-bit batch.
-///
-/// # Safety
-/// As [`matmul_q8_vnni`].
-#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn matmul_q8_vnni_pairs(
-    ty: GgmlType,
-    w: &[u8],
-    cols: usize,
-    xq: &[i8],
-    xd: &[f32],
-    xs: &[f32],
-    n_tok: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe { q8_dispatch!(ty, matmul_q8_k[Vnni, PairAcc], (w, cols, xq, xd, xs, n_tok, out)) }
+    unsafe { q8_dispatch!(ty, matmul_q8_k[Vnni], (w, cols, xq, xd, xs, n_tok, out)) }
 }
 
 /// The 8-bit kernel families, slowest first.
@@ -1562,11 +1500,10 @@ pub(super) fn set_q8_isa(isa: &str) {
     Q8_CAP.store(l as u8, Ordering::Relaxed);
 }
 
-/// The 512-bit kernels.
+/// The 512-bit kernels, on an even number of the tokens; returns how many it did.
 ///
 /// # Safety
-/// As [`matmul_q8_k`]; the features of `avx512::available()` plus AVX2/FMA/F16C present, and
-/// `avx512::fits` holds for `ty` and `cols`.
+/// As [`matmul_q8_k`]; the features of `avx512::available()` plus AVX2/FMA/F16C present.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vnni,avx512vl")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn matmul_q8_avx512(
@@ -1578,21 +1515,9 @@ unsafe fn matmul_q8_avx512(
     xs: &[f32],
     n_tok: usize,
     out: &mut [f32],
-) {
+) -> usize {
     // SAFETY: forwarded from the caller.
     unsafe { q8_dispatch!(ty, avx512::matmul[], (w, cols, xq, xd, xs, n_tok, out)) }
-}
-
-/// Whether the 512-bit kernel takes rows of `cols` elements of `ty`.
-fn avx512_fits(ty: GgmlType, cols: usize) -> bool {
-    match ty {
-        GgmlType::Q4_0 => avx512::fits::<Q4_0>(cols),
-        GgmlType::Q4_1 => avx512::fits::<Q4_1>(cols),
-        GgmlType::Q5_0 => avx512::fits::<Q5_0>(cols),
-        GgmlType::Q5_1 => avx512::fits::<Q5_1>(cols),
-        GgmlType::Q8_0 => avx512::fits::<Q8_0>(cols),
-        _ => true,
-    }
 }
 
 /// Whether [`matmul_q8k`] runs `ty`: the K-quants with 256-element blocks, on the 512-bit
@@ -1691,14 +1616,22 @@ pub(super) fn matmul_q8(
     unsafe {
         match q8_isa() {
             // One token is bound by memory, not arithmetic, and the 256-bit kernel streams it
-            // faster here (76 vs 65 tok/s on SmolLM2); batches are compute-bound: 512 bits. The
-            // 256-bit kernel then sums chunks in the 512-bit kernel's pairs, so a token gives the
-            // same bits alone or in a batch (a conversation's reused cache equals a recompute).
-            "avx512vnni" if avx512_fits(ty, cols) => {
-                if n_tok > 1 {
-                    matmul_q8_avx512(ty, w, cols, xq, xd, xs, n_tok, out)
-                } else {
-                    matmul_q8_vnni_pairs(ty, w, cols, xq, xd, xs, n_tok, out)
+            // faster here (76 vs 65 tok/s on SmolLM2); batches are compute-bound: 512 bits, two
+            // tokens a register, a last odd token by the 256-bit kernel (the same bits).
+            "avx512vnni" if n_tok > 1 => {
+                let done = matmul_q8_avx512(ty, w, cols, xq, xd, xs, n_tok, out);
+                if done < n_tok {
+                    let (rows, cpr) = (out.len() / n_tok, cols / 32);
+                    matmul_q8_vnni(
+                        ty,
+                        w,
+                        cols,
+                        &xq[done * cols..],
+                        &xd[done * cpr..],
+                        &xs[done * cpr..],
+                        n_tok - done,
+                        &mut out[done * rows..],
+                    );
                 }
             }
             "avx512vnni" | "avxvnni" => matmul_q8_vnni(ty, w, cols, xq, xd, xs, n_tok, out),
