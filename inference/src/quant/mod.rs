@@ -136,6 +136,45 @@ pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out:
     }
 }
 
+/// Attention's inner products, per ISA (used by the CPU backend's attention): for `nk` keys
+/// (`k[j · k_stride..][..hd]`) and the `rp` rows (a multiple of 8) of `qt` — a block of queries
+/// transposed, (hd, rp) —, `scores[j · rp + r] = Σ_d qt[d · rp + r] · k_j[d]`, summed in `d`
+/// order (fused multiply-adds where the CPU has them). Every (row, key) gets the same operations
+/// however many rows and keys there are, so a token scores the same alone or in a batch.
+pub fn dot_rows(qt: &[f32], rp: usize, k: &[f32], k_stride: usize, nk: usize, scores: &mut [f32]) {
+    let hd = qt.len() / rp.max(1);
+    assert!(rp.is_multiple_of(8) && scores.len() >= nk * rp);
+    assert!(nk == 0 || k.len() >= (nk - 1) * k_stride + hd);
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => x86::dot_rows(qt, rp, k, k_stride, nk, scores),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Some(_) => simd128::dot_rows(qt, rp, k, k_stride, nk, scores),
+        _ => scalar::dot_rows(qt, rp, k, k_stride, nk, scores),
+    }
+}
+
+/// Attention's weighted sum of values, per ISA: `out[i] = Σ_j p[j · p_stride] · v[j · v_stride + i]`
+/// for `n` values `j`, summed in `j` order (fused multiply-adds where the CPU has them), element
+/// by element the same whatever the other rows.
+pub fn weighted_sum(
+    p: &[f32],
+    p_stride: usize,
+    v: &[f32],
+    v_stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    assert!(n == 0 || (p.len() > (n - 1) * p_stride && v.len() >= (n - 1) * v_stride + out.len()));
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => x86::weighted_sum(p, p_stride, v, v_stride, n, out),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Some(_) => simd128::weighted_sum(p, p_stride, v, v_stride, n, out),
+        _ => scalar::weighted_sum(p, p_stride, v, v_stride, n, out),
+    }
+}
+
 /// How a matrix product treats its f32 activations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Activations {

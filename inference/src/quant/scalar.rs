@@ -507,6 +507,44 @@ pub(super) fn row_bytes(ty: GgmlType, cols: usize) -> usize {
     cols / ty.block_size() * ty.type_size()
 }
 
+/// [`super::dot_rows`]: row by row, `acc + q · k` in `d` order.
+pub(super) fn dot_rows(
+    qt: &[f32],
+    rp: usize,
+    k: &[f32],
+    k_stride: usize,
+    nk: usize,
+    scores: &mut [f32],
+) {
+    let hd = qt.len() / rp;
+    for j in 0..nk {
+        let kj = &k[j * k_stride..j * k_stride + hd];
+        for (r, s) in scores[j * rp..(j + 1) * rp].iter_mut().enumerate() {
+            let mut acc = 0f32;
+            for (d, &kd) in kj.iter().enumerate() {
+                acc += qt[d * rp + r] * kd;
+            }
+            *s = acc;
+        }
+    }
+}
+
+/// [`super::weighted_sum`]: `o + p · v` in `j` order, element by element.
+pub(super) fn weighted_sum(
+    p: &[f32],
+    p_stride: usize,
+    v: &[f32],
+    v_stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    out.fill(0.0);
+    for j in 0..n {
+        let (pj, vj) = (p[j * p_stride], &v[j * v_stride..j * v_stride + out.len()]);
+        out.iter_mut().zip(vj).for_each(|(o, &v)| *o += pj * v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -379,3 +379,69 @@ pub(super) fn matmul(
         _ => scalar::matmul(ty, w, cols, x, n_tok, out),
     }
 }
+
+/// [`super::dot_rows`]: four rows per vector, four keys at a time (independent chains), `acc +
+/// q · k` in `d` order (as `scalar.rs`, lane by lane).
+pub(super) fn dot_rows(
+    qt: &[f32],
+    rp: usize,
+    k: &[f32],
+    k_stride: usize,
+    nk: usize,
+    scores: &mut [f32],
+) {
+    let hd = qt.len() / rp;
+    let mut j = 0;
+    while j < nk {
+        let kn = (nk - j).min(4);
+        for r0 in (0..rp).step_by(4) {
+            let mut acc = [f32x4_splat(0.0); 4];
+            for d in 0..hd {
+                let q = load_f32x4(qt, d * rp + r0);
+                for (i, a) in acc.iter_mut().enumerate().take(kn) {
+                    let kv = f32x4_splat(k[(j + i) * k_stride + d]);
+                    *a = f32x4_add(*a, f32x4_mul(q, kv));
+                }
+            }
+            for (i, a) in acc.iter().enumerate().take(kn) {
+                store_f32x4(&mut scores[(j + i) * rp + r0..(j + i) * rp + r0 + 4], *a);
+            }
+        }
+        j += kn;
+    }
+}
+
+/// [`super::weighted_sum`]: 16 values of `out` in four vectors at a time, `o + p · v` in `j`
+/// order (as `scalar.rs`, lane by lane).
+pub(super) fn weighted_sum(
+    p: &[f32],
+    p_stride: usize,
+    v: &[f32],
+    v_stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    let hd = out.len();
+    let mut i0 = 0;
+    while i0 + 16 <= hd {
+        let mut o = [f32x4_splat(0.0); 4];
+        for j in 0..n {
+            let pv = f32x4_splat(p[j * p_stride]);
+            for (q, oq) in o.iter_mut().enumerate() {
+                let vv = load_f32x4(v, j * v_stride + i0 + 4 * q);
+                *oq = f32x4_add(*oq, f32x4_mul(pv, vv));
+            }
+        }
+        for (q, oq) in o.iter().enumerate() {
+            store_f32x4(&mut out[i0 + 4 * q..i0 + 4 * q + 4], *oq);
+        }
+        i0 += 16;
+    }
+    for i in i0..hd {
+        let mut o = 0f32;
+        for j in 0..n {
+            o += p[j * p_stride] * v[j * v_stride + i];
+        }
+        out[i] = o;
+    }
+}

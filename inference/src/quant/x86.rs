@@ -1639,3 +1639,152 @@ pub(super) fn matmul_q8(
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Attention (f32): the two inner loops of the CPU backend's attention.
+// ---------------------------------------------------------------------------------------------
+
+/// [`super::dot_rows`]: tiles of up to 4 keys × 2 register groups (16 rows) as independent FMA
+/// chains; each (row, key) is `fma(q, k, acc)` in `d` order from zero.
+pub(super) fn dot_rows(
+    qt: &[f32],
+    rp: usize,
+    k: &[f32],
+    k_stride: usize,
+    nk: usize,
+    scores: &mut [f32],
+) {
+    let hd = qt.len() / rp;
+    assert!(available() && rp.is_multiple_of(8) && scores.len() >= nk * rp);
+    assert!(nk == 0 || k.len() >= (nk - 1) * k_stride + hd);
+    // SAFETY: the features were checked; the lengths above bound every access.
+    unsafe {
+        let mut j = 0;
+        while j < nk {
+            let kn = (nk - j).min(4);
+            let mut r0 = 0;
+            while r0 < rp {
+                let gn = if r0 + 16 <= rp { 2 } else { 1 };
+                match (kn, gn) {
+                    (4, 2) => dot_tile::<4, 2>(qt, rp, hd, k, k_stride, j, r0, scores),
+                    (4, _) => dot_tile::<4, 1>(qt, rp, hd, k, k_stride, j, r0, scores),
+                    (_, 2) => {
+                        for i in 0..kn {
+                            dot_tile::<1, 2>(qt, rp, hd, k, k_stride, j + i, r0, scores);
+                        }
+                    }
+                    _ => {
+                        for i in 0..kn {
+                            dot_tile::<1, 1>(qt, rp, hd, k, k_stride, j + i, r0, scores);
+                        }
+                    }
+                }
+                r0 += 8 * gn;
+            }
+            j += kn;
+        }
+    }
+}
+
+/// `KN` keys from `j0` × `GN` groups of 8 rows from `r0`.
+///
+/// # Safety
+/// AVX2/FMA present; keys `j0..j0 + KN` and rows `r0..r0 + 8·GN` within the checked lengths.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_tile<const KN: usize, const GN: usize>(
+    qt: &[f32],
+    rp: usize,
+    hd: usize,
+    k: &[f32],
+    k_stride: usize,
+    j0: usize,
+    r0: usize,
+    scores: &mut [f32],
+) {
+    // SAFETY: as the function's contract.
+    unsafe {
+        let (q, kp) = (qt.as_ptr(), k.as_ptr());
+        let mut acc = [[_mm256_setzero_ps(); GN]; KN];
+        for d in 0..hd {
+            let mut qv = [_mm256_setzero_ps(); GN];
+            for (g, v) in qv.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(q.add(d * rp + r0 + 8 * g));
+            }
+            for (i, ai) in acc.iter_mut().enumerate() {
+                let kb = _mm256_set1_ps(*kp.add((j0 + i) * k_stride + d));
+                for (g, a) in ai.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(qv[g], kb, *a);
+                }
+            }
+        }
+        for (i, ai) in acc.iter().enumerate() {
+            for (g, a) in ai.iter().enumerate() {
+                _mm256_storeu_ps(scores.as_mut_ptr().add((j0 + i) * rp + r0 + 8 * g), *a);
+            }
+        }
+    }
+}
+
+/// [`super::weighted_sum`]: 64 values of `out` in eight registers at a time, `fma(p, v, o)` in
+/// `j` order.
+pub(super) fn weighted_sum(
+    p: &[f32],
+    p_stride: usize,
+    v: &[f32],
+    v_stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    assert!(available());
+    assert!(n == 0 || (p.len() > (n - 1) * p_stride && v.len() >= (n - 1) * v_stride + out.len()));
+    // SAFETY: the features were checked; the lengths above bound every access.
+    unsafe { weighted_sum_fma(p, p_stride, v, v_stride, n, out) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_sum_fma(
+    p: &[f32],
+    p_stride: usize,
+    v: &[f32],
+    v_stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    let hd = out.len();
+    let vp = v.as_ptr();
+    let mut i0 = 0;
+    // SAFETY: j < n and i0 + 64 <= hd (or i0 + 8 <= hd): within `v` and `out` (checked).
+    unsafe {
+        while i0 + 64 <= hd {
+            let mut o = [_mm256_setzero_ps(); 8];
+            for j in 0..n {
+                let pv = _mm256_set1_ps(*p.get_unchecked(j * p_stride));
+                let row = vp.add(j * v_stride + i0);
+                for (q, oq) in o.iter_mut().enumerate() {
+                    *oq = _mm256_fmadd_ps(pv, _mm256_loadu_ps(row.add(8 * q)), *oq);
+                }
+            }
+            for (q, oq) in o.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(i0 + 8 * q), *oq);
+            }
+            i0 += 64;
+        }
+        while i0 + 8 <= hd {
+            let mut o = _mm256_setzero_ps();
+            for j in 0..n {
+                let pv = _mm256_set1_ps(*p.get_unchecked(j * p_stride));
+                o = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vp.add(j * v_stride + i0)), o);
+            }
+            _mm256_storeu_ps(out.as_mut_ptr().add(i0), o);
+            i0 += 8;
+        }
+    }
+    for i in i0..hd {
+        let mut o = 0f32;
+        for j in 0..n {
+            o = p[j * p_stride].mul_add(v[j * v_stride + i], o);
+        }
+        out[i] = o;
+    }
+}

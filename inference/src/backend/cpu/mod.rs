@@ -21,7 +21,7 @@ use crate::quant;
 use crate::quant::Activations;
 use crate::sampler::argmax;
 
-use ops::{add_bias, attend};
+use ops::{add_bias, attention, AttnShape};
 pub use ops::{gelu_tanh, rms_norm, rms_norm_inplace, silu, Rope};
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -86,7 +86,7 @@ pub struct Scratch {
     o: Vec<f32>,      // (n, n_embd)      attention / FFN output
     gate: Vec<f32>,   // (n, n_ff)
     up: Vec<f32>,     // (n, n_ff)
-    scores: Vec<f32>, // (n_ctx)         one head's attention scores
+    scores: Vec<f32>, // (block rows, keys) attention scores of a block of queries
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
@@ -398,36 +398,17 @@ fn layer(
         vc[start * kvd..(start + n) * kvd].copy_from_slice(&s.v[..n * kvd]);
     }
     let (kc, vc) = kv.layer(il);
-    let window = if hp.swa_layers[il] { hp.n_swa } else { 0 };
+    let shape = AttnShape {
+        n_head: hp.n_head,
+        n_head_kv: hp.n_head_kv,
+        head_dim: hd,
+        window: if hp.swa_layers[il] { hp.n_swa } else { 0 },
+        scale: hp.kq_scale,
+        start,
+        n,
+    };
     let att = grow(&mut s.att, n * qd);
-    let scores = grow(&mut s.scores, start + n);
-    let group = hp.n_head / hp.n_head_kv;
-    for t in 0..n {
-        let pos = start + t;
-        // Causal mask; a sliding-window layer also masks keys with pos - j >= window.
-        let lo = if window > 0 {
-            (pos + 1).saturating_sub(window)
-        } else {
-            0
-        };
-        for hh in 0..hp.n_head {
-            let kvh = hh / group;
-            let qh = &s.q[t * qd + hh * hd..t * qd + (hh + 1) * hd];
-            let out = &mut att[t * qd + hh * hd..t * qd + (hh + 1) * hd];
-            attend(
-                qh,
-                kc,
-                vc,
-                kvd,
-                kvh * hd,
-                lo,
-                pos,
-                hp.kq_scale,
-                &mut scores[..pos + 1],
-                out,
-            );
-        }
-    }
+    attention(&shape, &s.q[..n * qd], kc, vc, &mut s.scores, att);
     let o = grow(&mut s.o, n * e);
     pool.matmul(&lw.wo, &s.att[..n * qd], n, o);
     if let Some(pn) = &lw.post_attn_norm {

@@ -1,5 +1,7 @@
 //! The elementwise and attention ops of the CPU forward pass (f32, exact).
 
+use crate::quant;
+
 /// out = x / sqrt(mean(x²) + eps) * w   (sum in f64, as ggml does)
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
@@ -100,58 +102,109 @@ impl Rope {
     }
 }
 
-/// One query head against keys `lo..=pos` of one KV head: softmax(q·k × scale) · v → `out`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attend(
-    q: &[f32],
-    kc: &[f32], // (n_ctx, kv_dim)
-    vc: &[f32], // (n_ctx, kv_dim)
-    kv_dim: usize,
-    off: usize,
-    lo: usize,
-    pos: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    let hd = q.len();
-    let mut max = f32::NEG_INFINITY;
-    for j in lo..=pos {
-        let k = &kc[j * kv_dim + off..j * kv_dim + off + hd];
-        let s = dot(q, k) * scale;
-        scores[j] = s;
-        max = max.max(s);
-    }
-    let mut sum = 0f32;
-    for s in &mut scores[lo..=pos] {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    let inv = 1.0 / sum;
-    out.fill(0.0);
-    for j in lo..=pos {
-        let p = scores[j] * inv;
-        let v = &vc[j * kv_dim + off..j * kv_dim + off + hd];
-        out.iter_mut().zip(v).for_each(|(o, &v)| *o += p * v);
-    }
+/// Query tokens per block of [`attention`]: a block's queries (× the heads sharing a KV head)
+/// meet each key and value while it is in L1.
+const QUERY_BLOCK: usize = 16;
+
+/// Where one layer's attention reads and writes, for `n` tokens at positions `start..start + n`.
+pub(crate) struct AttnShape {
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    /// Sliding window (0 = none): a key at j is seen from position p only if p - j < window.
+    pub window: usize,
+    pub scale: f32,
+    pub start: usize,
+    pub n: usize,
 }
 
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums: independent chains the compiler turns into SIMD lanes.
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+/// softmax(q·k × scale) · v for every query head of `n` tokens against the cache (causal, and
+/// windowed where asked): `q`, `out` (n, n_head · head_dim); `kc`, `vc` (n_ctx, n_head_kv ·
+/// head_dim). Queries are taken in blocks — the heads that share a KV head, [`QUERY_BLOCK`]
+/// tokens, transposed so the SIMD kernels of `quant` score eight rows per instruction — and each
+/// key and value is loaded once per block. Every (query, key) pair gets the same operations in
+/// the same order whatever the batch, so a token gets the same bits alone or in a prefill.
+/// `scratch` is reused between calls.
+pub(crate) fn attention(
+    a: &AttnShape,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    scratch: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let (hd, g) = (a.head_dim, a.n_head / a.n_head_kv);
+    let (qd, kvd) = (a.n_head * hd, a.n_head_kv * hd);
+    // Keys visible from position `pos`: lo(pos)..=pos.
+    let lo = |pos: usize| {
+        if a.window > 0 {
+            (pos + 1).saturating_sub(a.window)
+        } else {
+            0
+        }
+    };
+    for kvh in 0..a.n_head_kv {
+        for t0 in (0..a.n).step_by(QUERY_BLOCK) {
+            let tb = QUERY_BLOCK.min(a.n - t0);
+            let rows = tb * g; // row r: token t0 + r / g, head kvh · g + r % g
+            let rp = rows.div_ceil(8) * 8;
+            let (first, last) = (lo(a.start + t0), a.start + t0 + tb - 1);
+            let width = last + 1 - first;
+            // scratch: qt (hd, rp) | scores (width, rp)
+            let need = hd * rp + width * rp;
+            if scratch.len() < need {
+                scratch.resize(need, 0.0);
+            }
+            let (qt, rest) = scratch.split_at_mut(hd * rp);
+            let sc = &mut rest[..width * rp];
+            let row = |r: usize| {
+                let (t, hh) = (t0 + r / g, kvh * g + r % g);
+                let pos = a.start + t;
+                (t * qd + hh * hd, lo(pos), pos)
+            };
+            qt.fill(0.0);
+            for r in 0..rows {
+                let (qo, _, _) = row(r);
+                for (d, &x) in q[qo..qo + hd].iter().enumerate() {
+                    qt[d * rp + r] = x;
+                }
+            }
+            // Scores of every row and key (masked ones are computed and never read).
+            quant::dot_rows(qt, rp, &kc[first * kvd + kvh * hd..], kvd, width, sc);
+            // Softmax of each row over its keys, in key order.
+            for r in 0..rows {
+                let (_, l, pos) = row(r);
+                let mut max = f32::NEG_INFINITY;
+                for j in l..=pos {
+                    let s = &mut sc[(j - first) * rp + r];
+                    *s *= a.scale;
+                    max = max.max(*s);
+                }
+                let mut sum = 0f32;
+                for j in l..=pos {
+                    let s = &mut sc[(j - first) * rp + r];
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                for j in l..=pos {
+                    sc[(j - first) * rp + r] *= inv;
+                }
+            }
+            // Values: each row's weighted sum, key by key.
+            for r in 0..rows {
+                let (qo, l, pos) = row(r);
+                quant::weighted_sum(
+                    &sc[(l - first) * rp + r..],
+                    rp,
+                    &vc[l * kvd + kvh * hd..],
+                    kvd,
+                    pos + 1 - l,
+                    &mut out[qo..qo + hd],
+                );
+            }
         }
     }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
 #[cfg(test)]
@@ -172,12 +225,62 @@ mod tests {
 
     #[test]
     fn attention_of_one_key_returns_its_value() {
-        let q = [1.0, 2.0];
-        let kc = [0.5, 0.5];
-        let vc = [3.0, -4.0];
-        let mut sc = [0.0];
+        let a = AttnShape {
+            n_head: 1,
+            n_head_kv: 1,
+            head_dim: 2,
+            window: 0,
+            scale: 1.0,
+            start: 0,
+            n: 1,
+        };
         let mut out = [0.0; 2];
-        attend(&q, &kc, &vc, 2, 0, 0, 0, 1.0, &mut sc, &mut out);
+        attention(
+            &a,
+            &[1.0, 2.0],
+            &[0.5, 0.5],
+            &[3.0, -4.0],
+            &mut Vec::new(),
+            &mut out,
+        );
         assert_eq!(out, [3.0, -4.0]);
+    }
+
+    /// A batch of tokens gets exactly what each token gets alone, with grouped heads and a
+    /// sliding window.
+    #[test]
+    fn batched_attention_equals_one_token_at_a_time() {
+        let (n_head, n_head_kv, hd, n) = (6, 2, 8, 37);
+        let kvd = n_head_kv * hd;
+        let val = |i: usize| ((i * 7919) % 101) as f32 / 50.0 - 1.0;
+        let q: Vec<f32> = (0..n * n_head * hd).map(val).collect();
+        let kc: Vec<f32> = (0..n * kvd).map(|i| val(i + 13)).collect();
+        let vc: Vec<f32> = (0..n * kvd).map(|i| val(i + 29)).collect();
+        for window in [0, 5] {
+            let shape = |start, n| AttnShape {
+                n_head,
+                n_head_kv,
+                head_dim: hd,
+                window,
+                scale: 0.3,
+                start,
+                n,
+            };
+            let mut all = vec![0.0; n * n_head * hd];
+            attention(&shape(0, n), &q, &kc, &vc, &mut Vec::new(), &mut all);
+            let qd = n_head * hd;
+            for t in 0..n {
+                let mut one = vec![0.0; qd];
+                attention(
+                    &shape(t, 1),
+                    &q[t * qd..(t + 1) * qd],
+                    &kc,
+                    &vc,
+                    &mut Vec::new(),
+                    &mut one,
+                );
+                assert_eq!(one, all[t * qd..(t + 1) * qd], "token {t}, window {window}");
+            }
+        }
     }
 }
