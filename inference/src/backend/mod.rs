@@ -1,7 +1,7 @@
 //! Compute backends: they run the model on their own KV cache and nothing else. `cpu` is the
 //! reference and the fallback; `webgpu` runs our WGSL. Generation (prompt checks, sampling,
 //! stopping, streaming, prefix reuse, context shift) is written once above them, in
-//! [`crate::engine`].
+//! the session (`crate::engine`, which imports the backends, never the reverse).
 //!
 //! ```text
 //! Backend::forward(tokens, want)   tokens at cache positions len.. → Nothing | Token | Logits

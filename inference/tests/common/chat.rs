@@ -106,14 +106,17 @@ pub fn run_script(
 
 /// Chat on a small context until it has been shifted at least twice: every turn answers (never
 /// "context full"), the system prompt stays, the turns after a shift evaluate only their new
-/// tokens, and the messages out of the model's view are counted. (What a shift computes is
-/// checked against llama.cpp by [`check_shift_golden`].)
-pub fn check_context_shift(model: &Model, session: &mut Session) {
+/// tokens (`exact`; otherwise also, at most, the previous reply again: a test model's gibberish
+/// reply may tokenize differently from the ids it was generated as), and the messages out of the
+/// model's view are counted. (What a shift computes is checked against llama.cpp by
+/// [`check_shift_golden`].)
+pub fn check_context_shift(model: &Model, session: &mut Session, exact: bool) {
     let n_ctx = session.n_ctx();
     let mut msgs = vec![ChatMessage::system("You are a helpful assistant.")];
     let mut shifts = 0;
     let mut turns = 0;
     let mut cached = 0;
+    let mut last_reply = 0;
     while shifts < 2 {
         turns += 1;
         assert!(turns <= 40, "the context was never shifted");
@@ -130,12 +133,14 @@ pub fn check_context_shift(model: &Model, session: &mut Session) {
         if before_dropped > 0 {
             // After a shift the session appends the new turn to what its cache holds.
             let new = prompt.tokens.len() - cached;
+            let slack = if exact { 3 } else { 3 + last_reply };
             assert!(
-                g.evaluated <= new + 3,
+                g.evaluated <= new + slack,
                 "turn {turns} after a shift: evaluated {} of {new} new tokens",
                 g.evaluated
             );
         }
+        last_reply = g.tokens.len();
         if g.shifted > 0 {
             shifts += 1;
             let out = messages_out_of_view(

@@ -10,7 +10,7 @@
 //! * The context shift moves and re-rotates the cache on the GPU (`shaders/shift.wgsl`).
 //! * No optional GPU features: no `shader-f16`, no subgroups.
 //!
-//! Entry points are `async` (the browser's WebGPU is); natively `engine::block_on` runs them.
+//! Entry points are `async` (the browser's WebGPU is); natively a `block_on` runs them.
 
 mod device;
 mod graph;
