@@ -154,6 +154,41 @@ pub fn dot_rows(qt: &[f32], rp: usize, k: &[f32], k_stride: usize, nk: usize, sc
     }
 }
 
+/// Attention's softmax, per ISA, over scores stored key-major: `sc` (width, rp), row `r`'s keys
+/// `lo[r]..=hi[r]` (indices into `0..width`; an empty range for padding rows). Each row's
+/// scores are scaled by `scale`, then `exp(s - max)` (a polynomial `exp`, the same on every lane),
+/// normalized to sum to 1 (summed in key order); keys outside a row's range become 0. Eight (or
+/// four) rows per vector, one key after another: a row gets the same bits whatever the others.
+pub fn softmax_cols(sc: &mut [f32], rp: usize, width: usize, lo: &[u32], hi: &[u32], scale: f32) {
+    assert!(rp.is_multiple_of(8) && sc.len() >= rp * width && lo.len() >= rp && hi.len() >= rp);
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => x86::softmax_cols(sc, rp, width, lo, hi, scale),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Some(_) => simd128::softmax_cols(sc, rp, width, lo, hi, scale),
+        _ => scalar::softmax_cols(sc, rp, width, lo, hi, scale),
+    }
+}
+
+/// The polynomial `exp` of [`softmax_cols`] (Cephes' `expf`: range reduction by ln 2 in two
+/// parts, a degree-5 polynomial, the exponent added in the bits), for `x <= 0`; relative error
+/// below 2e-7. Written out per ISA with the same operations (`mul` + `add`; FMA on x86).
+pub(crate) mod expf {
+    pub const LOG2E: f32 = std::f32::consts::LOG2_E;
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    pub const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_66,
+        0.5,
+    ];
+    /// Below this `exp` is 0 for a softmax (and 2^n stays a normal number).
+    pub const MIN: f32 = -87.0;
+}
+
 /// Attention's weighted sum of values, per ISA: `out[i] = Σ_j p[j · p_stride] · v[j · v_stride + i]`
 /// for `n` values `j`, summed in `j` order (fused multiply-adds where the CPU has them), element
 /// by element the same whatever the other rows.

@@ -545,6 +545,52 @@ pub(super) fn weighted_sum(
     }
 }
 
+/// [`super::expf`] in scalar f32 (`mul` + `add`).
+fn exp_poly(x: f32) -> f32 {
+    use super::expf::*;
+    let x = x.max(MIN);
+    let n = (x * LOG2E).round_ties_even();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = P[0];
+    for &c in &P[1..] {
+        p = p * r + c;
+    }
+    let e = (p * r * r + r) + 1.0;
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// [`super::softmax_cols`], row by row in key order.
+pub(super) fn softmax_cols(
+    sc: &mut [f32],
+    rp: usize,
+    width: usize,
+    lo: &[u32],
+    hi: &[u32],
+    scale: f32,
+) {
+    for r in 0..rp {
+        let inside = |j: usize| j as u32 >= lo[r] && j as u32 <= hi[r];
+        let mut max = f32::NEG_INFINITY;
+        for j in 0..width {
+            let s = &mut sc[j * rp + r];
+            *s *= scale;
+            if inside(j) {
+                max = max.max(*s);
+            }
+        }
+        let mut sum = 0f32;
+        for j in 0..width {
+            let s = &mut sc[j * rp + r];
+            *s = if inside(j) { exp_poly(*s - max) } else { 0.0 };
+            sum += *s;
+        }
+        let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+        for j in 0..width {
+            sc[j * rp + r] *= inv;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

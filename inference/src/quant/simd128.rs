@@ -445,3 +445,67 @@ pub(super) fn weighted_sum(
         out[i] = o;
     }
 }
+
+/// [`super::expf`] on four lanes (`mul` + `add`, as `scalar.rs` lane by lane).
+#[inline(always)]
+fn exp_poly4(x: v128) -> v128 {
+    use super::expf::*;
+    let x = f32x4_max(x, f32x4_splat(MIN));
+    let n = f32x4_nearest(f32x4_mul(x, f32x4_splat(LOG2E)));
+    let r = f32x4_sub(
+        f32x4_sub(x, f32x4_mul(n, f32x4_splat(LN2_HI))),
+        f32x4_mul(n, f32x4_splat(LN2_LO)),
+    );
+    let mut p = f32x4_splat(P[0]);
+    for &c in &P[1..] {
+        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(c));
+    }
+    let e = f32x4_add(
+        f32x4_add(f32x4_mul(f32x4_mul(p, r), r), r),
+        f32x4_splat(1.0),
+    );
+    let bits = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23);
+    f32x4_mul(e, bits)
+}
+
+/// [`super::softmax_cols`]: four rows per vector, key after key.
+pub(super) fn softmax_cols(
+    sc: &mut [f32],
+    rp: usize,
+    width: usize,
+    lo: &[u32],
+    hi: &[u32],
+    scale: f32,
+) {
+    let sv = f32x4_splat(scale);
+    for r0 in (0..rp).step_by(4) {
+        let lov = u32x4(lo[r0], lo[r0 + 1], lo[r0 + 2], lo[r0 + 3]);
+        let hiv = u32x4(hi[r0], hi[r0 + 1], hi[r0 + 2], hi[r0 + 3]);
+        let inside = |j: usize| {
+            let jv = u32x4_splat(j as u32);
+            v128_and(u32x4_ge(jv, lov), u32x4_le(jv, hiv))
+        };
+        let mut max = f32x4_splat(f32::NEG_INFINITY);
+        for j in 0..width {
+            let o = j * rp + r0;
+            let s = f32x4_mul(load_f32x4(sc, o), sv);
+            store_f32x4(&mut sc[o..o + 4], s);
+            max = v128_bitselect(f32x4_max(max, s), max, inside(j));
+        }
+        let mut sum = f32x4_splat(0.0);
+        for j in 0..width {
+            let o = j * rp + r0;
+            let e = exp_poly4(f32x4_sub(load_f32x4(sc, o), max));
+            let e = v128_and(e, inside(j));
+            store_f32x4(&mut sc[o..o + 4], e);
+            sum = f32x4_add(sum, e);
+        }
+        let pos = f32x4_gt(sum, f32x4_splat(0.0));
+        let inv = v128_and(f32x4_div(f32x4_splat(1.0), sum), pos);
+        for j in 0..width {
+            let o = j * rp + r0;
+            let v = f32x4_mul(load_f32x4(sc, o), inv);
+            store_f32x4(&mut sc[o..o + 4], v);
+        }
+    }
+}

@@ -1788,3 +1788,94 @@ unsafe fn weighted_sum_fma(
         out[i] = o;
     }
 }
+
+/// [`super::expf`] on eight lanes (FMA).
+#[inline(always)]
+unsafe fn exp_poly8(x: __m256) -> __m256 {
+    use super::expf::*;
+    // SAFETY: inlined into AVX2/FMA functions only.
+    unsafe {
+        let x = _mm256_max_ps(x, _mm256_set1_ps(MIN));
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+        );
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+        let mut p = _mm256_set1_ps(P[0]);
+        for &c in &P[1..] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let e = _mm256_add_ps(
+            _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r),
+            _mm256_set1_ps(1.0),
+        );
+        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(n),
+            _mm256_set1_epi32(127),
+        ));
+        _mm256_mul_ps(e, _mm256_castsi256_ps(bits))
+    }
+}
+
+/// [`super::softmax_cols`]: eight rows per register, key after key.
+pub(super) fn softmax_cols(
+    sc: &mut [f32],
+    rp: usize,
+    width: usize,
+    lo: &[u32],
+    hi: &[u32],
+    scale: f32,
+) {
+    assert!(available() && rp.is_multiple_of(8) && sc.len() >= rp * width);
+    assert!(lo.len() >= rp && hi.len() >= rp);
+    // SAFETY: the features were checked; rows r0..r0 + 8 <= rp, keys < width: within `sc`.
+    unsafe { softmax_cols_fma(sc, rp, width, lo, hi, scale) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_cols_fma(
+    sc: &mut [f32],
+    rp: usize,
+    width: usize,
+    lo: &[u32],
+    hi: &[u32],
+    scale: f32,
+) {
+    // SAFETY: as the caller's contract.
+    unsafe {
+        let p = sc.as_mut_ptr();
+        let sv = _mm256_set1_ps(scale);
+        // Unsigned compares as signed ones on values below 2^31 (positions are).
+        for r0 in (0..rp).step_by(8) {
+            let lov = _mm256_loadu_si256(lo.as_ptr().add(r0) as *const __m256i);
+            let hiv = _mm256_loadu_si256(hi.as_ptr().add(r0) as *const __m256i);
+            let inside = |j: usize| {
+                let jv = _mm256_set1_epi32(j as i32);
+                // lo <= j <= hi  ⇔  !(lo > j) && !(j > hi)
+                let out = _mm256_or_si256(_mm256_cmpgt_epi32(lov, jv), _mm256_cmpgt_epi32(jv, hiv));
+                _mm256_castsi256_ps(_mm256_xor_si256(out, _mm256_set1_epi32(-1)))
+            };
+            let mut max = _mm256_set1_ps(f32::NEG_INFINITY);
+            for j in 0..width {
+                let at = p.add(j * rp + r0);
+                let s = _mm256_mul_ps(_mm256_loadu_ps(at), sv);
+                _mm256_storeu_ps(at, s);
+                max = _mm256_blendv_ps(max, _mm256_max_ps(max, s), inside(j));
+            }
+            let mut sum = _mm256_setzero_ps();
+            for j in 0..width {
+                let at = p.add(j * rp + r0);
+                let e = exp_poly8(_mm256_sub_ps(_mm256_loadu_ps(at), max));
+                let e = _mm256_and_ps(e, inside(j));
+                _mm256_storeu_ps(at, e);
+                sum = _mm256_add_ps(sum, e);
+            }
+            let pos = _mm256_cmp_ps::<_CMP_GT_OQ>(sum, _mm256_setzero_ps());
+            let inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0), sum), pos);
+            for j in 0..width {
+                let at = p.add(j * rp + r0);
+                _mm256_storeu_ps(at, _mm256_mul_ps(_mm256_loadu_ps(at), inv));
+            }
+        }
+    }
+}

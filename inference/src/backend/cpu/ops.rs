@@ -171,26 +171,25 @@ pub(crate) fn attention(
             }
             // Scores of every row and key (masked ones are computed and never read).
             quant::dot_rows(qt, rp, &kc[first * kvd + kvh * hd..], kvd, width, sc);
-            // Softmax of each row over its keys, in key order.
-            for r in 0..rows {
-                let (_, l, pos) = row(r);
-                let mut max = f32::NEG_INFINITY;
-                for j in l..=pos {
-                    let s = &mut sc[(j - first) * rp + r];
-                    *s *= a.scale;
-                    max = max.max(*s);
-                }
-                let mut sum = 0f32;
-                for j in l..=pos {
-                    let s = &mut sc[(j - first) * rp + r];
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                for j in l..=pos {
-                    sc[(j - first) * rp + r] *= inv;
+            // Softmax of each row over its keys (`lo..=pos`), in key order.
+            let (mut lo_r, mut hi_r) = ([0u32; 8 * QUERY_BLOCK], [0u32; 8 * QUERY_BLOCK]);
+            let (mut lo_big, mut hi_big) = (Vec::new(), Vec::new());
+            let (lo_r, hi_r): (&mut [u32], &mut [u32]) = if rp <= lo_r.len() {
+                (&mut lo_r[..rp], &mut hi_r[..rp])
+            } else {
+                lo_big.resize(rp, 0);
+                hi_big.resize(rp, 0);
+                (&mut lo_big, &mut hi_big)
+            };
+            for r in 0..rp {
+                if r < rows {
+                    let (_, l, pos) = row(r);
+                    (lo_r[r], hi_r[r]) = ((l - first) as u32, (pos - first) as u32);
+                } else {
+                    (lo_r[r], hi_r[r]) = (1, 0); // padding: no keys
                 }
             }
+            quant::softmax_cols(sc, rp, width, lo_r, hi_r, a.scale);
             // Values: each row's weighted sum, key by key.
             for r in 0..rows {
                 let (qo, l, pos) = row(r);
