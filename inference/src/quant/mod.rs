@@ -154,6 +154,32 @@ pub fn dot_rows(qt: &[f32], rp: usize, k: &[f32], k_stride: usize, nk: usize, sc
     }
 }
 
+/// [`weighted_sum`] of two rows whose weights sit side by side (`p[j · p_stride]` and
+/// `p[j · p_stride + 1]`) over the same values: the same bits as two calls, each value loaded
+/// once for both (x86).
+pub fn weighted_sum2(
+    p: &[f32],
+    p_stride: usize,
+    v: &[f32],
+    v_stride: usize,
+    n: usize,
+    out0: &mut [f32],
+    out1: &mut [f32],
+) {
+    assert_eq!(out0.len(), out1.len());
+    assert!(
+        n == 0 || (p.len() > (n - 1) * p_stride + 1 && v.len() >= (n - 1) * v_stride + out0.len())
+    );
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => x86::weighted_sum2(p, p_stride, v, v_stride, n, out0, out1),
+        _ => {
+            weighted_sum(p, p_stride, v, v_stride, n, out0);
+            weighted_sum(&p[1..], p_stride, v, v_stride, n, out1);
+        }
+    }
+}
+
 /// Attention's softmax, per ISA, over scores stored key-major: `sc` (width, rp), row `r`'s keys
 /// `lo[r]..=hi[r]` (indices into `0..width`; an empty range for padding rows). Each row's
 /// scores are scaled by `scale`, then `exp(s - max)` (a polynomial `exp`, the same on every lane),

@@ -1644,7 +1644,7 @@ pub(super) fn matmul_q8(
 // Attention (f32): the two inner loops of the CPU backend's attention.
 // ---------------------------------------------------------------------------------------------
 
-/// [`super::dot_rows`]: tiles of up to 4 keys × 2 register groups (16 rows) as independent FMA
+/// [`super::dot_rows`]: tiles of up to 4 keys × 3 register groups (24 rows) as independent FMA
 /// chains; each (row, key) is `fma(q, k, acc)` in `d` order from zero.
 pub(super) fn dot_rows(
     qt: &[f32],
@@ -1664,10 +1664,16 @@ pub(super) fn dot_rows(
             let kn = (nk - j).min(4);
             let mut r0 = 0;
             while r0 < rp {
-                let gn = if r0 + 16 <= rp { 2 } else { 1 };
+                let gn = (rp - r0).min(24) / 8;
                 match (kn, gn) {
+                    (4, 3) => dot_tile::<4, 3>(qt, rp, hd, k, k_stride, j, r0, scores),
                     (4, 2) => dot_tile::<4, 2>(qt, rp, hd, k, k_stride, j, r0, scores),
                     (4, _) => dot_tile::<4, 1>(qt, rp, hd, k, k_stride, j, r0, scores),
+                    (_, 3) => {
+                        for i in 0..kn {
+                            dot_tile::<1, 3>(qt, rp, hd, k, k_stride, j + i, r0, scores);
+                        }
+                    }
                     (_, 2) => {
                         for i in 0..kn {
                             dot_tile::<1, 2>(qt, rp, hd, k, k_stride, j + i, r0, scores);
@@ -1786,6 +1792,66 @@ unsafe fn weighted_sum_fma(
             o = p[j * p_stride].mul_add(v[j * v_stride + i], o);
         }
         out[i] = o;
+    }
+}
+
+/// [`super::weighted_sum2`]: two rows × 32 values in eight registers, each value loaded once;
+/// per element `fma(p, v, o)` in `j` order, as [`weighted_sum`].
+pub(super) fn weighted_sum2(
+    p: &[f32],
+    p_stride: usize,
+    v: &[f32],
+    v_stride: usize,
+    n: usize,
+    out0: &mut [f32],
+    out1: &mut [f32],
+) {
+    let hd = out0.len();
+    assert!(available() && out1.len() == hd);
+    assert!(n == 0 || (p.len() > (n - 1) * p_stride + 1 && v.len() >= (n - 1) * v_stride + hd));
+    let whole = hd / 32 * 32;
+    // SAFETY: the features were checked; the lengths above bound every access.
+    unsafe { weighted_sum2_fma(p, p_stride, v, v_stride, n, whole, out0, out1) };
+    if whole < hd {
+        let (a, b) = (&mut out0[whole..], &mut out1[whole..]);
+        weighted_sum(p, p_stride, &v[whole..], v_stride, n, a);
+        weighted_sum(&p[1..], p_stride, &v[whole..], v_stride, n, b);
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn weighted_sum2_fma(
+    p: &[f32],
+    p_stride: usize,
+    v: &[f32],
+    v_stride: usize,
+    n: usize,
+    whole: usize,
+    out0: &mut [f32],
+    out1: &mut [f32],
+) {
+    let vp = v.as_ptr();
+    // SAFETY: j < n, i0 + 32 <= whole <= hd: within `v`, `p` and the outputs (checked).
+    unsafe {
+        for i0 in (0..whole).step_by(32) {
+            let mut o0 = [_mm256_setzero_ps(); 4];
+            let mut o1 = [_mm256_setzero_ps(); 4];
+            for j in 0..n {
+                let p0 = _mm256_set1_ps(*p.get_unchecked(j * p_stride));
+                let p1 = _mm256_set1_ps(*p.get_unchecked(j * p_stride + 1));
+                let row = vp.add(j * v_stride + i0);
+                for q in 0..4 {
+                    let vv = _mm256_loadu_ps(row.add(8 * q));
+                    o0[q] = _mm256_fmadd_ps(p0, vv, o0[q]);
+                    o1[q] = _mm256_fmadd_ps(p1, vv, o1[q]);
+                }
+            }
+            for q in 0..4 {
+                _mm256_storeu_ps(out0.as_mut_ptr().add(i0 + 8 * q), o0[q]);
+                _mm256_storeu_ps(out1.as_mut_ptr().add(i0 + 8 * q), o1[q]);
+            }
+        }
     }
 }
 

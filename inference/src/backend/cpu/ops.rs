@@ -190,17 +190,24 @@ pub(crate) fn attention(
                 }
             }
             quant::softmax_cols(sc, rp, width, lo_r, hi_r, a.scale);
-            // Values: each row's weighted sum, key by key.
-            for r in 0..rows {
+            // Values: each row's weighted sum, key by key; two rows at once where they see the
+            // same keys (the heads of one token).
+            let mut r = 0;
+            while r < rows {
                 let (qo, l, pos) = row(r);
-                quant::weighted_sum(
-                    &sc[(l - first) * rp + r..],
-                    rp,
-                    &vc[l * kvd + kvh * hd..],
-                    kvd,
-                    pos + 1 - l,
-                    &mut out[qo..qo + hd],
-                );
+                let p = &sc[(l - first) * rp + r..];
+                let v = &vc[l * kvd + kvh * hd..];
+                match (r + 1 < rows).then(|| row(r + 1)) {
+                    Some((qo1, l1, pos1)) if (l1, pos1) == (l, pos) && qo1 == qo + hd => {
+                        let (o0, o1) = out[qo..qo + 2 * hd].split_at_mut(hd);
+                        quant::weighted_sum2(p, rp, v, kvd, pos + 1 - l, o0, o1);
+                        r += 2;
+                    }
+                    _ => {
+                        quant::weighted_sum(p, rp, v, kvd, pos + 1 - l, &mut out[qo..qo + hd]);
+                        r += 1;
+                    }
+                }
             }
         }
     }
