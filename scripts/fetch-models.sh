@@ -82,6 +82,6 @@ case "${1:-all}" in
   smollm2) smollm2 ;;
   gemma3) gemma3 ;;
   qwen2.5|qwen) qwen ;;
-  all) smollm2; gemma3; qwen ;;
+  all) smollm2; gemma3; qwen; scripts/fetch-vocabs.sh ;;
   *) echo "usage: $0 [smollm2|gemma3|qwen2.5|all]" >&2; exit 2 ;;
 esac

@@ -1,5 +1,6 @@
 // Logit post-processing and greedy sampling on the GPU.
-//   finish: logits (n_out, n_vocab) += bias; then soft-capping cap·tanh(l / cap) when cap > 0.
+//   finish: logits (n_out, n_vocab) += bias; × scale (Granite); then soft-capping cap·tanh(l / cap)
+//           when cap > 0.
 //           Dispatch: (min(groups, 32768), ceil(groups / 32768), 1), groups = ceil(n_out·n_vocab / 256).
 //   argmax: result[0] = argmax of the last logits row (ties → lowest id). Dispatch: (1, 1, 1).
 
@@ -14,7 +15,7 @@ struct Params {
     n_vocab: u32,
     has_bias: u32,
     cap: f32,
-    _p0: u32,
+    scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> st: Step;
@@ -34,6 +35,7 @@ fn finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (p.has_bias != 0u) {
         l += bias[i % p.n_vocab];
     }
+    l = l * p.scale;
     if (p.cap > 0.0) {
         l = tanh(clamp(l / p.cap, -15.0, 15.0)) * p.cap;
     }

@@ -2,7 +2,8 @@
 //   q (n, n_head·hd) already rotated and scaled; kc, vc (n_ctx, n_kv·hd); out (n, n_head·hd)
 //   query t at pos = start + t sees keys lo..=pos, lo = pos + 1 - window (window > 0) else 0;
 //   head h reads KV head h / (n_head / n_kv).
-//   out = softmax(q·k × kq_scale) · v
+//   out = softmax(softcap(q·k) × kq_scale) · v,  softcap(s) = cap · tanh(s / cap) when cap > 0
+//   (Gemma 2), else s
 // One workgroup (256 threads) per (head, token). Scores go through `scores`
 // (max_batch, n_head, n_ctx): pass 1 q·k and max, pass 2 exp and sum, pass 3 the weighted sum of V.
 // Dispatch: (n_head, n, 1).
@@ -21,7 +22,7 @@ struct Params {
     window: u32,
     n_ctx: u32,
     kq_scale: f32,
-    _p0: u32,
+    softcap: f32,
     _p1: u32,
 }
 
@@ -72,7 +73,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // pass 1: scores and their max
     var m = -3.0e38;
     for (var j = lo + lid; j <= pos; j += WG) {
-        let s = qk(qo, j * kvd + ko) * p.kq_scale;
+        var s = qk(qo, j * kvd + ko);
+        if (p.softcap > 0.0) {
+            s = tanh(clamp(s / p.softcap, -15.0, 15.0)) * p.softcap;
+        }
+        s = s * p.kq_scale;
         scores[sb + j] = s;
         m = max(m, s);
     }

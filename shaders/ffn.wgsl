@@ -1,5 +1,6 @@
-// Gated FFN activation, in place on `gate`: g = act(g) × u over (n, n_ff) values.
-//   act = SiLU (x / (1 + e^-x)) for llama/qwen2, GELU-tanh for Gemma 3 (p.gelu != 0).
+// FFN activation, in place on `gate`: g = act(g) × u over (n, n_ff) values (p.gated), or
+// g = act(g) for a plain MLP (StarCoder 2: `up`'s output is in g).
+//   act = SiLU (x / (1 + e^-x)), or GELU-tanh (p.gelu != 0).
 // Dispatch: (min(groups, 32768), ceil(groups / 32768), 1) with groups = ceil(n·n_ff / 256).
 
 struct Step {
@@ -12,8 +13,8 @@ struct Step {
 struct Params {
     n_ff: u32,
     gelu: u32,
+    gated: u32,
     _p0: u32,
-    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> st: Step;
@@ -40,5 +41,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     } else {
         a = x / (1.0 + exp(-x));
     }
-    g[i] = a * u[i];
+    if (p.gated != 0u) {
+        a = a * u[i];
+    }
+    g[i] = a;
 }

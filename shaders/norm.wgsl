@@ -1,10 +1,12 @@
-// RMSNorm × weight and residual adds. One workgroup (64 threads) per row of `dim` values.
-//   out = v / sqrt(mean(v²) + eps) * w
+// RMSNorm / LayerNorm × weight and residual adds. One workgroup (64 threads) per row of `dim` values.
+//   RMS:   out = v / sqrt(mean(v²) + eps) * w
+//   Layer: out = (v − mean) / sqrt(mean((v − mean)²) + eps) * w + bias   (p.layer; bias = w[dim..])
 //
 // norm_rows:    b[r] = norm(a[r + src]) * w           r < dispatched rows; src = st.out_row0
 //                                                     when p.from_out != 0 (final norm), else 0
 // norm_inplace: b[r] = norm(b[r]) * w                 (Gemma 3 per-head Q/K norms: dim = head_dim)
-// add_norm:     b[r] += norm(a[r]) * w  (p.has_w) or b[r] += a[r]   (residual, Gemma post-norms)
+// add_norm:     b[r] += (norm(a[r]) * w) * scale  (p.has_w) or b[r] += a[r] * scale
+//               (residual, post-norms, Granite's residual scale)
 // Dispatch: (rows, 1, 1).
 
 struct Step {
@@ -19,6 +21,10 @@ struct Params {
     eps: f32,
     from_out: u32,
     has_w: u32,
+    layer: u32,
+    scale: f32,
+    _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> st: Step;
@@ -52,6 +58,23 @@ fn norm_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     let src = select(0u, st.out_row0, p.from_out != 0u);
     let ai = (wid.x + src) * p.dim;
     let bi = wid.x * p.dim;
+    if (p.layer != 0u) {
+        var sum = 0.0;
+        for (var i = lid; i < p.dim; i += 64u) {
+            sum += a[ai + i];
+        }
+        let mean = reduce_sum(sum, lid) / f32(p.dim);
+        var sv = 0.0;
+        for (var i = lid; i < p.dim; i += 64u) {
+            let d = a[ai + i] - mean;
+            sv += d * d;
+        }
+        let inv = 1.0 / sqrt(reduce_sum(sv, lid) / f32(p.dim) + p.eps);
+        for (var i = lid; i < p.dim; i += 64u) {
+            b[bi + i] = (a[ai + i] - mean) * inv * w[i] + w[p.dim + i];
+        }
+        return;
+    }
     var ss = 0.0;
     for (var i = lid; i < p.dim; i += 64u) {
         ss += a[ai + i] * a[ai + i];
@@ -80,7 +103,7 @@ fn add_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
     let bi = wid.x * p.dim;
     if (p.has_w == 0u) {
         for (var i = lid; i < p.dim; i += 64u) {
-            b[bi + i] += a[bi + i];
+            b[bi + i] += a[bi + i] * p.scale;
         }
         return;
     }
@@ -90,6 +113,6 @@ fn add_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
     }
     let scale = inv_rms(reduce_sum(ss, lid));
     for (var i = lid; i < p.dim; i += 64u) {
-        b[bi + i] += a[bi + i] * scale * w[i];
+        b[bi + i] += (a[bi + i] * scale * w[i]) * p.scale;
     }
 }

@@ -5,7 +5,8 @@
 //   cs (hd/2, 2):          cos/sin of −discard × inv_freq_i, computed on the host like the CPU's
 //   tk, tv (n, n_kv·hd):   staging copies of the moved rows
 //   kc, vc (n_ctx, n_kv·hd): the cache
-// Pairs: (2i, 2i+1) for the original ordering, (i, i + hd/2) for NeoX.
+// Pairs: (2i, 2i+1) for the original ordering, (i, i + rot/2) for NeoX, over the first `rot`
+// dims of each head (the rest are copied).
 // Dispatch: one workgroup of 64 threads per moved row, (x, y) = split of n over 32768 columns.
 
 struct Params {
@@ -14,7 +15,7 @@ struct Params {
     neox: u32,
     dst: u32,
     n: u32,
-    _p0: u32,
+    rot: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -27,7 +28,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> vc: array<f32>;
 
 fn pair(i: u32) -> vec2<u32> {
-    let hv = p.hd / 2u;
+    let hv = p.rot / 2u;
     if (p.neox != 0u) {
         return vec2<u32>(i, i + hv);
     }
@@ -40,7 +41,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (j >= p.n) {
         return;
     }
-    let hv = p.hd / 2u;
+    let hv = p.rot / 2u;
     let kvd = p.n_head_kv * p.hd;
     let src = j * kvd;
     let dst = (p.dst + j) * kvd;
@@ -54,6 +55,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let x1 = tk[src + pr.y];
         kc[dst + pr.x] = x0 * c - x1 * s;
         kc[dst + pr.y] = x0 * s + x1 * c;
+    }
+    let rest = p.hd - p.rot;
+    for (var i = lid; i < p.n_head_kv * rest; i += 64u) {
+        let d = (i / rest) * p.hd + p.rot + i % rest;
+        kc[dst + d] = tk[src + d];
     }
     for (var i = lid; i < kvd; i += 64u) {
         vc[dst + i] = tv[src + i];

@@ -73,8 +73,27 @@ pub struct ModelLoader {
     sink: Option<TensorSink>,
     /// Tensors the sink kept.
     sunk: HashSet<String>,
+    /// Fused matrices (QKV, gate+up) the sink is not offered: the weights split them by rows
+    /// on the host (see [`crate::model::Weights`]).
+    host_only: HashSet<String>,
     /// FNV-1a over the file size and every tensor's name, type, shape and first bytes.
     fingerprint: u64,
+}
+
+/// The fused matrices of a file: `attn_qkv`, and `ffn_up` where the block has no `ffn_gate`
+/// (Phi-3's gate+up).
+fn fused_matrices(h: &GgufHeader) -> HashSet<String> {
+    let names: HashSet<&str> = h.tensors.iter().map(|t| t.name.as_str()).collect();
+    h.tensors
+        .iter()
+        .filter(|t| {
+            let n = &t.name;
+            n.ends_with(".attn_qkv.weight")
+                || n.strip_suffix(".ffn_up.weight")
+                    .is_some_and(|blk| !names.contains(format!("{blk}.ffn_gate.weight").as_str()))
+        })
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// FNV-1a, 64 bits.
@@ -97,6 +116,7 @@ impl ModelLoader {
             tensors: HashMap::new(),
             sink: None,
             sunk: HashSet::new(),
+            host_only: HashSet::new(),
             fingerprint: fnv(0xcbf2_9ce4_8422_2325, &file_size.to_le_bytes()),
         }
     }
@@ -128,10 +148,24 @@ impl ModelLoader {
                 self.file_size
             )));
         }
+        // Until the header is complete, collect bytes; then the stream takes them all.
+        let mut first = None;
+        if self.stream.is_none() {
+            self.prefix.extend_from_slice(chunk);
+            let Some(header) = GgufHeader::parse(&self.prefix, self.file_size)? else {
+                return Ok(());
+            };
+            let pre = Preflight::new(header)?;
+            self.host_only = fused_matrices(&pre.header);
+            self.stream = Some(TensorStream::new(pre.header.clone(), 0));
+            self.pre = Some(pre);
+            first = Some(std::mem::take(&mut self.prefix));
+        }
         let tensors = &mut self.tensors;
         let sink = &mut self.sink;
         let sunk = &mut self.sunk;
         let fp = &mut self.fingerprint;
+        let host_only = &self.host_only;
         let mut keep = |t: &TensorInfo, d: std::borrow::Cow<'_, [u8]>| {
             *fp = fnv(*fp, t.name.as_bytes());
             *fp = fnv(*fp, t.ty.name().as_bytes());
@@ -140,7 +174,7 @@ impl ModelLoader {
             }
             *fp = fnv(*fp, &d[..d.len().min(256)]);
             if let Some(sink) = sink.as_mut() {
-                if sink(t, &d)? {
+                if !host_only.contains(&t.name) && sink(t, &d)? {
                     sunk.insert(t.name.clone());
                     return Ok(());
                 }
@@ -148,20 +182,10 @@ impl ModelLoader {
             tensors.insert(t.name.clone(), Bytes::from_vec(d.into_owned()));
             Ok(())
         };
-        if let Some(s) = &mut self.stream {
-            return s.push(chunk, &mut keep);
-        }
-        self.prefix.extend_from_slice(chunk);
-        let Some(header) = GgufHeader::parse(&self.prefix, self.file_size)? else {
+        let Some(s) = &mut self.stream else {
             return Ok(());
         };
-        let pre = Preflight::new(header)?;
-        let mut s = TensorStream::new(pre.header.clone(), 0);
-        let prefix = std::mem::take(&mut self.prefix);
-        s.push(&prefix, &mut keep)?;
-        self.stream = Some(s);
-        self.pre = Some(pre);
-        Ok(())
+        s.push(first.as_deref().unwrap_or(chunk), &mut keep)
     }
 
     pub fn finish(mut self) -> Result<Model> {

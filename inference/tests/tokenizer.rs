@@ -223,3 +223,182 @@ fn qwen25_coder_1_5b() {
         "qwen2.5-coder-1.5b-q4_k_m.json",
     );
 }
+
+// --- llama.cpp's tokenizer test vocabularies --------------------------------------------------
+//
+// llama.cpp ships vocab-only GGUFs `models/ggml-vocab-NAME.gguf` with test strings (`.inp`,
+// separated by lines `__ggml_vocab_test__`) and the token ids llama.cpp produces for them (`.out`,
+// one line each), checked by its `tests/test-tokenizer-0.cpp` with `add_special = false,
+// parse_special = false`. `scripts/fetch-vocabs.sh` puts them in `<repo>/models/vocab`
+// (or set `WASM_CHORD_VOCABS`).
+
+/// Vocab files not checked here, and why.
+const VOCAB_SKIPPED: &[(&str, &str)] = &[
+    (
+        "bert-bge",
+        "`bert` (WordPiece) tokenizer model is not supported",
+    ),
+    (
+        "nomic-bert-moe",
+        "`t5` (Unigram) tokenizer model is not supported (and llama.cpp ships no test strings)",
+    ),
+    ("aquila", "llama.cpp ships no test strings for it"),
+    ("baichuan", "llama.cpp ships no test strings for it"),
+    ("gpt-neox", "llama.cpp ships no test strings for it"),
+];
+
+fn vocab_dir() -> PathBuf {
+    std::env::var_os("WASM_CHORD_VOCABS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| models_dir().join("vocab"))
+}
+
+fn read_vocab_file(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}. Run scripts/fetch-vocabs.sh (or set WASM_CHORD_VOCABS) to get \
+             llama.cpp's tokenizer test vocabularies.",
+            path.display()
+        )
+    })
+}
+
+/// The test cases as llama.cpp's `read_tests` reads them: (input, expected ids).
+fn vocab_cases(name: &str) -> Vec<(String, Vec<u32>)> {
+    let base = vocab_dir().join(format!("ggml-vocab-{name}.gguf"));
+    let inp = read_vocab_file(&base.with_extension("gguf.inp"));
+    let inp = String::from_utf8(inp).unwrap_or_else(|e| panic!("{name}.inp: {e}"));
+    let out = read_vocab_file(&base.with_extension("gguf.out"));
+    let out = String::from_utf8(out).unwrap_or_else(|e| panic!("{name}.out: {e}"));
+    const SEP: &str = "\n__ggml_vocab_test__\n";
+    let mut inputs = Vec::new();
+    let mut rest = inp.as_str();
+    while !rest.is_empty() {
+        match rest.find(SEP) {
+            Some(i) => {
+                inputs.push(rest[..i].to_owned());
+                rest = &rest[i + SEP.len()..];
+            }
+            None => {
+                inputs.push(rest.to_owned());
+                rest = "";
+            }
+        }
+    }
+    let mut lines: Vec<&str> = out.split('\n').collect();
+    if lines.last() == Some(&"") {
+        lines.pop();
+    }
+    assert_eq!(
+        inputs.len(),
+        lines.len(),
+        "{name}: .inp and .out differ in length"
+    );
+    let ids = |l: &str| -> Vec<u32> {
+        l.split_whitespace()
+            .map(|t| {
+                t.parse()
+                    .unwrap_or_else(|e| panic!("{name}.out: {t:?}: {e}"))
+            })
+            .collect()
+    };
+    inputs
+        .into_iter()
+        .zip(lines.iter().map(|l| ids(l)))
+        .collect()
+}
+
+/// Tokenize every test string of a vocab file and compare with llama.cpp's ids.
+fn check_vocab(name: &str) {
+    let path = vocab_dir().join(format!("ggml-vocab-{name}.gguf"));
+    let mut bytes = read_vocab_file(&path);
+    // These vocab-only files end right after the header, without the padding up to the (empty)
+    // data section that our reader requires; llama.cpp accepts them. Pad them here.
+    bytes.resize(bytes.len() + 64, 0);
+    let md = GgufHeader::parse_complete(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .metadata;
+    let tok = Tokenizer::from_metadata(&md).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(tok.warning(), None, "{name}: tokenizer warning");
+    let cases = vocab_cases(name);
+    assert!(!cases.is_empty(), "{name}: no test strings");
+    let mut failures = Vec::new();
+    for (text, want) in &cases {
+        let got = tok.encode_with(text, false, false);
+        if &got != want {
+            failures.push(format!(
+                "  text {text:?}\n    ours   {got:?}\n    theirs {want:?}"
+            ));
+        }
+    }
+    let matched = cases.len() - failures.len();
+    eprintln!("{name}: {matched}/{} strings match llama.cpp", cases.len());
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} strings tokenize differently from llama.cpp:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+macro_rules! vocab_tests {
+    ($($test:ident => $name:literal,)*) => {
+        $(#[test]
+        fn $test() {
+            check_vocab($name);
+        })*
+
+        /// Every vocab file with test strings is either checked above or skipped with a reason.
+        #[test]
+        fn vocab_files_all_covered() {
+            let dir = vocab_dir();
+            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+                panic!(
+                    "cannot list {}: {e}. Run scripts/fetch-vocabs.sh (or set WASM_CHORD_VOCABS).",
+                    dir.display()
+                )
+            });
+            let tested = [$($name),*];
+            let mut seen = 0;
+            for e in entries.flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let Some(name) = file
+                    .strip_prefix("ggml-vocab-")
+                    .and_then(|f| f.strip_suffix(".gguf"))
+                else {
+                    continue;
+                };
+                seen += 1;
+                let skipped = VOCAB_SKIPPED.iter().find(|(n, _)| *n == name);
+                if let Some((_, why)) = skipped {
+                    eprintln!("{name}: skipped: {why}");
+                } else {
+                    assert!(tested.contains(&name), "vocab file {file} is neither tested nor skipped");
+                }
+            }
+            assert!(
+                seen >= tested.len(),
+                "{}: only {seen} vocab files. Run scripts/fetch-vocabs.sh.",
+                dir.display()
+            );
+        }
+    };
+}
+
+vocab_tests! {
+    vocab_command_r => "command-r",
+    vocab_deepseek_coder => "deepseek-coder",
+    vocab_deepseek_llm => "deepseek-llm",
+    vocab_falcon => "falcon",
+    vocab_gemma_4 => "gemma-4",
+    vocab_gpt_2 => "gpt-2",
+    vocab_llama_bpe => "llama-bpe",
+    vocab_llama_spm => "llama-spm",
+    vocab_mpt => "mpt",
+    vocab_phi_3 => "phi-3",
+    vocab_qwen2 => "qwen2",
+    vocab_qwen35 => "qwen35",
+    vocab_refact => "refact",
+    vocab_starcoder => "starcoder",
+}

@@ -218,7 +218,7 @@ fn matvec_on_real_tensors_of_every_quant_type() {
     let mut seen = std::collections::BTreeSet::new();
     let mut all = vec![&w.tok_embd];
     for l in &w.layers {
-        all.extend([&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]);
+        all.extend(l.matrices());
     }
     all.extend(w.output.as_ref());
     for t in all {
@@ -529,4 +529,62 @@ fn gpu_shift_equals_cpu_shift() {
         .map(|(x, y)| (x - y).abs())
         .fold(0f32, f32::max);
     assert!(d < 2e-2, "logits after a shift: GPU vs CPU {d}");
+}
+
+// ----------------------------------------------------------------------------------------------
+// Tiny random-weight models of every architecture against llama.cpp (as tests/architectures.rs
+// on the CPU; models from common/tiny.rs, golden logits in tests/data/arch/). Appended block: it
+// shares nothing with the tests above but `gpu_model` / `gpu_session`.
+// ----------------------------------------------------------------------------------------------
+
+/// Max |Δlogit| of the GPU against llama.cpp on the tiny models (F32 weights): the CPU's bound.
+const TINY_GPU_TOL: f32 = tiny::TOL;
+
+fn tiny_gpu_check(name: &str) {
+    let bytes = tiny::tiny_model(name);
+    let model = Rc::new(
+        Model::from_bytes(&bytes).unwrap_or_else(|e| panic!("tiny {name} does not load: {e}")),
+    );
+    assert_eq!(
+        model.hp.arch.name(),
+        tiny::arch_of(name),
+        "{name}: architecture"
+    );
+    let gm = gpu_model(&model, &GpuOptions::default());
+    let w = tiny::check_logits(name, model.hp.n_vocab, TINY_GPU_TOL, |toks| {
+        let mut s = gpu_session(&gm, tiny::N_CTX);
+        logits(&mut s, toks, true)
+    });
+    eprintln!(
+        "{name} (GPU): {} positions agree; max |Δ| {:.2e} (seq {}, pos {}, token {})",
+        w.positions, w.delta, w.at.0, w.at.1, w.at.2
+    );
+}
+
+macro_rules! tiny_gpu_tests {
+    ($($test:ident => $name:literal $(, $ignore:literal)?;)*) => {$(
+        #[test]
+        $(#[ignore = $ignore])?
+        fn $test() {
+            tiny_gpu_check($name);
+        }
+    )*};
+}
+
+tiny_gpu_tests! {
+    tiny_llama_gpu => "llama";
+    tiny_qwen2_gpu => "qwen2";
+    tiny_gemma3_gpu => "gemma3";
+    tiny_qwen3_gpu => "qwen3";
+    tiny_gemma2_gpu => "gemma2";
+    tiny_phi3_short_factors_gpu => "phi3";
+    tiny_phi3_long_factors_gpu => "phi3-long";
+    tiny_phi3_partial_rope_gpu => "phi3-partial";
+    tiny_smollm3_gpu => "smollm3";
+    tiny_granite_gpu => "granite";
+    tiny_olmo2_gpu => "olmo2";
+    tiny_starcoder2_gpu => "starcoder2";
+    tiny_mistral3_gpu => "mistral3";
+    tiny_gemma4_gpu => "gemma4", "stretch: not implemented";
+    tiny_qwen35_gpu => "qwen35", "stretch: not implemented";
 }

@@ -1,17 +1,19 @@
 //! Transformer models: hyper-parameters per architecture, the weights (still quantized), the KV cache.
 //!
-//! Supported `general.architecture` values: `llama` (SmolLM2, TinyLlama, Llama 2/3), `qwen2`
-//! (QKV biases, NeoX RoPE) and `gemma3` (GeGLU, q/k norms, post-norms, sliding-window layers with
-//! their own RoPE base). The forward pass itself lives in a backend (`backend::cpu`,
+//! Supported `general.architecture` values ([`ARCHS`], each described as data in
+//! [`hparams`]): `llama` (SmolLM2, Llama 2/3), `qwen2`, `qwen3`, `gemma2`, `gemma3`, `phi3`
+//! (fused QKV and gate+up, LongRoPE), `smollm3`, `granite`, `olmo2`, `starcoder2`, `mistral3`. The forward pass itself lives in a backend (`backend::cpu`,
 //! `backend::webgpu`); a [`Model`] is built by [`crate::loader`].
 
 pub mod hparams;
 pub mod kv_cache;
+pub mod rope;
 pub mod weights;
 
-pub use hparams::{Arch, HParams};
+pub use hparams::{Activation, Arch, ArchSpec, HParams, NormKind, ARCHS};
 pub use kv_cache::KvCache;
-pub use weights::{Bytes, LayerWeights, QTensor, Weights};
+pub use rope::Rope;
+pub use weights::{Bytes, LayerWeights, Norm, QTensor, Weights};
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::Result;

@@ -1,71 +1,20 @@
 //! Byte-level BPE (`tokenizer.ggml.model = "gpt2"`), as llama.cpp's `llm_tokenizer_bpe_session`.
 //!
-//! 1. Pre-tokenize: the regexes llama.cpp picks from `tokenizer.ggml.pre` are applied one after
-//!    the other; each splits every piece from the previous one into its matches and the text
-//!    between them (which is kept as pieces too).
-//! 2. Each piece's bytes are mapped to GPT-2's printable byte characters (`Ġ` for a space, ...).
+//! 1. Pre-tokenize with the regexes llama.cpp picks from `tokenizer.ggml.pre`
+//!    ([`super::pretokenize`]).
+//! 2. Each piece's bytes are mapped to GPT-2's printable byte characters (`Ġ` for a space, ...),
+//!    except for SentencePiece-style BPE vocabularies (Gemma 4), whose tokens are raw UTF-8 with
+//!    `▁` for a space.
 //! 3. Merge: start from single characters and repeatedly merge the adjacent pair with the lowest
 //!    merge rank (ties: leftmost); emit each symbol's token.
-//!
-//! llama.cpp hand-codes the gpt2 and llama3 patterns (`unicode_regex_split_custom_*`); those
-//! hand-written splitters agree with the regex semantics used here (leftmost-first alternation,
-//! `\s+(?!\S)` backtracking one whitespace before a non-space).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use fancy_regex::Regex;
-
+use super::pre_table::PreSpec;
+use super::pretokenize::PreTokenizer;
 use super::Vocab;
-use crate::error::{Error, Result};
-
-const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
-const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// Pre-tokenizer settings for a `tokenizer.ggml.pre` name (llama.cpp's `llama_vocab::impl::load`
-/// and `llm_tokenizer_bpe`).
-pub(crate) struct PreTokenizer {
-    pub(crate) regexes: &'static [&'static str],
-    pub(crate) ignore_merges: bool,
-    pub(crate) add_bos: bool,
-    pub(crate) no_bos: bool,
-}
-
-pub(crate) fn pre_tokenizer(pre: &str) -> PreTokenizer {
-    let p = |regexes, ignore_merges, add_bos, no_bos| PreTokenizer {
-        regexes,
-        ignore_merges,
-        add_bos,
-        no_bos,
-    };
-    match pre {
-        "default" => p(
-            &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"],
-            false,
-            false,
-            false,
-        ),
-        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
-        | "lfm2" => p(&[LLAMA3], true, true, false),
-        "dbrx" | "smaug-bpe" => p(&[LLAMA3], false, false, false),
-        "glm4" | "chatglm-bpe" => p(&[LLAMA3], false, false, true),
-        "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone" | "minerva-7b" => {
-            p(&[r"\p{N}", GPT2], false, false, false)
-        }
-        "qwen2" | "deepseek-r1-qwen" | "megrez" | "stablelm2" | "hunyuan" | "kormo" => {
-            p(&[QWEN2], false, false, false)
-        }
-        "falcon" => p(
-            &[r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"],
-            false,
-            false,
-            false,
-        ),
-        // gpt-2, phi-2, mpt, olmo, jais, ... and every pre-tokenizer not implemented here.
-        _ => p(&[GPT2], false, false, false),
-    }
-}
+use crate::error::Result;
 
 /// GPT-2's `bytes_to_unicode`: printable bytes map to themselves, the rest to U+0100 onwards.
 fn byte_encoder() -> [char; 256] {
@@ -86,10 +35,8 @@ fn byte_encoder() -> [char; 256] {
 }
 
 pub(crate) struct Bpe {
-    regexes: Vec<Regex>,
-    ignore_merges: bool,
-    pub(crate) default_add_bos: bool,
-    pub(crate) no_bos: bool,
+    pre: PreTokenizer,
+    spec: PreSpec,
     /// Every string that appears as one side of a merge.
     part_id: HashMap<String, u32>,
     /// (left part, right part) -> rank (position in `tokenizer.ggml.merges`).
@@ -108,16 +55,8 @@ struct Symbol {
 }
 
 impl Bpe {
-    pub(crate) fn new(pre: &str, merges: &[String]) -> Result<Bpe> {
-        let cfg = pre_tokenizer(pre);
-        let regexes = cfg
-            .regexes
-            .iter()
-            .map(|r| {
-                Regex::new(r)
-                    .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex {r:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+    pub(crate) fn new(spec: PreSpec, merges: &[String]) -> Result<Bpe> {
+        let pre = PreTokenizer::new(spec.regexes)?;
         let mut part_id: HashMap<String, u32> = HashMap::new();
         let mut ranks = HashMap::with_capacity(merges.len());
         let mut intern = |s: &str| -> u32 {
@@ -144,10 +83,8 @@ impl Bpe {
             .map(|(b, &c)| (c, b as u8))
             .collect();
         Ok(Bpe {
-            regexes,
-            ignore_merges: cfg.ignore_merges,
-            default_add_bos: cfg.add_bos,
-            no_bos: cfg.no_bos,
+            pre,
+            spec,
             part_id,
             ranks,
             byte_enc,
@@ -155,8 +92,17 @@ impl Bpe {
         })
     }
 
-    /// llama.cpp's `llama_decode_text`: GPT-2 byte characters back to bytes.
+    pub(crate) fn spec(&self) -> &PreSpec {
+        &self.spec
+    }
+
+    /// A normal token's bytes: `▁` back to a space for SentencePiece-style vocabularies, else
+    /// llama.cpp's `llama_decode_text` (GPT-2 byte characters back to bytes).
     pub(crate) fn decode_token_text(&self, text: &str, out: &mut Vec<u8>) {
+        if self.spec.escape_spaces {
+            out.extend_from_slice(text.replace('\u{2581}', " ").as_bytes());
+            return;
+        }
         for c in text.chars() {
             match self.byte_dec.get(&c) {
                 Some(&b) => out.push(b),
@@ -173,47 +119,35 @@ impl Bpe {
         }
     }
 
-    /// Split into pre-tokenizer pieces (slices of `text`).
-    fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        let mut frags = vec![text];
-        for re in &self.regexes {
-            let mut next = Vec::with_capacity(frags.len() * 2);
-            for f in frags {
-                let mut last = 0;
-                let mut pos = 0;
-                while pos < f.len() {
-                    let m = match re.find_from_pos(f, pos) {
-                        Ok(Some(m)) => m,
-                        // No more matches, or the backtracking limit: the rest stays one piece.
-                        Ok(None) | Err(_) => break,
-                    };
-                    if m.end() == m.start() {
-                        // Empty match (none of the patterns here can produce one): step on.
-                        pos = m.end() + f[m.end()..].chars().next().map_or(1, char::len_utf8);
-                        continue;
-                    }
-                    if m.start() > last {
-                        next.push(&f[last..m.start()]);
-                    }
-                    next.push(m.as_str());
-                    last = m.end();
-                    pos = m.end();
-                }
-                if last < f.len() {
-                    next.push(&f[last..]);
-                }
-            }
-            frags = next;
+    pub(crate) fn tokenize(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
+        let escaped;
+        let text = if self.spec.escape_spaces {
+            escaped = text.replace(' ', "\u{2581}");
+            escaped.as_str()
+        } else {
+            text
+        };
+        let mut enc = String::new();
+        for word in self.pre.split(text) {
+            let word = if self.spec.byte_encode {
+                enc.clear();
+                enc.extend(word.bytes().map(|b| self.byte_enc[b as usize]));
+                enc.as_str()
+            } else {
+                word
+            };
+            self.merge_word(vocab, word, out);
         }
-        frags
     }
 
-    pub(crate) fn tokenize(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
-        let mut enc = String::new();
-        for word in self.split(text) {
-            enc.clear();
-            enc.extend(word.bytes().map(|b| self.byte_enc[b as usize]));
-            self.merge_word(vocab, &enc, out);
+    /// A word emitted as one token without merging, as llama.cpp does with `ignore_merges`
+    /// and for Gemma 4's newline runs.
+    fn whole_word(&self, vocab: &Vocab, word: &str) -> Option<u32> {
+        let newlines = self.spec.newline_words && word.bytes().all(|b| b == b'\n');
+        if self.spec.ignore_merges || newlines {
+            vocab.get(word)
+        } else {
+            None
         }
     }
 
@@ -221,11 +155,9 @@ impl Bpe {
         if word.is_empty() {
             return;
         }
-        if self.ignore_merges {
-            if let Some(id) = vocab.get(word) {
-                out.push(id);
-                return;
-            }
+        if let Some(id) = self.whole_word(vocab, word) {
+            out.push(id);
+            return;
         }
         let n_chars = word.chars().count();
         let mut symbols: Vec<Symbol> = Vec::with_capacity(n_chars);
@@ -279,17 +211,21 @@ impl Bpe {
             let piece = &word[s.start..s.start + s.len];
             match vocab.get(piece) {
                 Some(id) => out.push(id),
-                None => {
-                    // llama.cpp: look each byte up as a one-byte token, drop it when absent.
-                    for &b in piece.as_bytes() {
-                        let one = [b];
-                        if let Some(id) = std::str::from_utf8(&one).ok().and_then(|t| vocab.get(t))
-                        {
-                            out.push(id);
-                        }
-                    }
-                }
+                None => self.bytes_fallback(vocab, piece, out),
             }
+        }
+    }
+
+    /// A merged symbol that is no token: llama.cpp looks each byte up as a one-byte token (`<0xXX>`
+    /// for SentencePiece-style vocabularies) and drops those that are absent.
+    fn bytes_fallback(&self, vocab: &Vocab, piece: &str, out: &mut Vec<u32>) {
+        for &b in piece.as_bytes() {
+            let id = if self.spec.byte_encode {
+                std::str::from_utf8(&[b]).ok().and_then(|t| vocab.get(t))
+            } else {
+                vocab.get(&format!("<0x{b:02X}>"))
+            };
+            out.extend(id);
         }
     }
 }

@@ -5,8 +5,9 @@
 //! - `tokenizer.ggml.model = "llama"`: SentencePiece-style BPE over scores ([`spm`]), with byte
 //!   fallback `<0xXX>` tokens (Llama 2, Gemma 3, ...).
 //! - `tokenizer.ggml.model = "gpt2"`: byte-level BPE over ranked merges ([`bpe`]), with the
-//!   pre-tokenizer regexes that llama.cpp picks from `tokenizer.ggml.pre` (SmolLM2, Qwen2.5,
-//!   Llama 3, ...).
+//!   pre-tokenizer regexes that llama.cpp picks from `tokenizer.ggml.pre` ([`pretokenize`];
+//!   SmolLM2, Qwen2.5, Llama 3, ...). `"gemma4"` is the same algorithm over raw UTF-8 tokens
+//!   with `▁` for spaces.
 //!
 //! Encoding first partitions the text on special tokens (control, user-defined and unknown tokens
 //! written literally in the text), longest token first, exactly as llama.cpp's
@@ -18,7 +19,11 @@
 //! [`Tokenizer::token_piece_bytes`] gives every token's bytes including control tokens' text.
 
 mod bpe;
+mod pre_table;
+mod pretokenize;
 mod spm;
+mod unicode;
+mod unicode_data;
 
 use std::collections::{HashMap, HashSet};
 
@@ -168,6 +173,10 @@ pub struct Tokenizer {
     add_bos: bool,
     add_eos: bool,
     add_space_prefix: bool,
+    /// The pre-tokenizer name followed (BPE vocabularies).
+    pre_name: Option<String>,
+    /// Why tokens may differ from llama.cpp's (e.g. an unknown pre-tokenizer).
+    warning: Option<String>,
     eog: HashSet<u32>,
     /// Special tokens (control, user-defined, unknown), longest text first (ties: lower id first).
     special_order: Vec<u32>,
@@ -289,6 +298,47 @@ const FIM_REP_TEXTS: &[&str] = &[
 ];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
+/// The pre-tokenizer for a `tokenizer.ggml.pre` name, and a warning when it is not llama.cpp's
+/// for that name: an unknown name gets GPT-2's rules (llama.cpp refuses the model); a missing
+/// one gets `default`, as in llama.cpp (which warns too).
+fn resolve_pre(name: Option<&str>) -> (pre_table::PreSpec, Option<String>) {
+    match name {
+        None => (
+            pre_table::lookup("default").unwrap_or_else(pre_table::gpt2),
+            Some(
+                "no `tokenizer.ggml.pre` in the model: using the `default` pre-tokenizer, as \
+                 llama.cpp does; text may tokenize differently from the original tokenizer"
+                    .to_owned(),
+            ),
+        ),
+        Some(n) => match pre_table::lookup(n) {
+            Some(spec) => (spec, None),
+            None => (
+                pre_table::gpt2(),
+                Some(format!(
+                    "unknown pre-tokenizer `{n}`: using GPT-2's rules; some text may tokenize \
+                     differently from llama.cpp"
+                )),
+            ),
+        },
+    }
+}
+
+/// `tokenizer.ggml.merges` (Kimi-K2 may have none, as llama.cpp allows).
+fn bpe_merges<'a>(md: &'a Metadata, pre: Option<&str>) -> Result<&'a [String]> {
+    match md.get("tokenizer.ggml.merges") {
+        None if pre == Some("kimi-k2") => Ok(&[]),
+        None => Err(terr(
+            "missing `tokenizer.ggml.merges` (required for BPE tokenizers)",
+        )),
+        Some(Value::Array(Array::String(v))) => Ok(v),
+        Some(v) => Err(terr(format!(
+            "`tokenizer.ggml.merges` must be an array of strings, found {}",
+            v.summary()
+        ))),
+    }
+}
+
 impl Tokenizer {
     /// Build the tokenizer from `tokenizer.ggml.*` metadata.
     pub fn from_metadata(md: &Metadata) -> Result<Tokenizer> {
@@ -304,13 +354,15 @@ impl Tokenizer {
         };
         let kind = match model {
             "llama" => TokenizerKind::Spm,
-            "gpt2" => TokenizerKind::Bpe,
+            "gpt2" | "gemma4" => TokenizerKind::Bpe,
             other => {
                 return Err(Error::Unsupported(format!(
-                    "tokenizer model `{other}` (supported: `llama` (SentencePiece), `gpt2` (byte-level BPE))"
+                    "tokenizer model `{other}` (supported: `llama` (SentencePiece), `gpt2` and \
+                     `gemma4` (BPE))"
                 )))
             }
         };
+        let gemma4 = model == "gemma4";
 
         // --- tokens, scores, types ---------------------------------------------------------
         let tokens: Vec<String> = match md.get("tokenizer.ggml.tokens") {
@@ -404,35 +456,28 @@ impl Tokenizer {
         }
 
         // --- model-specific settings (llama.cpp defaults, then GGUF keys) -----------------
-        let pre = opt_str(md, "tokenizer.ggml.pre")?;
+        let pre_name = opt_str(md, "tokenizer.ggml.pre")?;
         let (mut bos, mut eos, unk_default) = match kind {
             TokenizerKind::Spm => (Some(1u32), Some(2u32), Some(0u32)),
+            TokenizerKind::Bpe if gemma4 => (None, None, None),
             TokenizerKind::Bpe => (Some(11u32), Some(11u32), None),
         };
         let mut add_bos = kind == TokenizerKind::Spm;
         let mut add_space_prefix = kind == TokenizerKind::Spm;
+        let mut warning = None;
+        let mut pre_used = None;
         let bpe = match kind {
             TokenizerKind::Spm => None,
             TokenizerKind::Bpe => {
-                let merges = match md.get("tokenizer.ggml.merges") {
-                    None => {
-                        return Err(terr(
-                            "missing `tokenizer.ggml.merges` (required for gpt2 tokenizers)",
-                        ))
-                    }
-                    Some(Value::Array(Array::String(v))) => v,
-                    Some(v) => {
-                        return Err(terr(format!(
-                            "`tokenizer.ggml.merges` must be an array of strings, found {}",
-                            v.summary()
-                        )))
-                    }
-                };
-                let b = bpe::Bpe::new(pre.unwrap_or("default"), merges)?;
-                if b.default_add_bos {
-                    add_bos = true;
-                }
-                if b.no_bos {
+                // llama.cpp ignores `tokenizer.ggml.pre` for the gemma4 model.
+                let name = if gemma4 { Some("gemma4") } else { pre_name };
+                let (spec, warn) = resolve_pre(name);
+                warning = warn;
+                pre_used = Some(name.unwrap_or("default").to_owned());
+                let merges = bpe_merges(md, name)?;
+                let b = bpe::Bpe::new(spec, merges)?;
+                add_bos |= spec.add_bos;
+                if spec.no_bos {
                     bos = None;
                 }
                 Some(b)
@@ -476,6 +521,8 @@ impl Tokenizer {
         if let Some(b) = opt_bool(md, "tokenizer.ggml.add_bos_token")? {
             add_bos = b;
         }
+        // llama.cpp overrides a false `add_bos_token` for Gemma 4.
+        add_bos |= bpe.as_ref().is_some_and(|b| b.spec().newline_words);
         let add_eos = opt_bool(md, "tokenizer.ggml.add_eos_token")?.unwrap_or(false);
         if let Some(b) = opt_bool(md, "tokenizer.ggml.add_space_prefix")? {
             add_space_prefix = b;
@@ -589,6 +636,8 @@ impl Tokenizer {
             add_bos,
             add_eos,
             add_space_prefix,
+            pre_name: pre_used,
+            warning,
             eog,
             special_order,
             special_rank,
@@ -602,7 +651,14 @@ impl Tokenizer {
     /// special tokens written in the text become single tokens; with `add_special`, BOS is
     /// prepended when the model adds BOS and EOS appended when it adds EOS.
     pub fn encode(&self, text: &str, add_special: bool) -> Vec<u32> {
-        let frags = self.partition(text);
+        self.encode_with(text, add_special, true)
+    }
+
+    /// llama.cpp's `llama_tokenize(text, add_special, parse_special)`: with `parse_special`
+    /// false, control and unknown tokens written in the text are tokenized as plain text
+    /// (user-defined tokens are still recognised), as llama.cpp's tokenizer tests do.
+    pub fn encode_with(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
+        let frags = self.partition(text, parse_special);
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.add_bos {
             out.extend(self.bos);
@@ -647,15 +703,24 @@ impl Tokenizer {
         out
     }
 
-    /// llama.cpp's `tokenizer_st_partition` with parse_special = true: for each special token,
-    /// longest first, split every remaining text fragment at each of its occurrences.
-    fn partition(&self, text: &str) -> Vec<Fragment> {
+    /// llama.cpp's `tokenizer_st_partition`: for each special token, longest first, split every
+    /// remaining text fragment at each of its occurrences (without `parse_special`, only
+    /// user-defined tokens).
+    fn partition(&self, text: &str, parse_special: bool) -> Vec<Fragment> {
         if text.is_empty() {
             return Vec::new();
         }
         let mut found = HashSet::new();
         self.special_trie.occurring(text.as_bytes(), &mut found);
-        let mut cands: Vec<u32> = found.into_iter().collect();
+        let skip = if parse_special {
+            0
+        } else {
+            attr::CONTROL | attr::UNKNOWN
+        };
+        let mut cands: Vec<u32> = found
+            .into_iter()
+            .filter(|&id| self.vocab.attrs[id as usize] & skip == 0)
+            .collect();
         cands.sort_by_key(|id| self.special_rank.get(id).copied().unwrap_or(usize::MAX));
 
         let mut frags = vec![Fragment::Text(0, text.len())];
@@ -790,6 +855,21 @@ impl Tokenizer {
 
     pub fn add_space_prefix(&self) -> bool {
         self.add_space_prefix
+    }
+
+    /// The `tokenizer.ggml.pre` name this tokenizer follows: the GGUF's (even an unknown one,
+    /// see [`Tokenizer::warning`]), `default` when it has none, `gemma4` for Gemma 4's model.
+    /// `None` for SentencePiece vocabularies, which have no pre-tokenizer.
+    pub fn pre_tokenizer(&self) -> Option<&str> {
+        self.pre_name.as_deref()
+    }
+
+    /// A one-line warning about the pre-tokenizer, for the user: an unknown `tokenizer.ggml.pre`
+    /// (GPT-2's rules are used, so text may tokenize differently from llama.cpp, which refuses
+    /// such a model), or none at all (`default` is used, as llama.cpp does, and warns too).
+    /// `None` when the GGUF names a pre-tokenizer llama.cpp knows.
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
     }
 
     /// End-of-generation: EOS, EOT, EOM and the tokens llama.cpp treats as such by their text

@@ -132,7 +132,7 @@ fn streaming_invalid_utf8_matches_lossy_decode() {
 
 /// A byte-level BPE vocabulary: all 256 byte characters plus a few merges.
 fn bpe_writer(pre: &str) -> GgufWriter {
-    let enc = bpe::Bpe::new("gpt2", &[]).unwrap();
+    let enc = bpe::Bpe::new(pre_table::gpt2(), &[]).unwrap();
     let mut tokens: Vec<String> = vec![
         "<|endoftext|>".into(),
         "<|im_start|>".into(),
@@ -272,4 +272,393 @@ fn bad_metadata_is_an_error_not_a_panic() {
     let mut md = metadata(&bpe_writer("gpt2"));
     md.0.remove("tokenizer.ggml.merges");
     expect_err(&md, "merges");
+}
+
+// --- pre-tokenizers -----------------------------------------------------------------------------
+//
+// Expected pieces: llama.cpp's regex list for each name (read from its `src/llama-vocab.cpp`,
+// `llm_tokenizer_bpe`) applied one regex after the other with Python's `regex` module (same
+// Unicode classes and lookaheads), keeping the text between matches as pieces; `\d` as `[0-9]`
+// and `\p{Lu}`/`\p{Ll}`/... as `\p{L}` (llama.cpp's `std::regex` on collapsed text);
+// llama.cpp's hand-written Kimi-K2 splitter written as one regex with its Han ranges; its
+// AFMoE/Tiny-Aya digit splitter emulated in Python line by line; for regexes without `\p{..}`,
+// non-ASCII whitespace replaced by U+000B first, as llama.cpp does for `std::wregex`. The text avoids code points
+// newer than Python's Unicode 14 tables and U+001C..U+001F (whitespace to Python only).
+
+/// The test text of [`pre_tokenizer_splits_match_llama_cpp`].
+const SPLIT_TEXT: &str = "Hello World! It's WE'LL don't iPhone HelloWorld ÉCOLE naïve Straße 1234567 3.14 ١٢٣ x+=42; fn main() {}\n\tif a==b:  return 'ok'\r\n😀👍🏽 你好世界 こんにちは 안녕하세요 Привет हिन्दी العربية\u{A0}€5\u{3000}end   ";
+
+/// (name, pieces of `SPLIT_TEXT`).
+const SPLITS: &[(&str, &[&str])] = &[
+    (
+        "gpt-4o",
+        &[
+            "Hello", " World", "!", " It's", " WE'LL", " don't", " i", "Phone", " Hello", "World",
+            " É", "COLE", " naïve", " Straße", " ", "123", "456", "7", " ", "3", ".", "14", " ",
+            "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a", "==", "b",
+            ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요",
+            " Привет", " ह", "िन", "्द", "ी", " العربية", "\u{A0}", "€", "5", "\u{3000}end",
+            "   ",
+        ],
+    ),
+    (
+        "tekken",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " i", "Phone",
+            " Hello", "World", " É", "COLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5",
+            "6", "7", " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";",
+            " fn", " main", "()", " {}\n", "\tif", " a", "==", "b", ":", " ", " return", " '",
+            "ok", "'\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "िन", "्द", "ी",
+            " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "smollm",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'", "LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7",
+            " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn",
+            " main", "()", " {}", "\n", "\t", "if", " a", "==", "b", ":", " ", " return", " '",
+            "ok", "'", "\r", "\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "ि", "न",
+            "्", "द", "ी", " العربية", "\u{A0}", "€", "5", "\u{3000}", "end", "   ",
+        ],
+    ),
+    (
+        "deepseek-v3",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "123", "456", "7", " ", "3", ".",
+            "14", " ", "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a",
+            "==", "b", ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " ", "你好世界", " ", "こんにちは",
+            " 안녕하세요", " Привет", " हिन्दी", " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "chameleon",
+        &[
+            "Hello", " World", "!", " It", "'", "s", " WE", "'", "LL", " don", "'", "t",
+            " iPhone", " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5",
+            "6", "7", " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+", "=", "4", "2", ";",
+            " fn", " main", "(", ")", " ", "{", "}", "\n", "\t", "if", " a", "=", "=", "b", ":",
+            "  ", "return", " ", "'", "ok", "'", "\r", "\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요",
+            " Привет", " ह", "ि", "न", "्", "द", "ी", " العربية", "\u{A0}", "€", "5", "\u{3000}",
+            "end", "  ", " ",
+        ],
+    ),
+    (
+        "bloom",
+        &[
+            "Hello", " World", "!", " It's", " WE'LL", " don't", " iPhone", " HelloWorld",
+            " ÉCOLE", " naïve", " Straße", " 1234567", " 3", ".", "14", " ١٢٣", " x+=42;", " fn",
+            " main", "()", " {}", "\n\t", "if", " a==b:", " ", " return", " 'ok'", "\r\n", "😀👍🏽",
+            " 你好世界", " こんにちは", " 안녕하세요", " Привет", " हिन्दी", " العربية", "\u{A0}", "€5",
+            "\u{3000}", "end", "   ",
+        ],
+    ),
+    (
+        "viking",
+        &[
+            "Hello", " World", "!", " It's", " WE'LL", " don't", " iPhone", " HelloWorld",
+            " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7", " ", "3", ".",
+            "1", "4", " ", "١", "٢", "٣", " x+=", "4", "2", ";", " fn", " main", "()", " {}",
+            "\n\t", "if", " a==b:", " ", " return", " 'ok'", "\r\n", "😀👍🏽", " 你好世界", " こんにちは",
+            " 안녕하세요", " Привет", " हिन्दी", " العربية", "\u{A0}", "€", "5", "\u{3000}", "end",
+            "   ",
+        ],
+    ),
+    (
+        "superbpe",
+        &[
+            "Hello World! It's WE'LL don't iPhone HelloWorld ÉCOLE naïve Straße ", "1", "234",
+            "567", " ", "3", ".", "14", " ", "١٢٣", " x+=", "42",
+            "; fn main() {}\n\tif a==b:  return 'ok'\r\n😀👍🏽 你好世界 こんにちは 안녕하세요 Привет हिन्दी العربية\u{A0}€",
+            "5", "\u{3000}end   ",
+        ],
+    ),
+    (
+        "kimi-k2",
+        &[
+            "Hello", " World", "!", " It's", " WE'LL", " don't", " iPhone", " HelloWorld",
+            " ÉCOLE", " naïve", " Straße", " ", "123", "456", "7", " ", "3", ".", "14", " ",
+            "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a", "==", "b",
+            ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " ", "你好世界", " こんにちは", " 안녕하세요",
+            " Привет", " ह", "िन", "्द", "ी", " العربية", "\u{A0}", "€", "5", "\u{3000}end",
+            "   ",
+        ],
+    ),
+    (
+        "afmoe",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "234", "567", " ", "3", ".",
+            "14", " ", "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a",
+            "==", "b", ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " ", "你好世界", " ", "こんにちは",
+            " ", "안녕하세요", " Привет", " हिन्दी", " العربية", "\u{A0}", "€", "5", "\u{3000}end",
+            "   ",
+        ],
+    ),
+    (
+        "tiny_aya",
+        &[
+            "Hello", " World", "!", " It's", " WE'LL", " don't", " iPhone", " HelloWorld",
+            " ÉCOLE", " naïve", " Straße", " ", "1", "234", "567", " ", "3", ".", "14", " ",
+            "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a", "==", "b",
+            ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요",
+            " Привет", " हिन्दी", " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "exaone-moe",
+        &[
+            "Hello World", "!", " It", "'s", " WE", "'LL", " don", "'t",
+            " iPhone HelloWorld ÉCOLE naïve Straße", " ", "1", "2", "3", "4", "5", "6", "7", " ",
+            "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn main", "()",
+            " {}\n", "\tif a", "==", "b", ":", " ", " return", " '", "ok", "'\r", "\n", "😀👍🏽",
+            " 你好世界 こんにちは 안녕하세요 Привет हिन्दी العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "bailingmoe",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7",
+            " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn",
+            " main", "()", " {}\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok",
+            "'\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "िन", "्द", "ी",
+            " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "seed-coder",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7",
+            " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn",
+            " main", "()", " {}", "\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok",
+            "'", "\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "िन", "्द", "ी",
+            " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "youtu",
+        &[
+            "Hello", " World", "!", " It's", " WE'LL", " don't", " iPhone", " HelloWorld",
+            " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7", " ", "3", ".",
+            "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn", " main", "()",
+            " {}\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽",
+            " ", "你好世界", " ", "こんにちは", " ", "안녕하세요", " Привет", " हिन्दी", " العربية", "\u{A0}",
+            "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "minicpm5",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "123", "456", "7", " ", "3", ".",
+            "14", " ", "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a",
+            "==", "b", ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " 你好世界", " こんにちは",
+            " 안녕하세요", " Привет", " ह", "िन", "्द", "ी", " العربية", "\u{A0}", "€", "5",
+            "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "jais-2",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "123", "456", "7", " ", "3", ".",
+            "14", " ", "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a",
+            "==", "b", ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " 你好世界", " こんにちは",
+            " 안녕하세요", " Привет", " ह", "िन", "्द", "ी", " العربية", "\u{A0}", "€", "5",
+            "\u{3000}end", "  ", " ",
+        ],
+    ),
+    (
+        "default",
+        &[
+            "Hello", " World", "!", " It", "'", "s", " WE", "'", "LL", " don", "'", "t",
+            " iPhone", " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "123", "456", "7", " ",
+            "3", ".", "14", " ", "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " ", "{}",
+            "\n", "\t", "if", " a", "==", "b", ":", " ", " return", " ", "'", "ok", "'", "\r",
+            "\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "ि", "न", "्", "द", "ी",
+            " العربية", "\u{A0}", "€", "5", "\u{3000}", "end", "   ",
+        ],
+    ),
+    (
+        "llama3",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "123", "456", "7", " ", "3", ".",
+            "14", " ", "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a",
+            "==", "b", ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " 你好世界", " こんにちは",
+            " 안녕하세요", " Привет", " ह", "िन", "्द", "ी", " العربية", "\u{A0}", "€", "5",
+            "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "qwen2",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7",
+            " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn",
+            " main", "()", " {}\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok",
+            "'\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "िन", "्द", "ी",
+            " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "qwen35",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7",
+            " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn",
+            " main", "()", " {}\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok",
+            "'\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " हिन्दी", " العربية",
+            "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "gpt-2",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'", "LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " 1234567", " 3", ".", "14", " ١٢٣",
+            " x", "+=", "42", ";", " fn", " main", "()", " {}", "\n", "\t", "if", " a", "==", "b",
+            ":", " ", " return", " '", "ok", "'", "\r", "\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요",
+            " Привет", " ह", "ि", "न", "्", "द", "ी", " العربية", "\u{A0}", "€", "5", "\u{3000}",
+            "end", "   ",
+        ],
+    ),
+    (
+        "spark2_5",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7",
+            " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn",
+            " main", "()", " {}", "\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok",
+            "'", "\r", "\n", "😀👍🏽", " ", "你好世界", " ", "こんにちは", " 안녕하세요", " Привет", " हिन्दी",
+            " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "granite-embed-multi-97m",
+        &[
+            "Hello", " World", "!", " It's", " WE'LL", " don't", " i", "Phone", " Hello", "World",
+            " É", "COLE", " naïve", " Straße", " ", "123", "456", "7", " ", "3", ".", "14", " ",
+            "١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " {}\n", "\tif", " a", "==", "b",
+            ":", " ", " return", " '", "ok", "'\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요",
+            " Привет", " हिन्दी", " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "ufakzeka",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7",
+            " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn",
+            " main", "()", " {}\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok",
+            "'\r\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "िन", "्द", "ी",
+            " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "laguna",
+        &[
+            "Hello", " World", "!", " It", "'s", " WE", "'LL", " don", "'t", " iPhone",
+            " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5", "6", "7",
+            " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";", " fn",
+            " main", "()", " {}", "\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok",
+            "'\r", "\n", "😀👍🏽", " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "िन", "्द", "ी",
+            " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "deepseek-llm",
+        &[
+            "Hello", " World", "!", " It", "'", "s", " WE", "'", "LL", " don", "'", "t",
+            " iPhone", " HelloWorld", " É", "COLE", " na", "ï", "ve", " Stra", "ß", "e", " ",
+            "1234567", " ", "3", ".", "14", " ", "١٢٣", " x", "+=", "42", ";", " fn", " main",
+            "()", " {}", "\n", "\tif", " a", "==", "b", ":", " ", " return", " '", "ok", "'",
+            "\r", "\n", "😀👍🏽 ", "你好世界", " ", "こんにちは", " ", "안녕하세요", " Привет", " ", "हिन्दी",
+            " العربية\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "deepseek-coder",
+        &[
+            "Hello", " World", "!", " It", "'", "s", " WE", "'", "LL", " don", "'", "t",
+            " iPhone", " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "1", "2", "3", "4", "5",
+            "6", "7", " ", "3", ".", "1", "4", " ", "١", "٢", "٣", " x", "+=", "4", "2", ";",
+            " fn", " main", "()", " {}", "\n", "\tif", " a", "==", "b", ":", " ", " return", " '",
+            "ok", "'", "\r", "\n", "😀👍🏽", " ", "你好世界", " ", "こんにちは", " ", "안녕하세요", " Привет", " ",
+            "ह", "ि", "न", "्", "द", "ी", " العربية", "\u{A0}", "€", "5", "\u{3000}end", "   ",
+        ],
+    ),
+    (
+        "falcon",
+        &[
+            "Hello", " World", "!", " It", "'", "s", " WE", "'", "LL", " don", "'", "t",
+            " iPhone", " HelloWorld", " ÉCOLE", " naïve", " Straße", " ", "123", "456", "7", " 3",
+            ".", "14", " ١٢٣", " x", "+=", "42", ";", " fn", " main", "()", " ", "{}", "\n", "\t",
+            "if", " a", "==", "b", ":", " ", " return", " ", "'", "ok", "'", "\r", "\n", "😀👍🏽",
+            " 你好世界", " こんにちは", " 안녕하세요", " Привет", " ह", "ि", "न", "्", "द", "ी", " العربية",
+            "\u{A0}", "€", "5", "\u{3000}", "end", "   ",
+        ],
+    ),
+];
+
+#[test]
+fn pre_tokenizer_splits_match_llama_cpp() {
+    for (name, want) in SPLITS {
+        let spec = pre_table::lookup(name).unwrap();
+        let pre = pretokenize::PreTokenizer::new(spec.regexes).unwrap();
+        assert_eq!(pre.split(SPLIT_TEXT), *want, "pre-tokenizer `{name}`");
+    }
+}
+
+#[test]
+fn every_pre_tokenizer_name_builds() {
+    let mut n = 0;
+    for name in pre_table::known_names() {
+        let spec = pre_table::lookup(name).unwrap();
+        let pre = pretokenize::PreTokenizer::new(spec.regexes)
+            .unwrap_or_else(|e| panic!("`{name}`: {e}"));
+        let pieces = pre.split(SPLIT_TEXT);
+        assert_eq!(pieces.concat(), SPLIT_TEXT, "`{name}` loses text");
+        n += 1;
+    }
+    assert!(n >= 90, "only {n} names");
+    assert!(pre_table::lookup("no-such-pre").is_none());
+}
+
+#[test]
+fn superbpe_groups_digits_from_the_right() {
+    let pre =
+        pretokenize::PreTokenizer::new(pre_table::lookup("superbpe").unwrap().regexes).unwrap();
+    assert_eq!(pre.split("a1234567b"), ["a", "1", "234", "567", "b"]);
+}
+
+#[test]
+fn unknown_pre_tokenizer_warns_and_uses_gpt2() {
+    let t = Tokenizer::from_metadata(&metadata(&bpe_writer("no-such-pre"))).unwrap();
+    let w = t.warning().unwrap();
+    assert!(w.contains("`no-such-pre`") && w.contains("GPT-2"), "{w}");
+    assert_eq!(t.pre_tokenizer(), Some("no-such-pre"));
+    // GPT-2's rules: "12" is one piece.
+    assert_eq!(t.encode("12", false), vec![id(&t, "12")]);
+    let known = Tokenizer::from_metadata(&metadata(&bpe_writer("gpt-4o"))).unwrap();
+    assert_eq!(known.warning(), None);
+    let mut md = metadata(&bpe_writer("x"));
+    md.0.remove("tokenizer.ggml.pre");
+    let t = Tokenizer::from_metadata(&md).unwrap();
+    assert!(t.warning().unwrap().contains("`default`"));
+    // SentencePiece vocabularies have no pre-tokenizer and no warning.
+    let t = Tokenizer::from_metadata(&metadata(&spm_writer(|_| {}))).unwrap();
+    assert_eq!(t.warning(), None);
+}
+
+#[test]
+fn parse_special_false_tokenizes_control_tokens_as_text() {
+    let t = Tokenizer::from_metadata(&metadata(&bpe_writer("gpt-2"))).unwrap();
+    let ids = t.encode_with("<|im_start|>hello", false, false);
+    assert!(!ids.contains(&1), "{ids:?}");
+    assert_eq!(t.encode_with("<|im_start|>hello", false, true)[0], 1);
 }

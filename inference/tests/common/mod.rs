@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod chat;
+pub mod tiny;
 
 use std::path::PathBuf;
 use std::rc::Rc;

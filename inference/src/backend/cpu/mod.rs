@@ -15,13 +15,13 @@ use std::rc::Rc;
 
 use super::{check_shift, check_tokens, Backend, BackendKind, Output, Want};
 use crate::error::{Error, Result};
-use crate::model::{Arch, HParams, KvCache, LayerWeights, Model, QTensor, Weights};
+use crate::model::{Activation, HParams, KvCache, LayerWeights, Model, Norm, QTensor, Weights};
 #[cfg(target_arch = "wasm32")]
 use crate::quant;
 use crate::quant::Activations;
 use crate::sampler::argmax;
 
-use ops::{add_bias, attention, AttnShape};
+use ops::{add_bias, attention, layer_norm, AttnShape};
 pub use ops::{gelu_tanh, rms_norm, rms_norm_inplace, silu, Rope};
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -160,13 +160,14 @@ impl Cpu {
             w.tok_embd
                 .dequantize_row(tok as usize, &mut x[t * e..(t + 1) * e]);
         }
-        if hp.arch == Arch::Gemma3 {
-            let scale = (e as f32).sqrt();
-            x.iter_mut().for_each(|v| *v *= scale);
+        if hp.embd_scale != 1.0 {
+            x.iter_mut().for_each(|v| *v *= hp.embd_scale);
         }
 
+        let factors = w.rope_factors(hp, kv.n_ctx);
         for (il, lw) in w.layers.iter().enumerate() {
-            layer(hp, w, lw, il, kv, start, n, s, pool);
+            let rope = Rope::for_layer(hp, il, factors);
+            layer(hp, lw, rope.as_ref(), il, kv, start, n, s, pool);
         }
         kv.len = start + n;
 
@@ -179,10 +180,10 @@ impl Cpu {
         let m = rows.len();
         let h = grow(&mut s.h, m * e);
         for (i, t) in rows.enumerate() {
-            rms_norm(
-                &s.x[t * e..(t + 1) * e],
+            norm(
+                hp,
                 &w.output_norm,
-                hp.norm_eps,
+                &s.x[t * e..(t + 1) * e],
                 &mut h[i * e..(i + 1) * e],
             );
         }
@@ -192,6 +193,9 @@ impl Cpu {
         for row in logits.chunks_exact_mut(hp.n_vocab) {
             if let Some(b) = &w.output_bias {
                 row.iter_mut().zip(b).for_each(|(l, b)| *l += b);
+            }
+            if hp.logit_scale != 1.0 {
+                row.iter_mut().for_each(|l| *l *= hp.logit_scale);
             }
             if let Some(cap) = hp.final_logit_softcap {
                 row.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
@@ -310,28 +314,66 @@ impl Backend for CpuSession {
     async fn shift(&mut self, keep: usize, discard: usize) -> Result<()> {
         check_shift(keep, discard, self.kv.len)?;
         let hp = &self.model.hp;
-        let freqs = self.model.weights.rope_freqs.as_deref();
-        let ropes: Vec<Rope> = (0..hp.n_layer)
-            .map(|il| {
-                let (base, scale) = hp.rope_for_layer(il);
-                Rope::new(hp.head_dim, base, scale, hp.rope_neox, freqs)
-            })
+        let factors = self.model.weights.rope_factors(hp, self.kv.n_ctx);
+        let ropes: Vec<Option<Rope>> = (0..hp.n_layer)
+            .map(|il| Rope::for_layer(hp, il, factors))
             .collect();
         self.kv.shift(keep, discard, |il, row| {
-            for head in row.chunks_exact_mut(hp.head_dim) {
-                ropes[il].rotate(head, -(discard as f32));
+            if let Some(rope) = &ropes[il] {
+                for head in row.chunks_exact_mut(hp.head_dim) {
+                    rope.rotate(head, -(discard as f32));
+                }
             }
         });
         Ok(())
     }
 }
 
+/// `out = norm(x)` with the model's norm kind (RMS or LayerNorm with bias).
+fn norm(hp: &HParams, n: &Norm, x: &[f32], out: &mut [f32]) {
+    match &n.b {
+        Some(b) => layer_norm(x, &n.w, b, hp.norm_eps, out),
+        None => rms_norm(x, &n.w, hp.norm_eps, out),
+    }
+}
+
+/// `h = norm(x)` row by row, or a copy of `x` for a block without an input norm (Olmo 2).
+fn norm_rows(hp: &HParams, n: Option<&Norm>, x: &[f32], h: &mut [f32]) {
+    let e = hp.n_embd;
+    match n {
+        Some(n) => {
+            for (x, h) in x.chunks_exact(e).zip(h.chunks_exact_mut(e)) {
+                norm(hp, n, x, h);
+            }
+        }
+        None => h.copy_from_slice(x),
+    }
+}
+
+/// RMS norm of each `w.len()`-wide piece of `x` (per head, or whole rows).
+fn norm_pieces(x: &mut [f32], w: Option<&[f32]>, eps: f32) {
+    if let Some(w) = w {
+        for piece in x.chunks_exact_mut(w.len()) {
+            rms_norm_inplace(piece, w, eps);
+        }
+    }
+}
+
+/// `x += scale · post_norm(o)` (the post-norm where the layer has one).
+fn residual(hp: &HParams, x: &mut [f32], o: &mut [f32], post: Option<&[f32]>) {
+    norm_pieces(o, post, hp.norm_eps);
+    if hp.residual_scale != 1.0 {
+        o.iter_mut().for_each(|v| *v *= hp.residual_scale);
+    }
+    x.iter_mut().zip(o.iter()).for_each(|(x, a)| *x += a);
+}
+
 /// One transformer block over a batch of `n` tokens at positions `start..start + n`.
 #[allow(clippy::too_many_arguments)]
 fn layer(
     hp: &HParams,
-    w: &Weights,
     lw: &LayerWeights,
+    rope: Option<&Rope>,
     il: usize,
     kv: &mut KvCache,
     start: usize,
@@ -344,14 +386,7 @@ fn layer(
 
     // ---- attention ----
     let h = grow(&mut s.h, n * e);
-    for t in 0..n {
-        rms_norm(
-            &s.x[t * e..(t + 1) * e],
-            &lw.attn_norm,
-            eps,
-            &mut h[t * e..(t + 1) * e],
-        );
-    }
+    norm_rows(hp, lw.attn_norm.as_ref(), &s.x[..n * e], h);
     let h = &s.h[..n * e];
     grow(&mut s.q, n * qd);
     grow(&mut s.k, n * kvd);
@@ -368,25 +403,23 @@ fn layer(
     add_bias(&mut s.q[..n * qd], lw.bq.as_deref());
     add_bias(&mut s.k[..n * kvd], lw.bk.as_deref());
     add_bias(&mut s.v[..n * kvd], lw.bv.as_deref());
-    if let Some(qn) = &lw.q_norm {
-        for head in s.q[..n * qd].chunks_exact_mut(hd) {
-            rms_norm_inplace(head, qn, eps);
+    norm_pieces(&mut s.q[..n * qd], lw.q_norm.as_deref(), eps);
+    norm_pieces(&mut s.k[..n * kvd], lw.k_norm.as_deref(), eps);
+    if let Some(rope) = rope {
+        for t in 0..n {
+            let pos = start + t;
+            for head in s.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd) {
+                rope.apply(head, pos);
+            }
+            for head in s.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd) {
+                rope.apply(head, pos);
+            }
         }
     }
-    if let Some(kn) = &lw.k_norm {
-        for head in s.k[..n * kvd].chunks_exact_mut(hd) {
-            rms_norm_inplace(head, kn, eps);
-        }
-    }
-    let (base, freq_scale) = hp.rope_for_layer(il);
-    let rope = Rope::new(hd, base, freq_scale, hp.rope_neox, w.rope_freqs.as_deref());
-    for t in 0..n {
-        let pos = start + t;
-        for head in s.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd) {
-            rope.apply(head, pos);
-        }
-        for head in s.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd) {
-            rope.apply(head, pos);
+    if let Some(temp) = hp.attn_temperature {
+        for (t, row) in s.q[..n * qd].chunks_exact_mut(qd).enumerate() {
+            let m = temp.at(start + t);
+            row.iter_mut().for_each(|x| *x *= m);
         }
     }
     if hp.q_scale != 1.0 {
@@ -403,6 +436,7 @@ fn layer(
         n_head_kv: hp.n_head_kv,
         head_dim: hd,
         window: if hp.swa_layers[il] { hp.n_swa } else { 0 },
+        softcap: hp.attn_softcap,
         scale: hp.kq_scale,
         start,
         n,
@@ -411,50 +445,44 @@ fn layer(
     attention(&shape, &s.q[..n * qd], kc, vc, &mut s.scores, att);
     let o = grow(&mut s.o, n * e);
     pool.matmul(&lw.wo, &s.att[..n * qd], n, o);
-    if let Some(pn) = &lw.post_attn_norm {
-        for row in o.chunks_exact_mut(e) {
-            rms_norm_inplace(row, pn, eps);
-        }
-    }
-    s.x[..n * e]
-        .iter_mut()
-        .zip(&s.o[..n * e])
-        .for_each(|(x, a)| *x += a);
+    add_bias(o, lw.bo.as_deref());
+    residual(hp, &mut s.x[..n * e], o, lw.post_attn_norm.as_deref());
 
     // ---- feed-forward ----
     let h = grow(&mut s.h, n * e);
-    for t in 0..n {
-        rms_norm(
-            &s.x[t * e..(t + 1) * e],
-            &lw.ffn_norm,
-            eps,
-            &mut h[t * e..(t + 1) * e],
-        );
-    }
+    norm_rows(hp, lw.ffn_norm.as_ref(), &s.x[..n * e], h);
     let h = &s.h[..n * e];
     grow(&mut s.gate, n * ff);
     grow(&mut s.up, n * ff);
-    pool.matmul_many(
-        &mut [
-            (&lw.w_gate, &mut s.gate[..n * ff]),
-            (&lw.w_up, &mut s.up[..n * ff]),
-        ],
-        h,
-        n,
-    );
-    let gelu = hp.arch == Arch::Gemma3;
-    for (g, u) in s.gate[..n * ff].iter_mut().zip(&s.up[..n * ff]) {
-        *g = if gelu { gelu_tanh(*g) } else { silu(*g) } * u;
+    let act = |x: f32| match hp.act {
+        Activation::Silu => silu(x),
+        Activation::Gelu => gelu_tanh(x),
+    };
+    match &lw.w_gate {
+        Some(w_gate) => {
+            pool.matmul_many(
+                &mut [
+                    (w_gate, &mut s.gate[..n * ff]),
+                    (&lw.w_up, &mut s.up[..n * ff]),
+                ],
+                h,
+                n,
+            );
+            add_bias(&mut s.gate[..n * ff], lw.b_gate.as_deref());
+            add_bias(&mut s.up[..n * ff], lw.b_up.as_deref());
+            for (g, u) in s.gate[..n * ff].iter_mut().zip(&s.up[..n * ff]) {
+                *g = act(*g) * u;
+            }
+        }
+        None => {
+            // A plain MLP: act(up), computed in `gate`.
+            pool.matmul(&lw.w_up, h, n, &mut s.gate[..n * ff]);
+            add_bias(&mut s.gate[..n * ff], lw.b_up.as_deref());
+            s.gate[..n * ff].iter_mut().for_each(|g| *g = act(*g));
+        }
     }
     let o = grow(&mut s.o, n * e);
     pool.matmul(&lw.w_down, &s.gate[..n * ff], n, o);
-    if let Some(pn) = &lw.post_ffn_norm {
-        for row in o.chunks_exact_mut(e) {
-            rms_norm_inplace(row, pn, eps);
-        }
-    }
-    s.x[..n * e]
-        .iter_mut()
-        .zip(&s.o[..n * e])
-        .for_each(|(x, f)| *x += f);
+    add_bias(o, lw.b_down.as_deref());
+    residual(hp, &mut s.x[..n * e], o, lw.post_ffn_norm.as_deref());
 }

@@ -19,6 +19,18 @@ pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
+/// out = (x − mean) / sqrt(var + eps) * w + b   (LayerNorm; sums in f64)
+pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let scale = (1.0 / (var + eps as f64).sqrt()) as f32;
+    let mean = mean as f32;
+    for (((o, &v), &g), &b) in out.iter_mut().zip(x).zip(w).zip(b) {
+        *o = (v - mean) * scale * g + b;
+    }
+}
+
 pub(crate) fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
     if let Some(b) = b {
         for row in x.chunks_exact_mut(b.len()) {
@@ -39,68 +51,7 @@ pub fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
 }
 
-/// Rotary position embedding for one head of `head_dim` values.
-pub struct Rope {
-    /// base^(-2i/d) × freq_scale / freq_factor_i, i in 0..d/2, precomputed once per layer.
-    inv_freq: Vec<f32>,
-    neox: bool,
-}
-
-impl Rope {
-    pub fn new(
-        head_dim: usize,
-        base: f32,
-        freq_scale: f32,
-        neox: bool,
-        factors: Option<&[f32]>,
-    ) -> Self {
-        let half = head_dim / 2;
-        let inv_freq = (0..half)
-            .map(|i| {
-                let f = (base as f64).powf(-2.0 * i as f64 / head_dim as f64) * freq_scale as f64;
-                (f / factors.map_or(1.0, |ff| ff[i] as f64)) as f32
-            })
-            .collect();
-        Rope { inv_freq, neox }
-    }
-
-    /// Rotate `x` (head_dim) for position `pos`: adjacent pairs (2i, 2i+1) for the original
-    /// ordering, (i, i + d/2) for NeoX.
-    pub fn apply(&self, x: &mut [f32], pos: usize) {
-        self.rotate(x, pos as f32);
-    }
-
-    /// (cos, sin) of each pair's angle at `pos` (which may be negative), interleaved:
-    /// (head_dim / 2, 2) values, exactly those [`Rope::rotate`] uses.
-    pub fn cos_sin(&self, pos: f32) -> Vec<f32> {
-        self.inv_freq
-            .iter()
-            .flat_map(|&f| {
-                let (sin, cos) = (pos * f).sin_cos();
-                [cos, sin]
-            })
-            .collect()
-    }
-
-    /// Rotate `x` by `pos` positions, which may be negative: a key stored at position p and
-    /// rotated by -d is the key at p - d (the context shift), since RoPE angles are linear in the
-    /// position.
-    pub fn rotate(&self, x: &mut [f32], pos: f32) {
-        let half = self.inv_freq.len();
-        for (i, &f) in self.inv_freq.iter().enumerate() {
-            let theta = pos * f;
-            let (sin, cos) = theta.sin_cos();
-            let (a, b) = if self.neox {
-                (i, i + half)
-            } else {
-                (2 * i, 2 * i + 1)
-            };
-            let (x0, x1) = (x[a], x[b]);
-            x[a] = x0 * cos - x1 * sin;
-            x[b] = x0 * sin + x1 * cos;
-        }
-    }
-}
+pub use crate::model::rope::Rope;
 
 /// Query tokens per block of [`attention`]: a block's queries (× the heads sharing a KV head)
 /// meet each key and value while it is in L1.
@@ -113,6 +64,8 @@ pub(crate) struct AttnShape {
     pub head_dim: usize,
     /// Sliding window (0 = none): a key at j is seen from position p only if p - j < window.
     pub window: usize,
+    /// Scores soft-capped as cap · tanh(s / cap) before scaling (Gemma 2).
+    pub softcap: Option<f32>,
     pub scale: f32,
     pub start: usize,
     pub n: usize,
@@ -171,6 +124,9 @@ pub(crate) fn attention(
             }
             // Scores of every row and key (masked ones are computed and never read).
             quant::dot_rows(qt, rp, &kc[first * kvd + kvh * hd..], kvd, width, sc);
+            if let Some(cap) = a.softcap {
+                sc.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
+            }
             // Softmax of each row over its keys (`lo..=pos`), in key order.
             let (mut lo_r, mut hi_r) = ([0u32; 8 * QUERY_BLOCK], [0u32; 8 * QUERY_BLOCK]);
             let (mut lo_big, mut hi_big) = (Vec::new(), Vec::new());
@@ -236,6 +192,7 @@ mod tests {
             n_head_kv: 1,
             head_dim: 2,
             window: 0,
+            softcap: None,
             scale: 1.0,
             start: 0,
             n: 1,
@@ -268,6 +225,7 @@ mod tests {
                 n_head_kv,
                 head_dim: hd,
                 window,
+                softcap: None,
                 scale: 0.3,
                 start,
                 n,

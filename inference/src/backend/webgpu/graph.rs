@@ -5,9 +5,9 @@
 use super::device::GpuDevice;
 use super::kernels::{MATVEC1_RPW, MATVEC_NT, MATVEC_RPW};
 use super::weights::{GpuMatrix, GpuModel};
-use crate::backend::cpu::Rope;
 use crate::error::Result;
-use crate::model::Arch;
+use crate::model::Rope;
+use crate::model::{Activation, NormKind};
 
 /// The workgroup grid of an op, as a function of the batch (n tokens, n_out logit rows).
 #[derive(Clone, Copy)]
@@ -226,24 +226,26 @@ pub(super) struct RopeTables {
 impl RopeTables {
     pub fn new(dev: &GpuDevice, m: &GpuModel, n_ctx: usize) -> Result<Self> {
         let hp = &m.hp;
-        let mut keys: Vec<(u32, u32)> = Vec::new();
+        let factors = m.rope_factors(n_ctx);
+        let mut keys: Vec<(u32, u32, bool, bool)> = Vec::new();
         let mut tables = Vec::new();
         let mut layer = Vec::with_capacity(hp.n_layer);
         for il in 0..hp.n_layer {
             let (base, scale) = hp.rope_for_layer(il);
-            let key = (base.to_bits(), scale.to_bits());
+            let key = (
+                base.to_bits(),
+                scale.to_bits(),
+                hp.swa_layers[il],
+                hp.rope_layers[il],
+            );
             let idx = match keys.iter().position(|k| *k == key) {
                 Some(i) => i,
                 None => {
-                    let rope = Rope::new(
-                        hp.head_dim,
-                        base,
-                        scale,
-                        hp.rope_neox,
-                        m.rope_freqs.as_deref(),
-                    );
+                    // A layer without RoPE gets the identity (cos 1, sin 0: exact).
+                    let rope = Rope::for_layer(hp, il, factors)
+                        .unwrap_or_else(|| Rope::identity(hp.n_rot));
                     let cs: Vec<f32> = (0..n_ctx)
-                        .flat_map(|pos| rope.cos_sin(pos as f32))
+                        .flat_map(|pos| rope.cos_sin_scaled(pos as f32))
                         .collect();
                     tables.push((rope, dev.upload_f32("rope", &cs)?));
                     keys.push(key);
@@ -297,9 +299,7 @@ pub(super) fn record(
         result,
     } = s;
     let mut body = Vec::new();
-    let gemma = hp.arch == Arch::Gemma3;
     // embedding lookup, per chunk of token_embd
-    let scale = if gemma { (e as f32).sqrt() } else { 1.0 };
     for c in &m.tok_embd.chunks {
         let p = dev.uniform(
             "embed",
@@ -308,7 +308,7 @@ pub(super) fn record(
                 e as u32,
                 m.tok_embd.row_bytes as u32,
                 c.row0 as u32,
-                f(scale),
+                f(hp.embd_scale),
                 0,
                 0,
                 0,
@@ -323,32 +323,76 @@ pub(super) fn record(
         });
     }
     let eps = f(hp.norm_eps);
-    let norm_p = |dim: usize, from_out: bool, has_w: bool| {
+    let layer_norm = hp.norm == NormKind::Layer;
+    // norm.wgsl's Params: dim, eps, from_out, has_w, layer (LayerNorm: the bias follows the
+    // weight), residual scale.
+    let norm_p = |dim: usize, from_out: bool, has_w: bool, layer: bool, scale: f32| {
         dev.uniform(
             "norm",
-            &[dim as u32, eps, from_out as u32, has_w as u32, 0, 0, 0, 0],
+            &[
+                dim as u32,
+                eps,
+                from_out as u32,
+                has_w as u32,
+                layer as u32,
+                f(scale),
+                0,
+                0,
+            ],
         )
     };
+    let norm_bind = |w: &wgpu::Buffer, a: &wgpu::Buffer, b: &wgpu::Buffer, p: &wgpu::Buffer| {
+        dev.bind_group(&k.norm_layout, &[step, p, w, a, b])
+    };
+    // b = norm(a) of each token's row (the block's input norm).
+    let norm_op = |w: &wgpu::Buffer, a: &wgpu::Buffer, b: &wgpu::Buffer| Op {
+        pipeline: k.norm_rows.clone(),
+        one: None,
+        what: "norm",
+        bind: norm_bind(w, a, b, &norm_p(e, false, true, layer_norm, 1.0)),
+        grid: Grid::NormRows { per: 1, out: false },
+    };
+    // x += residual_scale · post_norm(o) (or · o).
+    let residual_op = |post: Option<&wgpu::Buffer>| Op {
+        pipeline: k.add_norm.clone(),
+        one: None,
+        what: "add + norm",
+        bind: norm_bind(
+            post.unwrap_or(&m.dummy),
+            o,
+            x,
+            &norm_p(e, false, post.is_some(), false, hp.residual_scale),
+        ),
+        grid: Grid::NormRows { per: 1, out: false },
+    };
+    // In-place RMS norm of each `dim`-wide piece of a (rows · per) buffer (q/k norms).
+    let pieces_op = |(w, dim): &(wgpu::Buffer, usize), buf: &wgpu::Buffer, width: usize| Op {
+        pipeline: k.norm_inplace.clone(),
+        one: None,
+        what: "norm (q/k)",
+        bind: norm_bind(w, &m.dummy, buf, &norm_p(*dim, false, true, false, 1.0)),
+        grid: Grid::NormRows {
+            per: (width / dim) as u32,
+            out: false,
+        },
+    };
+    let temp = hp.attn_temperature;
     for (il, l) in m.layers.iter().enumerate() {
         let (kc, vc) = &kv[il];
-        let norm = |w: &wgpu::Buffer, a: &wgpu::Buffer, b: &wgpu::Buffer, dim, from_out, has_w| {
-            let p = norm_p(dim, from_out, has_w);
-            dev.bind_group(&k.norm_layout, &[step, &p, w, a, b])
+        // attention: its input is the normed residual, or the residual itself (Olmo 2)
+        let input = match &l.attn_norm {
+            Some(w) => {
+                body.push(norm_op(w, x, h));
+                h
+            }
+            None => x,
         };
-        // attention
-        body.push(Op {
-            pipeline: k.norm_rows.clone(),
-            one: None,
-            what: "norm",
-            bind: norm(&l.attn_norm, x, h, e, false, true),
-            grid: Grid::NormRows { per: 1, out: false },
-        });
         push_matvec(
             &mut body,
             m,
             step,
             &l.wq,
-            h,
+            input,
             q,
             l.bq.as_ref(),
             false,
@@ -359,7 +403,7 @@ pub(super) fn record(
             m,
             step,
             &l.wk,
-            h,
+            input,
             kb,
             l.bk.as_ref(),
             false,
@@ -370,35 +414,17 @@ pub(super) fn record(
             m,
             step,
             &l.wv,
-            h,
+            input,
             vb,
             l.bv.as_ref(),
             false,
             "matvec v",
         )?;
         if let Some(qn) = &l.q_norm {
-            body.push(Op {
-                pipeline: k.norm_inplace.clone(),
-                one: None,
-                what: "norm (q/k)",
-                bind: norm(qn, &m.dummy, q, hd, false, true),
-                grid: Grid::NormRows {
-                    per: hp.n_head as u32,
-                    out: false,
-                },
-            });
+            body.push(pieces_op(qn, q, hp.q_dim()));
         }
         if let Some(kn) = &l.k_norm {
-            body.push(Op {
-                pipeline: k.norm_inplace.clone(),
-                one: None,
-                what: "norm (q/k)",
-                bind: norm(kn, &m.dummy, kb, hd, false, true),
-                grid: Grid::NormRows {
-                    per: hp.n_head_kv as u32,
-                    out: false,
-                },
-            });
+            body.push(pieces_op(kn, kb, hp.kv_dim()));
         }
         let p = dev.uniform(
             "rope",
@@ -408,9 +434,9 @@ pub(super) fn record(
                 hd as u32,
                 hp.rope_neox as u32,
                 f(hp.q_scale),
-                0,
-                0,
-                0,
+                f(temp.map_or(0.0, |t| t.scale)),
+                temp.map_or(1, |t| t.floor as u32),
+                hp.n_rot as u32,
             ],
         );
         body.push(Op {
@@ -433,7 +459,7 @@ pub(super) fn record(
                 window as u32,
                 n_ctx as u32,
                 f(hp.kq_scale),
-                0,
+                f(hp.attn_softcap.unwrap_or(0.0)),
                 0,
             ],
         );
@@ -444,36 +470,57 @@ pub(super) fn record(
             bind: dev.bind_group(&k.attn_layout, &[step, &p, q, kc, vc, scores, att]),
             grid: Grid::Heads(hp.n_head as u32),
         });
-        push_matvec(&mut body, m, step, &l.wo, att, o, None, false, "matvec o")?;
-        let pan = l.post_attn_norm.as_ref();
-        body.push(Op {
-            pipeline: k.add_norm.clone(),
-            one: None,
-            what: "add + norm",
-            bind: norm(pan.unwrap_or(&m.dummy), o, x, e, false, pan.is_some()),
-            grid: Grid::NormRows { per: 1, out: false },
-        });
-        // feed-forward
-        body.push(Op {
-            pipeline: k.norm_rows.clone(),
-            one: None,
-            what: "norm",
-            bind: norm(&l.ffn_norm, x, h, e, false, true),
-            grid: Grid::NormRows { per: 1, out: false },
-        });
         push_matvec(
             &mut body,
             m,
             step,
-            &l.w_gate,
-            h,
-            gate,
-            None,
+            &l.wo,
+            att,
+            o,
+            l.bo.as_ref(),
             false,
-            "matvec gate",
+            "matvec o",
         )?;
-        push_matvec(&mut body, m, step, &l.w_up, h, up, None, false, "matvec up")?;
-        let p = dev.uniform("ffn", &[ff as u32, gemma as u32, 0, 0, 0, 0, 0, 0]);
+        body.push(residual_op(l.post_attn_norm.as_ref()));
+        // feed-forward: act(gate) · up, or act(up) for a plain MLP (computed in `gate`)
+        let input = match &l.ffn_norm {
+            Some(w) => {
+                body.push(norm_op(w, x, h));
+                h
+            }
+            None => x,
+        };
+        let gated = l.w_gate.is_some();
+        if let Some(wg) = &l.w_gate {
+            push_matvec(
+                &mut body,
+                m,
+                step,
+                wg,
+                input,
+                gate,
+                l.b_gate.as_ref(),
+                false,
+                "matvec gate",
+            )?;
+        }
+        let up_out = if gated { up } else { gate };
+        push_matvec(
+            &mut body,
+            m,
+            step,
+            &l.w_up,
+            input,
+            up_out,
+            l.b_up.as_ref(),
+            false,
+            "matvec up",
+        )?;
+        let gelu = hp.act == Activation::Gelu;
+        let p = dev.uniform(
+            "ffn",
+            &[ff as u32, gelu as u32, gated as u32, 0, 0, 0, 0, 0],
+        );
         body.push(Op {
             pipeline: k.ffn.clone(),
             one: None,
@@ -491,23 +538,16 @@ pub(super) fn record(
             &l.w_down,
             gate,
             o,
-            None,
+            l.b_down.as_ref(),
             false,
             "matvec down",
         )?;
-        let pfn = l.post_ffn_norm.as_ref();
-        body.push(Op {
-            pipeline: k.add_norm.clone(),
-            one: None,
-            what: "add + norm",
-            bind: norm(pfn.unwrap_or(&m.dummy), o, x, e, false, pfn.is_some()),
-            grid: Grid::NormRows { per: 1, out: false },
-        });
+        body.push(residual_op(l.post_ffn_norm.as_ref()));
     }
 
     // output: norm of the rows that need logits, lm head (+ bias), soft-capping, argmax
     let mut head = Vec::new();
-    let p = norm_p(e, true, true);
+    let p = norm_p(e, true, true, layer_norm, 1.0);
     head.push(Op {
         pipeline: k.norm_rows.clone(),
         one: None,
@@ -532,7 +572,7 @@ pub(super) fn record(
             nv as u32,
             0,
             f(hp.final_logit_softcap.unwrap_or(0.0)),
-            0,
+            f(hp.logit_scale),
             0,
             0,
             0,
@@ -540,7 +580,7 @@ pub(super) fn record(
         ],
     );
     let bind = dev.bind_group(&k.argmax_layout, &[step, &p, &m.dummy, logits, result]);
-    if hp.final_logit_softcap.is_some() {
+    if hp.final_logit_softcap.is_some() || hp.logit_scale != 1.0 {
         head.push(Op {
             pipeline: k.finish.clone(),
             one: None,

@@ -590,7 +590,7 @@ impl Backend for GpuSession {
                     hp.rope_neox as u32,
                     keep as u32,
                     moved as u32,
-                    0,
+                    hp.n_rot as u32,
                     0,
                     0,
                 ],

@@ -7,7 +7,7 @@ use super::device::{GpuDevice, GpuOptions};
 use super::kernels::Kernels;
 use crate::error::{Error, Result};
 use crate::gguf::TensorInfo;
-use crate::model::{HParams, Model, QTensor, Weights};
+use crate::model::{HParams, Model, Norm, QTensor, Weights};
 use crate::quant::GgmlType;
 
 pub(super) struct MatChunk {
@@ -95,7 +95,8 @@ impl GpuMatrix {
 }
 
 pub(super) struct GpuLayer {
-    pub(super) attn_norm: wgpu::Buffer,
+    /// Norm weights, followed by the bias for LayerNorm: (dim) or (2, dim).
+    pub(super) attn_norm: Option<wgpu::Buffer>,
     pub(super) wq: GpuMatrix,
     pub(super) wk: GpuMatrix,
     pub(super) wv: GpuMatrix,
@@ -103,14 +104,53 @@ pub(super) struct GpuLayer {
     pub(super) bq: Option<wgpu::Buffer>,
     pub(super) bk: Option<wgpu::Buffer>,
     pub(super) bv: Option<wgpu::Buffer>,
-    pub(super) q_norm: Option<wgpu::Buffer>,
-    pub(super) k_norm: Option<wgpu::Buffer>,
+    pub(super) bo: Option<wgpu::Buffer>,
+    /// Per-head (head_dim) or whole-row q/k norm weights, and their width.
+    pub(super) q_norm: Option<(wgpu::Buffer, usize)>,
+    pub(super) k_norm: Option<(wgpu::Buffer, usize)>,
     pub(super) post_attn_norm: Option<wgpu::Buffer>,
-    pub(super) ffn_norm: wgpu::Buffer,
-    pub(super) w_gate: GpuMatrix,
+    pub(super) ffn_norm: Option<wgpu::Buffer>,
+    pub(super) w_gate: Option<GpuMatrix>,
     pub(super) w_up: GpuMatrix,
     pub(super) w_down: GpuMatrix,
+    pub(super) b_gate: Option<wgpu::Buffer>,
+    pub(super) b_up: Option<wgpu::Buffer>,
+    pub(super) b_down: Option<wgpu::Buffer>,
     pub(super) post_ffn_norm: Option<wgpu::Buffer>,
+}
+
+impl GpuLayer {
+    fn matrices(&self) -> impl Iterator<Item = &GpuMatrix> {
+        [
+            &self.wq,
+            &self.wk,
+            &self.wv,
+            &self.wo,
+            &self.w_up,
+            &self.w_down,
+        ]
+        .into_iter()
+        .chain(self.w_gate.as_ref())
+    }
+
+    fn vectors(&self) -> impl Iterator<Item = &wgpu::Buffer> {
+        [
+            &self.attn_norm,
+            &self.bq,
+            &self.bk,
+            &self.bv,
+            &self.bo,
+            &self.post_attn_norm,
+            &self.ffn_norm,
+            &self.b_gate,
+            &self.b_up,
+            &self.b_down,
+            &self.post_ffn_norm,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.q_norm.iter().chain(&self.k_norm).map(|(b, _)| b))
+    }
 }
 
 /// Uploads weight matrices to the GPU as a GGUF file streams in (a [`crate::loader::TensorSink`]
@@ -158,7 +198,10 @@ pub struct GpuModel {
     pub(super) output: Option<GpuMatrix>,
     pub(super) output_norm: wgpu::Buffer,
     pub(super) output_bias: Option<wgpu::Buffer>,
-    pub(super) rope_freqs: Option<Vec<f32>>,
+    /// RoPE frequency factors beyond the original context (and within it: `rope_short`); the
+    /// same unless the model has LongRoPE factors.
+    pub(super) rope_long: Option<Vec<f32>>,
+    pub(super) rope_short: Option<Vec<f32>>,
     pub(super) layers: Vec<GpuLayer>,
     pub(super) dummy: wgpu::Buffer,
     pub(super) buffer_bytes: u64,
@@ -204,9 +247,7 @@ impl GpuModel {
     ) -> Result<GpuModel> {
         let mut mats: Vec<GgmlType> = vec![w.lm_head().ty];
         for l in &w.layers {
-            for m in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
-                mats.push(m.ty);
-            }
+            mats.extend(l.matrices().map(|m| m.ty));
         }
         let kernels = Kernels::new(&dev, &mats, &[w.tok_embd.ty]).await?;
         // A matrix the uploader already holds, else upload it from the host bytes now.
@@ -218,15 +259,25 @@ impl GpuModel {
             ))),
             None => GpuMatrix::from_tensor(&dev, t),
         };
-        let vec_buf = |name: &str, v: &[f32]| dev.upload_f32(name, v);
         let opt_buf = |name: &str, v: &Option<Vec<f32>>| -> Result<Option<wgpu::Buffer>> {
             v.as_deref().map(|v| dev.upload_f32(name, v)).transpose()
+        };
+        let norm_buf = |name: &str, n: &Norm| {
+            let wb: Vec<f32> = n.w.iter().chain(n.b.iter().flatten()).copied().collect();
+            dev.upload_f32(name, &wb)
+        };
+        let opt_norm =
+            |name: &str, n: &Option<Norm>| n.as_ref().map(|n| norm_buf(name, n)).transpose();
+        let qk_norm = |name: &str, v: &Option<Vec<f32>>| -> Result<Option<(wgpu::Buffer, usize)>> {
+            v.as_deref()
+                .map(|v| Ok((dev.upload_f32(name, v)?, v.len())))
+                .transpose()
         };
         let mut layers = Vec::with_capacity(w.layers.len());
         for (i, l) in w.layers.iter().enumerate() {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(GpuLayer {
-                attn_norm: vec_buf(&n("attn_norm"), &l.attn_norm)?,
+                attn_norm: opt_norm(&n("attn_norm"), &l.attn_norm)?,
                 wq: mat(&l.wq)?,
                 wk: mat(&l.wk)?,
                 wv: mat(&l.wv)?,
@@ -234,48 +285,36 @@ impl GpuModel {
                 bq: opt_buf(&n("bq"), &l.bq)?,
                 bk: opt_buf(&n("bk"), &l.bk)?,
                 bv: opt_buf(&n("bv"), &l.bv)?,
-                q_norm: opt_buf(&n("q_norm"), &l.q_norm)?,
-                k_norm: opt_buf(&n("k_norm"), &l.k_norm)?,
+                bo: opt_buf(&n("bo"), &l.bo)?,
+                q_norm: qk_norm(&n("q_norm"), &l.q_norm)?,
+                k_norm: qk_norm(&n("k_norm"), &l.k_norm)?,
                 post_attn_norm: opt_buf(&n("post_attn_norm"), &l.post_attn_norm)?,
-                ffn_norm: vec_buf(&n("ffn_norm"), &l.ffn_norm)?,
-                w_gate: mat(&l.w_gate)?,
+                ffn_norm: opt_norm(&n("ffn_norm"), &l.ffn_norm)?,
+                w_gate: l.w_gate.as_ref().map(&mut mat).transpose()?,
                 w_up: mat(&l.w_up)?,
                 w_down: mat(&l.w_down)?,
+                b_gate: opt_buf(&n("b_gate"), &l.b_gate)?,
+                b_up: opt_buf(&n("b_up"), &l.b_up)?,
+                b_down: opt_buf(&n("b_down"), &l.b_down)?,
                 post_ffn_norm: opt_buf(&n("post_ffn_norm"), &l.post_ffn_norm)?,
             });
             dev.check()?;
         }
         let tok_embd = mat(&w.tok_embd)?;
         let output = w.output.as_ref().map(&mut mat).transpose()?;
-        let output_norm = vec_buf("output_norm", &w.output_norm)?;
+        let output_norm = norm_buf("output_norm", &w.output_norm)?;
         let output_bias = opt_buf("output_bias", &w.output_bias)?;
         let dummy = dev.upload("dummy", &[0u8; 16])?;
         dev.check()?;
 
-        let b = |x: &wgpu::Buffer| x.size();
         let ob = |x: &Option<wgpu::Buffer>| x.as_ref().map_or(0, |x| x.size());
         let mut buffer_bytes = tok_embd.buffer_bytes()
             + output.as_ref().map_or(0, |o| o.buffer_bytes())
-            + b(&output_norm)
+            + output_norm.size()
             + ob(&output_bias);
         for l in &layers {
-            buffer_bytes += [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
-                .iter()
-                .map(|m| m.buffer_bytes())
-                .sum::<u64>();
-            buffer_bytes += b(&l.attn_norm) + b(&l.ffn_norm);
-            buffer_bytes += [
-                &l.bq,
-                &l.bk,
-                &l.bv,
-                &l.q_norm,
-                &l.k_norm,
-                &l.post_attn_norm,
-                &l.post_ffn_norm,
-            ]
-            .iter()
-            .map(|x| ob(x))
-            .sum::<u64>();
+            buffer_bytes += l.matrices().map(|m| m.buffer_bytes()).sum::<u64>();
+            buffer_bytes += l.vectors().map(|b| b.size()).sum::<u64>();
         }
         Ok(GpuModel {
             dev,
@@ -285,7 +324,8 @@ impl GpuModel {
             output,
             output_norm,
             output_bias,
-            rope_freqs: w.rope_freqs.clone(),
+            rope_long: w.rope_factors(hp, 1 << 40).map(<[f32]>::to_vec),
+            rope_short: w.rope_factors(hp, 0).map(<[f32]>::to_vec),
             layers,
             dummy,
             buffer_bytes,
@@ -322,5 +362,17 @@ impl GpuModel {
 
     pub(super) fn lm_head(&self) -> &GpuMatrix {
         self.output.as_ref().unwrap_or(&self.tok_embd)
+    }
+}
+
+impl GpuModel {
+    /// The RoPE frequency factors for a context of `n_ctx` positions (see
+    /// [`Weights::rope_factors`]).
+    pub(super) fn rope_factors(&self, n_ctx: usize) -> Option<&[f32]> {
+        if self.hp.long_rope(n_ctx) {
+            self.rope_long.as_deref()
+        } else {
+            self.rope_short.as_deref()
+        }
     }
 }

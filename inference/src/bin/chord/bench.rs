@@ -177,7 +177,7 @@ fn decode_weight_bytes(model: &Model) -> usize {
     };
     w.layers
         .iter()
-        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+        .flat_map(|l| l.matrices())
         .map(bytes)
         .sum::<usize>()
         + bytes(w.lm_head())

@@ -160,7 +160,16 @@ fn run(argv: &[String]) -> CliResult<()> {
 /// `--model`, loaded onto the host only (tokenize, inspect).
 pub fn load_host(args: &Args) -> CliResult<Model> {
     let path = PathBuf::from(args.need("--model")?);
-    Model::load_file(&path).map_err(|e| format!("{}: {e}", path.display()))
+    let model = Model::load_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    warn_tokenizer(&model);
+    Ok(model)
+}
+
+/// The tokenizer's warning (e.g. an unknown pre-tokenizer), one line on stderr.
+fn warn_tokenizer(model: &Model) {
+    if let Some(w) = model.tokenizer.warning() {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// `--backend cpu|webgpu|auto` (default cpu).
@@ -192,6 +201,7 @@ pub fn load(args: &Args, timestamps: bool) -> CliResult<(LoadedModel, f64)> {
         return Err(format!("--backend webgpu: {why}"));
     }
     let loaded = loader.read_file(&path).map_err(at)?;
+    warn_tokenizer(&loaded.model);
     Ok((loaded, t.elapsed().as_secs_f64()))
 }
 

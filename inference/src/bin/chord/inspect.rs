@@ -132,6 +132,7 @@ pub fn inspect(raw: &[String]) -> CliResult<()> {
         e.0 += 1;
         e.1 += t.size;
     }
+    let tok = inference::tokenizer::Tokenizer::from_metadata(md).ok();
     if a.flag("--json") {
         let meta: serde_json::Map<String, serde_json::Value> =
             md.0.iter()
@@ -154,6 +155,8 @@ pub fn inspect(raw: &[String]) -> CliResult<()> {
                 "tensor_bytes": header.tensor_bytes(),
                 "supported": check.is_ok(),
                 "problem": check.as_ref().err().map(|e| e.to_string()),
+                "pre_tokenizer": tok.as_ref().and_then(|t| t.pre_tokenizer()),
+                "tokenizer_warning": tok.as_ref().and_then(|t| t.warning()),
             })
         );
     } else {
@@ -181,6 +184,12 @@ pub fn inspect(raw: &[String]) -> CliResult<()> {
                 p.hp.n_vocab
             ),
             Err(e) => println!("not loadable: {e}"),
+        }
+        if let Some(t) = &tok {
+            println!("pre-tokenizer: {}", t.pre_tokenizer().unwrap_or("(none)"));
+            if let Some(w) = t.warning() {
+                println!("warning: {w}");
+            }
         }
     }
     Ok(())
