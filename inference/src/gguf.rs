@@ -587,7 +587,12 @@ impl GgufHeader {
             });
         }
 
-        let data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
+        let mut data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
+        if tensors.is_empty() && data_offset > c.file_size {
+            // A file without tensors (llama.cpp's vocab-only files) may end without the padding
+            // of its empty data section; llama.cpp reads it.
+            data_offset = c.file_size;
+        }
         let data_len = c.file_size.checked_sub(data_offset).ok_or_else(|| {
             bad(format!(
                 "file is truncated: data section would start at byte {data_offset} of {}",

@@ -157,3 +157,28 @@ fn write_tiny_models() {
         .collect();
     std::fs::write(format!("{dir}/sequences.txt"), seqs).expect("write sequences");
 }
+
+/// `chord inspect` names each tiny model's architecture and calls it supported (what a user sees
+/// before loading a file).
+#[test]
+fn chord_inspect_says_supported() {
+    let dir = std::env::temp_dir().join(format!("chord-tiny-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for name in ARCHS {
+        let path = dir.join(format!("{name}.gguf"));
+        std::fs::write(&path, tiny_model(name)).expect("write tiny model");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chord"))
+            .args(["inspect", "--model"])
+            .arg(&path)
+            .output()
+            .expect("run chord");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: chord inspect failed: {text}");
+        let want = format!("supported: {} — ", arch_of(name));
+        assert!(
+            text.lines().any(|l| l.starts_with(&want)),
+            "{name}: `chord inspect` does not say `{want}`:\n{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -54,7 +54,7 @@ fn ModelCard(model: &'static CatalogModel) -> impl IntoView {
             <div class="model-info">
                 <span class="model-name">{model.name}</span>
                 <span class="model-meta">
-                    {model.params} " params · " {model.quant} " · " {size}
+                    {model.params} " params · " {model.quant} " · " {size} " · " {model.license}
                 </span>
                 <span class="model-source">
                     {if model.local { "served by this site" } else { "Hugging Face" }}
