@@ -18,6 +18,11 @@
 //! Like llama.cpp's built-ins, no template here writes BOS itself unless the model's own template
 //! does; the tokenizer adds it.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use minijinja::machinery::{get_compiled_template, make_string_output, Instructions, Vm};
 use minijinja::{Environment, ErrorKind, Value};
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +124,7 @@ pub struct ChatTemplate {
     source: TemplateSource,
     bos_token: String,
     eos_token: String,
+    limits: Limits,
 }
 
 fn template_error(e: minijinja::Error) -> Error {
@@ -159,7 +165,14 @@ impl ChatTemplate {
     pub fn from_metadata(md: &Metadata) -> Result<ChatTemplate> {
         let bos = token_string(md, "tokenizer.ggml.bos_token_id");
         let eos = token_string(md, "tokenizer.ggml.eos_token_id");
-        match md.get("tokenizer.chat_template") {
+        // The output may hold a whole context of text: 4 bytes a token (clamped, so that a
+        // hostile `context_length` buys no more than MAX_OUTPUT_CAP).
+        let n_ctx = md
+            .get_str("general.architecture")
+            .and_then(|a| md.get_u64(&format!("{a}.context_length")))
+            .unwrap_or(0);
+        let limits = Limits::for_context(n_ctx);
+        let t = match md.get("tokenizer.chat_template") {
             Some(GgufValue::String(src)) if !src.trim().is_empty() => {
                 Self::new(src.clone(), TemplateSource::Gguf, bos, eos)
             }
@@ -181,29 +194,75 @@ impl ChatTemplate {
                 "`tokenizer.chat_template` must be a string, found {}",
                 v.summary()
             ))),
-        }
+        }?;
+        Ok(t.with_limits(limits))
     }
 
-    /// Compile a template from Jinja source.
+    /// Compile a template from Jinja source (the default [`Limits`]: 1 MiB of output).
     pub fn new(
         source: String,
         which: TemplateSource,
         bos_token: String,
         eos_token: String,
     ) -> Result<ChatTemplate> {
+        if source.len() > MAX_SOURCE {
+            return Err(Error::Template(format!(
+                "the template is {} bytes (at most {MAX_SOURCE})",
+                source.len()
+            )));
+        }
+        guard::check_constants(&source).map_err(Error::Template)?;
+        let limits = Limits::default();
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned("chat", source)
             .map_err(template_error)?;
-        Ok(ChatTemplate {
+        {
+            let tmpl = env.get_template("chat").map_err(template_error)?;
+            let compiled = get_compiled_template(&tmpl);
+            std::iter::once(&compiled.instructions)
+                .chain(compiled.blocks.values())
+                .try_for_each(guard::check_single)
+                .map_err(Error::Template)?;
+        }
+        let mut t = ChatTemplate {
             env,
             source: which,
             bos_token,
             eos_token,
-        })
+            limits,
+        };
+        t.install_guards();
+        Ok(t)
+    }
+
+    /// The same template under other limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self.install_guards();
+        self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Fuel, recursion limit and the size-checked operators, filters and methods of
+    /// [`guard`]; the fuel is lowered for templates with long literal text, so that literal
+    /// output (which no hook sees while rendering) stays within [`RAW_BUDGET`].
+    fn install_guards(&mut self) {
+        let max_raw = self
+            .env
+            .get_template("chat")
+            .map(|t| guard::max_raw_len(&get_compiled_template(&t).instructions))
+            .unwrap_or(1);
+        let fuel =
+            (RAW_BUDGET / max_raw.max(1) as u64).clamp(MIN_FUEL, self.limits.fuel.max(MIN_FUEL));
+        self.env.set_fuel(Some(fuel));
+        self.env.set_recursion_limit(RECURSION_LIMIT);
+        guard::install(&mut self.env, self.limits.clone());
     }
 
     /// Compile a user-supplied template (e.g. an override from the UI).
@@ -222,15 +281,605 @@ impl ChatTemplate {
 
     /// Render the conversation; with `add_generation_prompt` the text ends where the assistant's
     /// reply starts.
+    ///
+    /// The template comes from the model file, so it runs on a budget: fuel (instructions),
+    /// a recursion limit, and at most [`Limits::max_output`] bytes of output; `~`, `+` and `*`
+    /// run as size-checked functions (see [`guard`]).
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         let tmpl = self.env.get_template("chat").map_err(template_error)?;
+        let compiled = get_compiled_template(&tmpl);
+        let instructions = guard::patch(&compiled.instructions);
+        let blocks: BTreeMap<&str, Instructions> = compiled
+            .blocks
+            .iter()
+            .map(|(k, v)| (*k, guard::patch(v)))
+            .collect();
         let ctx = minijinja::context! {
             messages => Value::from_serialize(messages),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
         };
-        tmpl.render(ctx).map_err(template_error)
+        self.limits.start();
+        let mut out = String::new();
+        Vm::new(&self.env)
+            .eval(
+                &instructions,
+                ctx,
+                &blocks,
+                &mut make_string_output(&mut out),
+                compiled.initial_auto_escape,
+            )
+            .map_err(template_error)?;
+        if out.len() > self.limits.max_output {
+            return Err(Error::Template(format!(
+                "the output is {} bytes, more than the {} allowed",
+                out.len(),
+                self.limits.max_output
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Render a sample conversation (system, user, assistant, user): what `chord inspect` and
+    /// a file check run to tell a broken template before a chat needs it. Returns the bytes.
+    pub fn check(&self) -> Result<usize> {
+        let sample = [
+            ChatMessage::system("You are a helpful assistant."),
+            ChatMessage::user("Hello!"),
+            ChatMessage::assistant("Hi! How can I help?"),
+            ChatMessage::user("What is 2 + 2?"),
+        ];
+        self.render(&sample, true).map(|s| s.len())
+    }
+}
+
+/// Template source larger than this is refused (real templates, tool calling included, are
+/// under 20 KB).
+pub const MAX_SOURCE: usize = 1 << 20;
+/// Output that a whole context may need: 4 bytes a token, at least 1 MiB ...
+pub const MIN_OUTPUT_CAP: usize = 1 << 20;
+/// ... and at most 16 MiB, whatever `context_length` says.
+pub const MAX_OUTPUT_CAP: usize = 16 << 20;
+/// Instructions one render may run. Real templates need ~10 k for a short chat and grow
+/// linearly with it (Gemma 4's tool-calling template: ~200 per message).
+pub const DEFAULT_FUEL: u64 = 4_000_000;
+/// Fuel is never lowered below this for long literal text.
+const MIN_FUEL: u64 = 1_000;
+/// Literal text of the template (emitted without a hook) times the fuel stays under this.
+const RAW_BUDGET: u64 = 256 << 20;
+/// minijinja counts 1 per nested expression/loop and 5 per macro call; its default (500)
+/// lets a self-recursive macro overflow a 1 MiB stack (wasm's main thread).
+pub const RECURSION_LIMIT: usize = 120;
+/// Items a list built by the template (`+`, `*`, `list`, `batch`, ...) may hold.
+pub const MAX_ITEMS: usize = 1 << 20;
+
+/// The budgets one render runs under.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Bytes of output, and of any one string the template builds.
+    pub max_output: usize,
+    /// Instructions.
+    pub fuel: u64,
+    /// Bytes all size-checked operations may produce in one render (strings built, values
+    /// emitted): bounds the work of a template that builds big strings in a loop.
+    pub max_total: usize,
+    /// What this render produced so far (reset by every render).
+    used: Arc<AtomicUsize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::with_output(MIN_OUTPUT_CAP)
+    }
+}
+
+impl Limits {
+    pub fn with_output(max_output: usize) -> Limits {
+        Limits {
+            max_output,
+            fuel: DEFAULT_FUEL,
+            max_total: max_output.saturating_mul(32),
+            used: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// max(1 MiB, 4 bytes × `n_ctx`), at most 16 MiB.
+    pub fn for_context(n_ctx: u64) -> Limits {
+        let bytes = usize::try_from(n_ctx.saturating_mul(4)).unwrap_or(usize::MAX);
+        Limits::with_output(bytes.clamp(MIN_OUTPUT_CAP, MAX_OUTPUT_CAP))
+    }
+
+    fn start(&self) {
+        self.used.store(0, Ordering::Relaxed);
+    }
+
+    /// Account for a string of `n` bytes about to be built: an error when it, or everything
+    /// built in this render, is over budget.
+    fn charge(&self, n: usize, what: &str) -> std::result::Result<(), minijinja::Error> {
+        if n > self.max_output {
+            return Err(too_large(format!(
+                "{what} would make a string of {n} bytes (at most {})",
+                self.max_output
+            )));
+        }
+        let total = self.used.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if total > self.max_total {
+            return Err(too_large(format!(
+                "the template built more than {} bytes of text",
+                self.max_total
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn too_large(msg: String) -> minijinja::Error {
+    minijinja::Error::new(ErrorKind::InvalidOperation, msg)
+}
+
+/// The hooks that keep a hostile template within its [`Limits`].
+///
+/// minijinja bounds loops (fuel) and recursion, but a single operation may still allocate
+/// without limit: `s ~ s` doubled 40 times, `" " | indent(10**15)`, a `join` or `tojson` of a
+/// list that repeats one big string, a format width of 10^12. So:
+/// - the `~`, `+` and `*` instructions are rewritten into calls of size-checked functions
+///   (one instruction for one, so jump targets stay valid; the names are not identifiers, so a
+///   template cannot shadow them);
+/// - the filters and Python methods that can grow a string or a list beyond their inputs are
+///   replaced by versions that compute the size first (then run minijinja's own);
+/// - every value written to the output (or to a capture) goes through a formatter that counts.
+mod guard {
+    use std::fmt::Write as _;
+
+    use minijinja::machinery::{Instruction, Instructions};
+    use minijinja::value::{Kwargs, Rest, StringInput, ValueKind};
+    use minijinja::{Environment, Error, ErrorKind, State, Value};
+
+    use super::{too_large, Limits, MAX_ITEMS};
+
+    const CONCAT: &str = "~";
+    const ADD: &str = "+";
+    const MUL: &str = "*";
+
+    type R<T> = std::result::Result<T, Error>;
+
+    /// A copy of `src` with the growing operators replaced by calls of the checked functions.
+    pub fn patch<'s>(src: &Instructions<'s>) -> Instructions<'s> {
+        let mut out = Instructions::new(src.name(), src.source());
+        for i in 0..src.len() as u32 {
+            let Some(ins) = src.get(i) else { break };
+            let ins = match ins {
+                Instruction::StringConcat => Instruction::CallFunction(CONCAT, Some(2)),
+                Instruction::Add => Instruction::CallFunction(ADD, Some(2)),
+                Instruction::Mul => Instruction::CallFunction(MUL, Some(2)),
+                other => other.clone(),
+            };
+            match (src.get_span(i), src.get_line(i)) {
+                (Some(span), _) => out.add_with_span(ins, span),
+                (None, Some(line)) => out.add_with_line(ins, line.min(u16::MAX as usize) as u16),
+                (None, None) => out.add(ins),
+            };
+        }
+        out
+    }
+
+    /// `include`, `import` and `extends` would run another template (or this one) without the
+    /// rewrite of [`patch`]; chat templates never use them (Hugging Face renders one string).
+    pub fn check_single(ins: &Instructions) -> std::result::Result<(), String> {
+        let loads = (0..ins.len() as u32).any(|i| {
+            matches!(
+                ins.get(i),
+                Some(Instruction::Include(_) | Instruction::LoadBlocks)
+            )
+        });
+        if loads {
+            return Err("`include`, `import` and `extends` are not supported".into());
+        }
+        Ok(())
+    }
+
+    /// minijinja folds constant expressions while compiling, with its own unchecked operators:
+    /// `("x" * 10**8) ~ ("x" * 10**8) ~ …` would allocate gigabytes before any hook runs. A
+    /// string literal may only be repeated by a small integer literal (`'-' * 20`).
+    pub fn check_constants(source: &str) -> std::result::Result<(), String> {
+        use minijinja::machinery::{tokenize, Token, WhitespaceConfig};
+        let tokens: Vec<Token> = tokenize(
+            source,
+            false,
+            Default::default(),
+            WhitespaceConfig::default(),
+        )
+        .map_while(|t| t.ok().map(|(t, _)| t))
+        .filter(|t| !matches!(t, Token::ParenOpen | Token::ParenClose))
+        .collect();
+        let is_str = |t: Option<&Token>| matches!(t, Some(Token::Str(_) | Token::String(_)));
+        let small = |t: Option<&Token>| matches!(t, Some(Token::Int(n)) if *n <= 4096);
+        for (i, t) in tokens.iter().enumerate() {
+            if !matches!(t, Token::Mul) {
+                continue;
+            }
+            let (before, after) = (
+                i.checked_sub(1).and_then(|j| tokens.get(j)),
+                tokens.get(i + 1),
+            );
+            let after2 = tokens.get(i + 2);
+            let chained = matches!(after2, Some(Token::Mul | Token::Pow));
+            let ok = match (is_str(before), is_str(after)) {
+                (true, _) => small(after) && !chained,
+                (_, true) => small(before) && !chained,
+                _ => true,
+            };
+            if !ok {
+                return Err(
+                    "a string literal may only be repeated a small literal number of times \
+                     (`'-' * 20`)"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The longest literal text the template emits in one instruction.
+    pub fn max_raw_len(ins: &Instructions) -> usize {
+        (0..ins.len() as u32)
+            .filter_map(|i| match ins.get(i) {
+                Some(Instruction::EmitRaw(s)) => Some(s.len()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A `fmt::Write` that stops with an error past `cap` bytes (optionally keeping the text).
+    struct Capped {
+        buf: Option<String>,
+        len: usize,
+        cap: usize,
+    }
+
+    impl std::fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.len = self.len.saturating_add(s.len());
+            if self.len > self.cap {
+                return Err(std::fmt::Error);
+            }
+            if let Some(b) = &mut self.buf {
+                b.push_str(s);
+            }
+            Ok(())
+        }
+    }
+
+    impl std::io::Write for Capped {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.len = self.len.saturating_add(b.len());
+            if self.len > self.cap {
+                return Err(std::io::Error::other("too large"));
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn over(what: &str, cap: usize) -> Error {
+        too_large(format!("{what} is more than {cap} bytes"))
+    }
+
+    /// The bytes `v` displays as, or an error past `cap` (a list repeating one big string is
+    /// small in memory but not when displayed).
+    fn display_len(v: &Value, cap: usize, what: &str) -> R<usize> {
+        let mut c = Capped {
+            buf: None,
+            len: 0,
+            cap,
+        };
+        write!(c, "{v}").map_err(|_| over(what, cap))?;
+        Ok(c.len)
+    }
+
+    /// `a` then `b` as text, within `cap` bytes.
+    fn concat(a: &Value, b: &Value, limits: &Limits) -> R<Value> {
+        let cap = limits.max_output;
+        let mut c = Capped {
+            buf: Some(String::new()),
+            len: 0,
+            cap,
+        };
+        write!(c, "{a}{b}").map_err(|_| over("`~`", cap))?;
+        limits.charge(c.len, "`~`")?;
+        Ok(Value::from(c.buf.unwrap_or_default()))
+    }
+
+    /// Items of a list or iterable, counted up to `MAX_ITEMS + 1` (a lazy concatenation may not
+    /// know its length).
+    fn items(v: &Value) -> Option<usize> {
+        match v.kind() {
+            ValueKind::Seq | ValueKind::Iterable => Some(
+                v.len()
+                    .unwrap_or_else(|| v.try_iter().map_or(0, |it| it.take(MAX_ITEMS + 1).count())),
+            ),
+            _ => None,
+        }
+    }
+
+    fn check_items(n: usize, what: &str) -> R<()> {
+        if n > MAX_ITEMS {
+            return Err(too_large(format!(
+                "{what} would make a list of {n} items (at most {MAX_ITEMS})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// minijinja's own operator, for what is not a string or list (numbers).
+    fn builtin(op: &str, a: &Value, b: &Value) -> R<Value> {
+        use std::sync::OnceLock;
+        static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+        let env = ENV.get_or_init(Environment::empty);
+        let expr = env.compile_expression(match op {
+            ADD => "a + b",
+            _ => "a * b",
+        })?;
+        expr.eval(minijinja::context! { a => a, b => b })
+    }
+
+    fn add(a: &Value, b: &Value, limits: &Limits) -> R<Value> {
+        if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
+            let n = x.len().saturating_add(y.len());
+            limits.charge(n, "`+`")?;
+            return Ok(Value::from([x, y].concat()));
+        }
+        if let (Some(x), Some(y)) = (items(a), items(b)) {
+            check_items(x.saturating_add(y), "`+`")?;
+        }
+        builtin(ADD, a, b)
+    }
+
+    fn mul(a: &Value, b: &Value, limits: &Limits) -> R<Value> {
+        let (seq, n) = if b.kind() == ValueKind::Number {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        if let Some(count) = n.as_usize() {
+            if let Some(s) = seq.as_str() {
+                limits.charge(s.len().saturating_mul(count), "`*`")?;
+            } else if let Some(len) = items(seq) {
+                check_items(len.saturating_mul(count), "`*`")?;
+                // Repeating a list of big strings is as large as the strings once displayed.
+                let shown = display_len(seq, limits.max_output, "a repeated list")?;
+                limits.charge(shown.saturating_mul(count), "`*`")?;
+            }
+        }
+        builtin(MUL, a, b)
+    }
+
+    /// Output of `replace` at most.
+    fn replace_bound(len: usize, from: usize, to: usize) -> usize {
+        let n = len.checked_div(from).unwrap_or(len + 1);
+        len.saturating_add(n.saturating_mul(to.saturating_sub(from)))
+    }
+
+    /// The largest number in a format string bounds its widths and precisions.
+    fn format_bound(fmt: &str, args: &[Value], cap: usize) -> R<usize> {
+        let mut widest = 0u128;
+        let mut run = 0u128;
+        for c in fmt.chars().chain(std::iter::once(' ')) {
+            match c.to_digit(10) {
+                Some(d) => run = run.saturating_mul(10).saturating_add(d as u128),
+                None => {
+                    widest = widest.max(run);
+                    run = 0;
+                }
+            }
+        }
+        let widest = usize::try_from(widest).unwrap_or(usize::MAX);
+        if widest > cap {
+            return Err(over("a format width", cap));
+        }
+        let mut n = fmt.len();
+        for a in args {
+            n = n.saturating_add(display_len(a, cap, "a format argument")?);
+            n = n.saturating_add(widest);
+        }
+        Ok(n)
+    }
+
+    fn indent(
+        limits: &Limits,
+        value: StringInput<'_>,
+        width: Option<usize>,
+        first: Option<bool>,
+        blank: Option<bool>,
+        kwargs: Kwargs,
+    ) -> R<Value> {
+        let w = match width {
+            Some(w) => w,
+            None => kwargs.peek::<Option<usize>>("width")?.unwrap_or(4),
+        };
+        let s = value.as_str();
+        let lines = s.bytes().filter(|&b| b == b'\n').count() + 1;
+        limits.charge(s.len().saturating_add(lines.saturating_mul(w)), "`indent`")?;
+        minijinja::filters::indent(value, width, first, blank, kwargs)
+    }
+
+    fn join(
+        limits: &Limits,
+        state: &State,
+        value: &Value,
+        joiner: Option<StringInput<'_>>,
+    ) -> R<Value> {
+        let sep = joiner.as_ref().map_or(0, |j| j.as_str().len());
+        let n = items(value).unwrap_or(0);
+        check_items(n, "`join`")?;
+        let cap = limits.max_output;
+        let total = display_len(value, cap, "`join`")?;
+        limits.charge(total.saturating_add(n.saturating_mul(sep)), "`join`")?;
+        minijinja::filters::join(state, value, joiner)
+    }
+
+    fn tojson(limits: &Limits, value: &Value, indent: Option<Value>, kwargs: Kwargs) -> R<Value> {
+        let width = match &indent {
+            Some(v) => v.as_usize(),
+            None => kwargs.peek::<Option<usize>>("indent")?,
+        }
+        .unwrap_or(2);
+        if width > 64 {
+            return Err(too_large(format!("`tojson` indent {width} (at most 64)")));
+        }
+        let pad = " ".repeat(width);
+        let cap = limits.max_output;
+        let mut c = Capped {
+            buf: None,
+            len: 0,
+            cap,
+        };
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(pad.as_bytes());
+        let mut ser = serde_json::Serializer::with_formatter(&mut c, fmt);
+        // Errors other than the size (a value JSON cannot hold) are minijinja's to report.
+        if serde::Serialize::serialize(value, &mut ser).is_err() && c.len > cap {
+            return Err(over("`tojson`", cap));
+        }
+        limits.charge(c.len, "`tojson`")?;
+        minijinja::filters::tojson(value, indent, kwargs)
+    }
+
+    fn method_check(limits: &Limits, value: &Value, method: &str, args: &[Value]) -> R<()> {
+        let Some(s) = value.as_str() else {
+            return Ok(());
+        };
+        match method {
+            "replace" => {
+                let len = |i: usize| args.get(i).and_then(Value::as_str).map_or(0, str::len);
+                limits.charge(replace_bound(s.len(), len(0), len(1)), "`replace`")
+            }
+            "join" => {
+                if let Some(list) = args.first() {
+                    check_items(items(list).unwrap_or(0), "`join`")?;
+                    let n = items(list).unwrap_or(0);
+                    let shown = display_len(list, limits.max_output, "`join`")?;
+                    limits.charge(shown.saturating_add(n.saturating_mul(s.len())), "`join`")?;
+                }
+                Ok(())
+            }
+            "format" => {
+                let n = format_bound(s, args, limits.max_output)?;
+                limits.charge(n, "`format`")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The filters replaced by size-checked versions.
+    pub fn install(env: &mut Environment<'static>, limits: Limits) {
+        let l = limits.clone();
+        env.add_function(CONCAT, move |a: &Value, b: &Value| concat(a, b, &l));
+        let l = limits.clone();
+        env.add_function(ADD, move |a: &Value, b: &Value| add(a, b, &l));
+        let l = limits.clone();
+        env.add_function(MUL, move |a: &Value, b: &Value| mul(a, b, &l));
+        let l = limits.clone();
+        env.add_filter(
+            "indent",
+            move |v: StringInput<'_>,
+                  w: Option<usize>,
+                  f: Option<bool>,
+                  b: Option<bool>,
+                  k: Kwargs| { indent(&l, v, w, f, b, k) },
+        );
+        let l = limits.clone();
+        env.add_filter(
+            "join",
+            move |st: &State, v: &Value, j: Option<StringInput<'_>>| join(&l, st, v, j),
+        );
+        let l = limits.clone();
+        env.add_filter(
+            "replace",
+            move |st: &State, v: StringInput<'_>, from: StringInput<'_>, to: StringInput<'_>| {
+                let n = replace_bound(v.as_str().len(), from.as_str().len(), to.as_str().len());
+                l.charge(n, "`replace`")?;
+                minijinja::filters::replace(st, v, from, to)
+            },
+        );
+        let l = limits.clone();
+        env.add_filter("format", move |st: &State, f: &Value, args: Rest<Value>| {
+            let n = format_bound(f.as_str().unwrap_or(""), &args, l.max_output)?;
+            l.charge(n, "`format`")?;
+            minijinja::filters::format(st, f, args)
+        });
+        let l = limits.clone();
+        env.add_filter("tojson", move |v: &Value, i: Option<Value>, k: Kwargs| {
+            tojson(&l, v, i, k)
+        });
+        let l = limits.clone();
+        env.add_filter("string", move |st: &State, v: &Value| {
+            let n = display_len(v, l.max_output, "`string`")?;
+            l.charge(n, "`string`")?;
+            minijinja::filters::string(st, v)
+        });
+        let l = limits.clone();
+        env.add_filter("pprint", move |v: &Value| {
+            let mut c = Capped {
+                buf: None,
+                len: 0,
+                cap: l.max_output,
+            };
+            write!(c, "{v:#?}").map_err(|_| over("`pprint`", l.max_output))?;
+            l.charge(c.len, "`pprint`")?;
+            Ok::<_, Error>(minijinja::filters::pprint(v))
+        });
+        env.add_filter("list", |st: &State, v: Value| {
+            check_items(items(&v).unwrap_or(0), "`list`")?;
+            if let Some(s) = v.as_str() {
+                check_items(s.chars().count(), "`list`")?;
+            }
+            minijinja::filters::list(st, v)
+        });
+        env.add_filter(
+            "batch",
+            |st: &State, v: Value, n: usize, fill: Option<Value>| {
+                check_items(n, "`batch`")?;
+                check_items(items(&v).unwrap_or(0), "`batch`")?;
+                minijinja::filters::batch(st, v, n, fill)
+            },
+        );
+        env.add_filter(
+            "slice",
+            |st: &State, v: Value, n: usize, fill: Option<Value>| {
+                check_items(n, "`slice`")?;
+                check_items(items(&v).unwrap_or(0), "`slice`")?;
+                minijinja::filters::slice(st, v, n, fill)
+            },
+        );
+        env.add_filter("chain", |st: &State, v: Value, rest: Rest<Value>| {
+            let mut n = items(&v).unwrap_or(0);
+            for r in rest.iter() {
+                n = n.saturating_add(items(r).unwrap_or(0));
+            }
+            check_items(n, "`chain`")?;
+            minijinja::filters::chain(st, v, rest)
+        });
+        let l = limits.clone();
+        env.set_unknown_method_callback(move |st, v, method, args| {
+            method_check(&l, v, method, args)?;
+            minijinja_contrib::pycompat::unknown_method_callback(st, v, method, args)
+        });
+        // Every value emitted (to the output or a capture) is counted.
+        env.set_formatter(move |out, _state, v| {
+            let mut c = Capped {
+                buf: Some(String::new()),
+                len: 0,
+                cap: limits.max_output,
+            };
+            write!(c, "{v}").map_err(|_| over("an emitted value", limits.max_output))?;
+            limits.charge(c.len, "the output")?;
+            out.write_str(c.buf.as_deref().unwrap_or(""))
+                .map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write the output"))
+        });
     }
 }
 

@@ -19,6 +19,9 @@ pub enum Error {
     Template(String),
     #[error("{0}")]
     Invalid(String),
+    /// A GBNF grammar or JSON schema that cannot be used to constrain generation.
+    #[error("grammar: {0}")]
+    Grammar(String),
     /// The GPU backend failed: no adapter, a shader that does not compile, a lost device.
     #[error("GPU: {0}")]
     Gpu(String),

@@ -28,6 +28,15 @@ pub const MAGIC: &[u8; 4] = b"GGUF";
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// Dimensions a tensor may have (ggml's GGML_MAX_DIMS).
 pub const MAX_DIMS: usize = 4;
+/// A header (metadata + tensor infos) larger than this is refused: real ones are under 20 MB
+/// (a 256k vocabulary with its merges), and the loader buffers the header before parsing it.
+pub const MAX_HEADER_BYTES: u64 = 256 << 20;
+/// Memory the parsed metadata may take (each string costs its bytes plus a `String` and the
+/// allocator's overhead, ~3x the file's bytes for short strings).
+pub const MAX_HEADER_MEMORY: u64 = 512 << 20;
+/// What one parsed string costs besides its bytes: the `String` (24) and the allocation's
+/// rounding and bookkeeping (~16).
+const STRING_OVERHEAD: u64 = 40;
 
 // ----------------------------------------------------------------------------------------------
 // Metadata values
@@ -170,6 +179,16 @@ impl Value {
         }
     }
 
+    /// What a value is, for errors: "-1", "a string", "an array of 3 u32".
+    pub fn describe(&self) -> String {
+        match self {
+            Value::String(_) => "a string".into(),
+            Value::Array(a) => format!("an array of {} {}", a.len(), a.type_name()),
+            Value::Bool(b) => format!("the boolean {b}"),
+            other => other.summary(),
+        }
+    }
+
     /// Short description for `chord inspect` (arrays are summarised, not dumped).
     pub fn summary(&self) -> String {
         match self {
@@ -191,6 +210,13 @@ impl Value {
             Value::F64(v) => v.to_string(),
             Value::Bool(v) => v.to_string(),
         }
+    }
+}
+
+fn article(what: &str) -> String {
+    match what.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => format!("an {what}"),
+        _ => format!("a {what}"),
     }
 }
 
@@ -223,24 +249,33 @@ impl Metadata {
         self.get(key).and_then(Value::as_array)
     }
 
+    /// The error for `key` holding the wrong kind of value (or none): "missing" only when it is
+    /// absent, else what was found.
+    pub fn wrong_type(&self, key: &str, want: &str) -> Error {
+        Error::Model(match self.get(key) {
+            None => format!("missing required {want} key `{key}`"),
+            Some(v) => format!("`{key}` must be {} (found {})", article(want), v.describe()),
+        })
+    }
+
     pub fn require_str(&self, key: &str) -> Result<&str> {
         self.get_str(key)
-            .ok_or_else(|| Error::Model(format!("missing required string key `{key}`")))
+            .ok_or_else(|| self.wrong_type(key, "string"))
     }
 
     pub fn require_u64(&self, key: &str) -> Result<u64> {
         self.get_u64(key)
-            .ok_or_else(|| Error::Model(format!("missing required integer key `{key}`")))
+            .ok_or_else(|| self.wrong_type(key, "non-negative integer"))
     }
 
     pub fn require_f64(&self, key: &str) -> Result<f64> {
         self.get_f64(key)
-            .ok_or_else(|| Error::Model(format!("missing required number key `{key}`")))
+            .ok_or_else(|| self.wrong_type(key, "number"))
     }
 
     pub fn require_array(&self, key: &str) -> Result<&Array> {
         self.get_array(key)
-            .ok_or_else(|| Error::Model(format!("missing required array key `{key}`")))
+            .ok_or_else(|| self.wrong_type(key, "array"))
     }
 
     pub fn architecture(&self) -> Result<&str> {
@@ -312,6 +347,8 @@ struct Cursor<'a> {
     pos: usize,
     /// Size of the whole file: counts are checked against it even when `buf` is only a prefix.
     file_size: u64,
+    /// Estimated bytes of memory the values parsed so far take (see [`MAX_HEADER_MEMORY`]).
+    memory: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -336,9 +373,25 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    /// Bytes of the file after the cursor (not only of the prefix).
+    /// Bytes of the file after the cursor (not only of the prefix), and at most what the header
+    /// may still take: a header count is bounded by both.
     fn file_remaining(&self) -> u64 {
-        self.file_size.saturating_sub(self.pos as u64)
+        self.file_size
+            .min(MAX_HEADER_BYTES)
+            .saturating_sub(self.pos as u64)
+    }
+
+    /// Account for `bytes` of parsed values in memory.
+    fn spend(&mut self, bytes: u64) -> std::result::Result<(), ReadErr> {
+        self.memory = self.memory.saturating_add(bytes);
+        if self.memory > MAX_HEADER_MEMORY {
+            return Err(bad(format!(
+                "the metadata would take more than {} MB of memory (at byte {})",
+                MAX_HEADER_MEMORY >> 20,
+                self.pos
+            )));
+        }
+        Ok(())
     }
 
     /// Check that `count` items of at least `min_size` bytes each can still fit in the file.
@@ -352,10 +405,15 @@ impl<'a> Cursor<'a> {
         match need {
             Some(n) if n <= self.file_remaining() => usize::try_from(count)
                 .map_err(|_| bad(format!("{what} count {count} does not fit in memory"))),
+            Some(n) if n <= self.file_size.saturating_sub(self.pos as u64) => Err(bad(format!(
+                "{what} count {count} at byte {} would make the header larger than {} MB",
+                self.pos,
+                MAX_HEADER_BYTES >> 20
+            ))),
             _ => Err(bad(format!(
                 "{what} count {count} at byte {} exceeds the {} bytes left in the file",
                 self.pos,
-                self.file_remaining()
+                self.file_size.saturating_sub(self.pos as u64)
             ))),
         }
     }
@@ -363,6 +421,7 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &str) -> std::result::Result<String, ReadErr> {
         let len = self.u64()?;
         let n = self.check_count(len, 1, what)?;
+        self.spend(len.saturating_add(STRING_OVERHEAD))?;
         let bytes = self.take(n)?;
         Ok(match std::str::from_utf8(bytes) {
             Ok(s) => s.to_owned(),
@@ -431,6 +490,14 @@ impl<'a> Cursor<'a> {
             _ => return Err(bad(format!("unknown metadata array element type {ety}"))),
         };
         let n = self.check_count(count, min, "array")?;
+        // In memory: a string is accounted for as it is read; other elements take at most 8
+        // bytes (an `Array` 32).
+        let elem = match ety {
+            8 => 0,
+            9 => 32,
+            _ => 8,
+        };
+        self.spend(count.saturating_mul(elem))?;
         Ok(match ety {
             0 => Array::U8(self.scalars(n, |[b]: [u8; 1]| b)?),
             1 => Array::I8(self.scalars(n, |[b]: [u8; 1]| b as i8)?),
@@ -468,6 +535,23 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A tensor must fit in this engine's address space: on wasm32 `usize` is 32 bits and no
+/// allocation may exceed `isize::MAX` (2 GiB).
+fn check_addressable(name: &str, size: u64) -> std::result::Result<(), ReadErr> {
+    if usize::try_from(size).is_ok_and(|s| s <= isize::MAX as usize) {
+        return Ok(());
+    }
+    Err(ReadErr::Bad(Error::Unsupported(format!(
+        "tensor `{name}` is {:.1} GB: too large for this engine ({})",
+        size as f64 / 1e9,
+        if cfg!(target_pointer_width = "32") {
+            "wasm32"
+        } else {
+            "its address space"
+        }
+    ))))
+}
+
 impl GgufHeader {
     /// Parse the header from `prefix`, the first bytes of a file of `file_size` bytes.
     ///
@@ -478,6 +562,7 @@ impl GgufHeader {
             buf: prefix,
             pos: 0,
             file_size,
+            memory: 0,
         };
         match Self::parse_inner(&mut c) {
             Ok(h) => Ok(Some(h)),
@@ -573,6 +658,7 @@ impl GgufHeader {
             let size = row_bytes
                 .checked_mul(n_el / dims[0])
                 .ok_or_else(|| bad(format!("tensor `{name}` size overflows")))?;
+            check_addressable(&name, size)?;
             if offset % alignment != 0 {
                 return Err(bad(format!(
                     "tensor `{name}` offset {offset} is not a multiple of the alignment {alignment}"
@@ -665,49 +751,51 @@ impl GgufHeader {
 
 /// Feeds file bytes in order, in chunks of any size, and hands out every tensor once complete.
 ///
-/// Only the tensor being assembled is buffered: memory stays at one tensor, not the file.
+/// Only the tensor being assembled is buffered: memory stays at one tensor, not the file. The
+/// stream keeps the tensor infos only (not the metadata: a vocabulary is not copied).
 pub struct TensorStream {
-    order: Vec<usize>,
+    /// The tensors in the order of their bytes in the file.
+    tensors: Vec<TensorInfo>,
     next: usize,
+    data_offset: u64,
     /// Absolute file position of the next byte to be pushed.
     pos: u64,
     buf: Vec<u8>,
-    header: GgufHeader,
 }
 
 impl TensorStream {
     /// `start` is the absolute position of the first byte that will be pushed (0 to push the
     /// whole file again, or the prefix length used for the header).
-    pub fn new(header: GgufHeader, start: u64) -> Self {
-        let order = header.file_order();
+    pub fn new(header: &GgufHeader, start: u64) -> Self {
         TensorStream {
-            order,
+            tensors: header
+                .file_order()
+                .into_iter()
+                .map(|i| header.tensors[i].clone())
+                .collect(),
             next: 0,
+            data_offset: header.data_offset,
             pos: start,
             buf: Vec::new(),
-            header,
         }
-    }
-
-    pub fn header(&self) -> &GgufHeader {
-        &self.header
     }
 
     /// True once every tensor was handed out.
     pub fn is_done(&self) -> bool {
-        self.next == self.order.len()
+        self.next == self.tensors.len()
     }
 
     /// Push the next chunk; `on_tensor` gets each tensor whose bytes are now complete (borrowed
     /// from the chunk when it lies inside it, owned when it was assembled from several).
+    /// Positions are u64 throughout: a file (or a tensor) may be larger than wasm32's `usize`.
     pub fn push(
         &mut self,
         mut chunk: &[u8],
         mut on_tensor: impl FnMut(&TensorInfo, Cow<'_, [u8]>) -> Result<()>,
     ) -> Result<()> {
-        while !chunk.is_empty() && self.next < self.order.len() {
-            let t = &self.header.tensors[self.order[self.next]];
-            let start = self.header.data_offset + t.offset;
+        while !chunk.is_empty() && self.next < self.tensors.len() {
+            let t = &self.tensors[self.next];
+            let start = self.data_offset + t.offset;
             let end = start + t.size;
             if self.pos < start {
                 // Padding or bytes not owned by a tensor: skip.
@@ -723,17 +811,26 @@ impl TensorStream {
                     self.pos, t.name
                 )));
             }
-            let want = (end - self.pos) as usize;
-            let take = want.min(chunk.len());
-            if self.buf.is_empty() && take == t.size as usize {
+            // `take` ≤ chunk.len(), so the conversion back to usize cannot truncate.
+            let take = (end - self.pos).min(chunk.len() as u64) as usize;
+            if self.buf.is_empty() && take as u64 == t.size {
                 // The whole tensor is inside this chunk: no copy here.
                 on_tensor(t, Cow::Borrowed(&chunk[..take]))?;
             } else {
                 if self.buf.is_empty() {
-                    self.buf.reserve_exact(t.size as usize);
+                    // The header checked that every tensor is addressable (check_addressable).
+                    let size = usize::try_from(t.size).map_err(|_| {
+                        Error::Unsupported(format!("tensor `{}` is too large", t.name))
+                    })?;
+                    self.buf.try_reserve_exact(size).map_err(|_| {
+                        Error::Invalid(format!(
+                            "out of memory for tensor `{}` ({} bytes)",
+                            t.name, t.size
+                        ))
+                    })?;
                 }
                 self.buf.extend_from_slice(&chunk[..take]);
-                if self.buf.len() == t.size as usize {
+                if self.buf.len() as u64 == t.size {
                     // Assembled across chunks: hand the buffer over instead of copying it.
                     on_tensor(t, Cow::Owned(std::mem::take(&mut self.buf)))?;
                 }
@@ -749,10 +846,10 @@ impl TensorStream {
 
     /// Call after the last chunk: an error if the file ended before every tensor was complete.
     pub fn finish(&self) -> Result<()> {
-        if let Some(&i) = self.order.get(self.next) {
+        if let Some(t) = self.tensors.get(self.next) {
             return Err(Error::Gguf(format!(
                 "file ended at byte {} before tensor `{}` was complete",
-                self.pos, self.header.tensors[i].name
+                self.pos, t.name
             )));
         }
         Ok(())
@@ -1057,7 +1154,7 @@ mod tests {
         let bytes = sample();
         let h = GgufHeader::parse_complete(&bytes).unwrap();
         for chunk in [1, 3, 7, 64, bytes.len()] {
-            let mut s = TensorStream::new(h.clone(), 0);
+            let mut s = TensorStream::new(&h, 0);
             let mut got = Vec::new();
             for c in bytes.chunks(chunk) {
                 s.push(c, |t, d| {
@@ -1073,7 +1170,7 @@ mod tests {
             }
         }
         // Cut short: finish() reports it.
-        let mut s = TensorStream::new(h.clone(), 0);
+        let mut s = TensorStream::new(&h, 0);
         s.push(&bytes[..bytes.len() - 4], |_, _| Ok(())).unwrap();
         assert!(s.finish().is_err());
     }

@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod engine;
 pub mod error;
 pub mod gguf;
+pub mod grammar;
 pub mod loader;
 pub mod model;
 pub mod quant;

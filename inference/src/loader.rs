@@ -16,7 +16,7 @@ use std::rc::Rc;
 use crate::backend::{BackendChoice, BackendKind, BackendPref, GpuOptions};
 use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
-use crate::gguf::{GgufHeader, TensorInfo, TensorStream};
+use crate::gguf::{GgufHeader, TensorInfo, TensorStream, MAX_HEADER_BYTES};
 use crate::model::{Bytes, HParams, Model, Weights};
 use crate::tokenizer::Tokenizer;
 
@@ -58,6 +58,9 @@ impl Preflight {
     }
 }
 
+/// The first header parse waits for this many bytes (or the whole file).
+const MIN_PARSE: usize = 64 << 10;
+
 /// Takes a tensor's bytes as they stream in (e.g. uploads a matrix to the GPU); `Ok(true)` means
 /// it kept them, so the loader does not.
 pub type TensorSink = Box<dyn FnMut(&TensorInfo, &[u8]) -> Result<bool>>;
@@ -67,6 +70,10 @@ pub struct ModelLoader {
     file_size: u64,
     received: u64,
     prefix: Vec<u8>,
+    /// Prefix length at the last failed header parse: the next attempt waits until the prefix
+    /// has doubled (or the file is complete), so parsing a header that arrives in many small
+    /// chunks costs O(header), not O(header²).
+    parsed_at: usize,
     pre: Option<Preflight>,
     stream: Option<TensorStream>,
     tensors: HashMap<String, Bytes>,
@@ -111,6 +118,7 @@ impl ModelLoader {
             file_size,
             received: 0,
             prefix: Vec::new(),
+            parsed_at: 0,
             pre: None,
             stream: None,
             tensors: HashMap::new(),
@@ -151,13 +159,12 @@ impl ModelLoader {
         // Until the header is complete, collect bytes; then the stream takes them all.
         let mut first = None;
         if self.stream.is_none() {
-            self.prefix.extend_from_slice(chunk);
-            let Some(header) = GgufHeader::parse(&self.prefix, self.file_size)? else {
+            let Some(header) = self.collect_header(chunk)? else {
                 return Ok(());
             };
             let pre = Preflight::new(header)?;
             self.host_only = fused_matrices(&pre.header);
-            self.stream = Some(TensorStream::new(pre.header.clone(), 0));
+            self.stream = Some(TensorStream::new(&pre.header, 0));
             self.pre = Some(pre);
             first = Some(std::mem::take(&mut self.prefix));
         }
@@ -186,6 +193,28 @@ impl ModelLoader {
             return Ok(());
         };
         s.push(first.as_deref().unwrap_or(chunk), &mut keep)
+    }
+
+    /// Buffer `chunk` and try to parse the header when the prefix has doubled since the last
+    /// try; an error once the prefix is past what a header may be ([`MAX_HEADER_BYTES`]).
+    fn collect_header(&mut self, chunk: &[u8]) -> Result<Option<GgufHeader>> {
+        self.prefix.extend_from_slice(chunk);
+        let len = self.prefix.len();
+        let complete = len as u64 >= self.file_size;
+        if !complete && len < self.parsed_at.saturating_mul(2).max(MIN_PARSE) {
+            return Ok(None);
+        }
+        self.parsed_at = len;
+        let header = GgufHeader::parse(&self.prefix, self.file_size)?;
+        // The parser bounds every count by MAX_HEADER_BYTES, so this only catches a header
+        // that ends inside a value that is itself within the limit.
+        if header.is_none() && len as u64 > 2 * MAX_HEADER_BYTES {
+            return Err(Error::Gguf(format!(
+                "the header is larger than {} MB",
+                MAX_HEADER_BYTES >> 20
+            )));
+        }
+        Ok(header)
     }
 
     pub fn finish(mut self) -> Result<Model> {

@@ -74,6 +74,18 @@ pub fn argmax(xs: &[f32]) -> u32 {
     best as u32
 }
 
+/// Grammar-constrained sampling: logits of tokens outside `mask` (a bitset over the
+/// vocabulary, bit `id % 64` of word `id / 64`) become −∞, so neither greedy nor sampling can
+/// pick them. Logits past the mask's end are masked too.
+pub fn apply_mask(logits: &mut [f32], mask: &[u64]) {
+    for (i, l) in logits.iter_mut().enumerate() {
+        let allowed = mask.get(i / 64).is_some_and(|w| (w >> (i % 64)) & 1 == 1);
+        if !allowed {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+}
+
 impl Sampler {
     pub fn new(params: SamplerParams) -> Self {
         let rng = Rng::new(params.seed);
@@ -233,6 +245,20 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(s.sample(&mut logits.clone(), &[]), 0);
         }
+    }
+
+    #[test]
+    fn a_mask_leaves_only_allowed_tokens() {
+        let mut logits = vec![5.0; 70];
+        let mut mask = vec![0u64; 2];
+        mask[1] |= 1 << 3; // token 67
+        apply_mask(&mut logits, &mask);
+        assert_eq!(argmax(&logits), 67);
+        let mut s = Sampler::new(SamplerParams {
+            temperature: 1.0,
+            ..Default::default()
+        });
+        assert_eq!(s.sample(&mut logits.clone(), &[]), 67);
     }
 
     #[test]

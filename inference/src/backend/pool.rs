@@ -8,6 +8,8 @@
 //! has not scheduled (a busy machine) delays nothing. A row is always computed whole, by one
 //! thread, with the same kernel, so the results do not depend on the thread count.
 
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -36,6 +38,9 @@ struct Job {
     finished: AtomicUsize,
     /// Chunk `i`'s rows, (n_tok, rows of the chunk) row-major.
     outs: Vec<Mutex<Vec<f32>>>,
+    /// The first panic of a chunk (on any thread): the chunk still counts as finished, so the
+    /// caller stops waiting, and re-raises it on its own thread.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl Job {
@@ -46,18 +51,27 @@ impl Job {
             if i >= self.ranges.len() {
                 return;
             }
-            let (pi, r0, r1) = self.ranges[i];
-            let p = &self.parts[pi];
-            let mut out = self.outs[i].lock().expect("pool output lock");
-            out.clear();
-            out.resize(self.n * (r1 - r0), 0.0);
-            let w = &p.w[r0 * p.row_bytes..r1 * p.row_bytes];
-            match &self.inputs[p.input] {
-                Input::F32(x) => quant::matmul(p.ty, w, p.cols, x, self.n, &mut out),
-                Input::Q8(q) => quant::matmul_q8(p.ty, w, p.cols, q, self.n, &mut out),
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.chunk(i))) {
+                let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert(payload);
             }
-            drop(out);
             self.finished.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Job {
+    /// Compute chunk `i` into its output buffer.
+    fn chunk(&self, i: usize) {
+        let (pi, r0, r1) = self.ranges[i];
+        let p = &self.parts[pi];
+        let mut out = self.outs[i].lock().unwrap_or_else(|e| e.into_inner());
+        out.clear();
+        out.resize(self.n * (r1 - r0), 0.0);
+        let w = &p.w[r0 * p.row_bytes..r1 * p.row_bytes];
+        match &self.inputs[p.input] {
+            Input::F32(x) => quant::matmul(p.ty, w, p.cols, x, self.n, &mut out),
+            Input::Q8(q) => quant::matmul_q8(p.ty, w, p.cols, q, self.n, &mut out),
         }
     }
 }
@@ -200,6 +214,7 @@ impl Pool {
             ranges,
             next: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
+            panic: Mutex::new(None),
         });
         let sh = &*self.shared;
         {
@@ -218,9 +233,14 @@ impl Pool {
                 std::thread::yield_now();
             }
         }
-        sh.state.lock().expect("pool lock").job = None;
+        sh.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
+        // A chunk panicked (a bug or a malformed tensor): the panic surfaces here, on the
+        // caller's thread, instead of killing a worker and leaving this thread spinning.
+        if let Some(payload) = job.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            resume_unwind(payload);
+        }
         for (i, &(pi, r0, r1)) in job.ranges.iter().enumerate() {
-            let rows = job.outs[i].lock().expect("pool output lock");
+            let rows = job.outs[i].lock().unwrap_or_else(|e| e.into_inner());
             let (c, wr) = (r1 - r0, job.parts[pi].rows);
             let out = &mut prods[pi].1;
             for t in 0..n {
@@ -265,5 +285,41 @@ impl Drop for Pool {
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// An F32 matrix of `rows` × 32 with `bytes` of data (short data makes a chunk panic).
+    fn matrix(rows: usize, bytes: usize) -> QTensor {
+        QTensor {
+            name: "w".into(),
+            ty: GgmlType::F32,
+            rows,
+            cols: 32,
+            data: Bytes::from_vec(vec![0u8; bytes]),
+        }
+    }
+
+    #[test]
+    fn a_panicking_chunk_reaches_the_caller_and_the_pool_survives() {
+        let pool = Pool::new(3);
+        let x = vec![1.0f32; 32];
+        // Rows past the first 64 have no bytes: the chunks that own them panic (on workers).
+        let bad = matrix(512, 64 * 32 * 4);
+        let mut out = vec![0f32; 512];
+        let t = Instant::now();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.matmul(Activations::F32, &bad, &x, 1, &mut out)
+        }));
+        assert!(r.is_err(), "the panic must propagate");
+        assert!(t.elapsed().as_secs() < 5, "must not hang");
+        // The workers are still there for the next job.
+        let good = matrix(512, 512 * 32 * 4);
+        pool.matmul(Activations::F32, &good, &x, 1, &mut out);
+        assert!(out.iter().all(|&v| v == 0.0));
     }
 }

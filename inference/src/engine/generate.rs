@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{now, Session, TurnCounts};
 use crate::backend::{Output, Want};
-use crate::error::Result;
-use crate::sampler::{Sampler, SamplerParams};
+use crate::error::{Error, Result};
+use crate::grammar::Matcher;
+use crate::sampler::{apply_mask, Sampler, SamplerParams};
 
 #[derive(Clone, Debug)]
 pub struct GenerateParams {
@@ -44,6 +45,8 @@ pub enum StopReason {
     Stopped,
     /// The context is full and shifting is off.
     Context,
+    /// The grammar of a constrained generation is complete and nothing more can follow.
+    Grammar,
 }
 
 impl StopReason {
@@ -53,6 +56,7 @@ impl StopReason {
             Self::Length => "length",
             Self::Stopped => "stopped",
             Self::Context => "context",
+            Self::Grammar => "grammar",
         }
     }
 }
@@ -128,6 +132,8 @@ pub struct Generator<'s> {
     params: GenerateParams,
     stop: Option<StopReason>,
     shifted: usize,
+    /// Structured output: only tokens this grammar allows are sampled.
+    grammar: Option<Matcher>,
 }
 
 impl Session {
@@ -138,9 +144,22 @@ impl Session {
         prompt: &[u32],
         params: &GenerateParams,
     ) -> Result<(Generator<'s>, TurnCounts)> {
+        self.start_constrained(prompt, params, None).await
+    }
+
+    /// [`Session::start`] with an optional grammar constraint (a [`Matcher`] at its start).
+    pub async fn start_constrained<'s>(
+        &'s mut self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        grammar: Option<Matcher>,
+    ) -> Result<(Generator<'s>, TurnCounts)> {
         let sampler = Sampler::new(params.sampler.clone());
         let p = &sampler.params;
-        let want = if sampler.is_greedy() && (p.repeat_penalty == 1.0 || p.repeat_penalty <= 0.0) {
+        // A grammar masks the logits, so the backend's argmax cannot be used.
+        let plain_greedy =
+            sampler.is_greedy() && (p.repeat_penalty == 1.0 || p.repeat_penalty <= 0.0);
+        let want = if plain_greedy && grammar.is_none() {
             Want::Argmax
         } else {
             Want::Last
@@ -158,6 +177,7 @@ impl Session {
                 params: params.clone(),
                 stop: None,
                 shifted: counts.shifted,
+                grammar,
             },
             counts,
         ))
@@ -171,8 +191,21 @@ impl Session {
         params: &GenerateParams,
         sink: &mut impl TokenSink,
     ) -> Result<Generation> {
+        self.generate_constrained(prompt, params, None, sink).await
+    }
+
+    /// [`Session::generate`] constrained by a grammar (structured output): every token is one
+    /// the grammar allows, end-of-generation only where it may end, and generation stops with
+    /// [`StopReason::Grammar`] once nothing more can follow.
+    pub async fn generate_constrained(
+        &mut self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        grammar: Option<Matcher>,
+        sink: &mut impl TokenSink,
+    ) -> Result<Generation> {
         let t0 = now();
-        let (mut gen, counts) = self.start(prompt, params).await?;
+        let (mut gen, counts) = self.start_constrained(prompt, params, grammar).await?;
         let mut g = Generation {
             prompt_tokens: prompt.len(),
             reused: counts.reused,
@@ -203,10 +236,38 @@ impl Session {
     }
 }
 
+/// Sample under a grammar the way llama.cpp does: sample from all logits first and keep the
+/// token if the grammar allows it (one walk of its bytes); only otherwise mask the whole
+/// vocabulary and sample again. Greedy picks exactly the masked argmax either way; sampling
+/// picks from the allowed tokens in proportion to their probabilities.
+fn sample_constrained(
+    sampler: &mut Sampler,
+    g: &mut Matcher,
+    mut logits: Vec<f32>,
+    history: &[u32],
+) -> Result<u32> {
+    let first = sampler.sample(&mut logits.clone(), history);
+    if g.allows(first) {
+        return Ok(first);
+    }
+    let mask = g.allowed();
+    if mask.iter().all(|&w| w == 0) {
+        return Err(Error::Grammar(
+            "no token of the vocabulary can continue the grammar here".into(),
+        ));
+    }
+    apply_mask(&mut logits, &mask);
+    Ok(sampler.sample(&mut logits, history))
+}
+
 impl Generator<'_> {
     /// The next token and its text piece, or `None` when generation is over.
     pub async fn next_token(&mut self) -> Result<Option<(u32, String)>> {
         if self.stop.is_some() {
+            return Ok(None);
+        }
+        if self.grammar.as_ref().is_some_and(Matcher::is_done) {
+            self.stop = Some(StopReason::Grammar);
             return Ok(None);
         }
         if self.produced >= self.params.max_tokens {
@@ -248,13 +309,20 @@ impl Generator<'_> {
         };
         let next = match out {
             Output::Token(t) => t,
-            Output::Logits(mut l) => self.sampler.sample(&mut l, &self.session.history),
-            Output::Nothing => return Err(crate::error::Error::Invalid("no logits".into())),
+            Output::Logits(mut l) => match &mut self.grammar {
+                None => self.sampler.sample(&mut l, &self.session.history),
+                Some(g) => sample_constrained(&mut self.sampler, g, l, &self.session.history)?,
+            },
+            Output::Nothing => return Err(Error::Invalid("no logits".into())),
         };
         let tok = &self.session.model.tokenizer;
-        if !self.params.ignore_eos && tok.is_eog(next) {
+        // With a grammar, end-of-generation was allowed only where the grammar may end.
+        if tok.is_eog(next) && (!self.params.ignore_eos || self.grammar.is_some()) {
             self.stop = Some(StopReason::Eos);
             return Ok(None);
+        }
+        if let Some(g) = &mut self.grammar {
+            g.accept_token(next)?;
         }
         self.pending = Some(next);
         self.produced += 1;

@@ -270,6 +270,67 @@ pub struct HParams {
     pub attn_temperature: Option<AttnTemperature>,
 }
 
+/// `key` as a finite number, `default` when absent; an error when it holds anything else
+/// (a string, NaN, ±∞), rather than silently running with the default.
+fn number_or(md: &Metadata, key: &str, default: f64) -> Result<f64> {
+    match md.get(key) {
+        None => Ok(default),
+        Some(_) => match md.get_f64(key) {
+            Some(v) if v.is_finite() => Ok(v),
+            Some(v) => Err(Error::Model(format!("`{key}` must be finite (found {v})"))),
+            None => Err(md.wrong_type(key, "number")),
+        },
+    }
+}
+
+/// A value that must be > 0 (RoPE bases, scaling factors): 0 or less turns every angle into
+/// NaN or ∞, and the model would print nothing instead of failing.
+fn positive(key: &str, v: f64) -> Result<f32> {
+    let f = v as f32;
+    if !(f.is_finite() && f > 0.0) {
+        return Err(Error::Model(format!(
+            "`{key}` must be a positive number (found {v})"
+        )));
+    }
+    Ok(f)
+}
+
+/// Buffer sizes derived from the sizes (each < 2^24 alone) must fit in memory: checked here,
+/// once, so that nothing later multiplies them unchecked into an overflow or a huge allocation.
+/// (The embedding table needs no check: its shape is the file's tensor, and n_vocab × n_embd
+/// < 2^48.)
+fn check_products(
+    n_layer: usize,
+    n_head: usize,
+    n_head_kv: usize,
+    head_dim: usize,
+    n_ctx_train: usize,
+) -> Result<()> {
+    // One row of activations is an f32 buffer: at most 2 GiB (wasm32's limit per allocation).
+    const MAX_ELEMS: u64 = i32::MAX as u64 / 4;
+    let p = |a: usize, b: usize| (a as u64).saturating_mul(b as u64);
+    let checks = [
+        ("attention width (heads × head size)", p(n_head, head_dim)),
+        ("KV width (KV heads × head size)", p(n_head_kv, head_dim)),
+    ];
+    for (what, n) in checks {
+        if n > MAX_ELEMS {
+            return Err(Error::Model(format!(
+                "the {what} is {n} values: too large for this engine"
+            )));
+        }
+    }
+    // The KV cache of the whole training context (a session may ask for less).
+    let kv = p(n_layer, n_ctx_train).saturating_mul(p(n_head_kv, head_dim));
+    if kv > u64::MAX / 16 {
+        return Err(Error::Model(format!(
+            "the KV cache ({n_layer} layers × {n_ctx_train} positions × {} values) overflows",
+            p(n_head_kv, head_dim)
+        )));
+    }
+    Ok(())
+}
+
 /// A positive size read from `key`: an integer, or an array whose entries are all equal (a
 /// per-layer array that varies is not supported).
 fn size_key(md: &Metadata, key: &str) -> Result<Option<usize>> {
@@ -321,11 +382,10 @@ impl HParams {
         let spec = arch.spec();
         let key = |k: &str| format!("{arch_name}.{k}");
         let req = |k: &str| -> Result<usize> {
-            size_key(md, &key(k))?
-                .ok_or_else(|| Error::Model(format!("missing required integer key `{}`", key(k))))
+            size_key(md, &key(k))?.ok_or_else(|| md.wrong_type(&key(k), "non-negative integer"))
         };
         let opt = |k: &str| size_key(md, &key(k));
-        let f64_or = |k: &str, d: f64| md.get_f64(&key(k)).unwrap_or(d);
+        let f64_or = |k: &str, d: f64| number_or(md, &key(k), d);
         let n_embd = req("embedding_length")?;
         let n_layer = req("block_count")?;
         let n_head = req("attention.head_count")?;
@@ -351,19 +411,30 @@ impl HParams {
                 "head layout does not fit: {n_head} heads, {n_head_kv} KV heads, head size {head_dim}"
             )));
         }
-        let norm_eps = match spec.norm {
-            NormKind::Rms => md.require_f64(&key("attention.layer_norm_rms_epsilon"))?,
-            NormKind::Layer => md.require_f64(&key("attention.layer_norm_epsilon"))?,
-        } as f32;
+        let eps_key = key(match spec.norm {
+            NormKind::Rms => "attention.layer_norm_rms_epsilon",
+            NormKind::Layer => "attention.layer_norm_epsilon",
+        });
+        let norm_eps = md.require_f64(&eps_key)? as f32;
         if !(norm_eps.is_finite() && norm_eps >= 0.0) {
-            return Err(Error::Model(format!("norm epsilon {norm_eps} is invalid")));
+            return Err(Error::Model(format!(
+                "`{eps_key}` must be a finite number ≥ 0 (found {norm_eps})"
+            )));
         }
-        let rope_base = f64_or("rope.freq_base", 10000.0) as f32;
+        let rope_base = positive(&key("rope.freq_base"), f64_or("rope.freq_base", 10000.0)?)?;
         let scaling_type = md.get_str(&key("rope.scaling.type")).unwrap_or("linear");
-        let factor = md
-            .get_f64(&key("rope.scaling.factor"))
-            .or_else(|| md.get_f64(&key("rope.scale_linear")))
-            .filter(|&f| f > 0.0);
+        let factor_key = [key("rope.scaling.factor"), key("rope.scale_linear")]
+            .into_iter()
+            .find(|k| md.get(k).is_some());
+        let factor = match &factor_key {
+            // 0 means "no scaling" in llama.cpp's converters; negative or NaN is broken.
+            Some(k) => Some(number_or(md, k, 0.0)?)
+                .filter(|&f| f != 0.0)
+                .map(|f| positive(k, f))
+                .transpose()?
+                .map(f64::from),
+            None => None,
+        };
         let rope_freq_scale = match (scaling_type, factor) {
             ("none", _) | (_, None) => 1.0,
             ("linear" | "yarn" | "longrope", Some(f)) => (1.0 / f) as f32,
@@ -384,6 +455,7 @@ impl HParams {
             .map(|a| a.len())
             .or_else(|| md.get_u64(&key("vocab_size")).map(|v| v as usize))
             .ok_or_else(|| Error::Model("missing `tokenizer.ggml.tokens`".into()))?;
+        check_products(n_layer, n_head, n_head_kv, head_dim, n_ctx_train)?;
 
         let inv_sqrt_hd = 1.0 / (head_dim as f32).sqrt();
         let mut hp = HParams {
@@ -445,14 +517,15 @@ impl HParams {
             if arch == Arch::Olmo2 && opt("attention.sliding_window")?.is_none() {
                 hp.n_swa = 0;
             }
-            hp.rope_base_swa = md
-                .get_f64(&key("rope.freq_base_swa"))
-                .map(|b| b as f32)
-                .unwrap_or(if arch == Arch::Gemma3 {
-                    10000.0
-                } else {
-                    rope_base
-                });
+            let swa_default = if arch == Arch::Gemma3 {
+                10000.0
+            } else {
+                rope_base as f64
+            };
+            hp.rope_base_swa = positive(
+                &key("rope.freq_base_swa"),
+                f64_or("rope.freq_base_swa", swa_default)?,
+            )?;
             let pattern_key = key("attention.sliding_window_pattern");
             let per_layer = md.get_array(&pattern_key).and_then(array_u64);
             for (il, s) in hp.swa_layers.iter_mut().enumerate() {
@@ -470,15 +543,15 @@ impl HParams {
         }
         if spec.attn_softcap {
             hp.attn_softcap =
-                Some(f64_or("attn_logit_softcapping", 50.0) as f32).filter(|&c| c > 0.0);
+                Some(f64_or("attn_logit_softcapping", 50.0)? as f32).filter(|&c| c > 0.0);
         }
         if spec.final_softcap {
             let default = if arch == Arch::Gemma2 { 30.0 } else { 0.0 };
             hp.final_logit_softcap =
-                Some(f64_or("final_logit_softcapping", default) as f32).filter(|&c| c > 0.0);
+                Some(f64_or("final_logit_softcapping", default)? as f32).filter(|&c| c > 0.0);
         }
         if spec.granite_scales {
-            let logit = f64_or("logit_scale", 1.0);
+            let logit = f64_or("logit_scale", 1.0)?;
             if logit == 0.0 {
                 return Err(Error::Model("`logit_scale` is 0".into()));
             }

@@ -292,6 +292,15 @@ impl Weights {
         dry: bool,
         offloaded: bool,
     ) -> Result<Self> {
+        // Every layer has tensors: a block count above the number of tensors is a lie, and must
+        // not size any allocation (a `Vec` of 2^24 layers is gigabytes).
+        if hp.n_layer > header.tensors.len() {
+            return Err(Error::Model(format!(
+                "the metadata says {} layers, but the file has only {} tensors",
+                hp.n_layer,
+                header.tensors.len()
+            )));
+        }
         let by_name = header
             .tensors
             .iter()

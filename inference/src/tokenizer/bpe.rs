@@ -45,13 +45,33 @@ pub(crate) struct Bpe {
     byte_dec: HashMap<char, u8>,
 }
 
+/// "No symbol" / "no part" in the u32 links below.
+const NONE: u32 = u32::MAX;
+
+/// One symbol of a word being merged: a linked list over the word's characters. 20 bytes, and a
+/// queued merge 16 (they were 56 and 32): with at most ~2 queued merges per character a word
+/// costs ~52 bytes of memory per character, linear, whatever its length.
 #[derive(Clone, Copy)]
 struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
-    part: Option<u32>,
+    start: u32,
+    len: u32,
+    prev: u32,
+    next: u32,
+    part: u32,
+}
+
+/// Words are merged in pieces of at most this many bytes (u32 offsets); a "word" of 4 GB
+/// is not text.
+const MAX_WORD: usize = u32::MAX as usize / 2;
+
+/// A candidate merge; ordered by (rank, left), so the min-heap pops the lowest rank and, on
+/// ties, the leftmost pair (as the tuple `(rank, l, r, size)` did before).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Merge {
+    rank: u32,
+    left: u32,
+    right: u32,
+    size: u32,
 }
 
 impl Bpe {
@@ -159,56 +179,86 @@ impl Bpe {
             out.push(id);
             return;
         }
+        let mut rest = word;
+        while rest.len() > MAX_WORD {
+            let mut cut = MAX_WORD;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.merge_piece(vocab, &rest[..cut], out);
+            rest = &rest[cut..];
+        }
+        self.merge_piece(vocab, rest, out);
+    }
+
+    /// The part id of `word[start..start + len]`, or NONE.
+    fn part(&self, word: &str, start: u32, len: u32) -> u32 {
+        let (s, e) = (start as usize, start as usize + len as usize);
+        self.part_id.get(&word[s..e]).copied().unwrap_or(NONE)
+    }
+
+    /// Queue the merge of symbols `l` and `r` when both exist and their pair has a rank.
+    fn queue(&self, symbols: &[Symbol], l: u32, r: u32, q: &mut BinaryHeap<Reverse<Merge>>) {
+        if l == NONE || r == NONE {
+            return;
+        }
+        let (ls, rs) = (symbols[l as usize], symbols[r as usize]);
+        if ls.part == NONE || rs.part == NONE {
+            return;
+        }
+        if let Some(&rank) = self.ranks.get(&(ls.part, rs.part)) {
+            q.push(Reverse(Merge {
+                rank,
+                left: l,
+                right: r,
+                size: ls.len + rs.len,
+            }));
+        }
+    }
+
+    /// `word` (< 2 GB) merged, llama.cpp's way: a linked list of symbols and a min-heap of
+    /// candidate merges, lowest rank first and leftmost on ties; O(n log n).
+    fn merge_piece(&self, vocab: &Vocab, word: &str, out: &mut Vec<u32>) {
         let n_chars = word.chars().count();
         let mut symbols: Vec<Symbol> = Vec::with_capacity(n_chars);
         for (i, (start, c)) in word.char_indices().enumerate() {
-            let len = c.len_utf8();
+            let (start, len) = (start as u32, c.len_utf8() as u32);
             symbols.push(Symbol {
                 start,
                 len,
-                prev: i.checked_sub(1),
-                next: if i + 1 < n_chars { Some(i + 1) } else { None },
-                part: self.part_id.get(&word[start..start + len]).copied(),
+                prev: if i == 0 { NONE } else { i as u32 - 1 },
+                next: if i + 1 < n_chars { i as u32 + 1 } else { NONE },
+                part: self.part(word, start, len),
             });
         }
 
-        // Min-heap on (rank, left): lowest rank first, then the leftmost pair.
-        let mut queue: BinaryHeap<Reverse<(u32, usize, usize, usize)>> = BinaryHeap::new();
-        let add =
-            |symbols: &[Symbol], l: Option<usize>, r: Option<usize>, q: &mut BinaryHeap<_>| {
-                let (Some(l), Some(r)) = (l, r) else { return };
-                let (ls, rs) = (symbols[l], symbols[r]);
-                if let (Some(a), Some(b)) = (ls.part, rs.part) {
-                    if let Some(&rank) = self.ranks.get(&(a, b)) {
-                        q.push(Reverse((rank, l, r, ls.len + rs.len)));
-                    }
-                }
-            };
-        for i in 1..symbols.len() {
-            add(&symbols, Some(i - 1), Some(i), &mut queue);
+        let mut queue = BinaryHeap::with_capacity(n_chars);
+        for i in 1..symbols.len() as u32 {
+            self.queue(&symbols, i - 1, i, &mut queue);
         }
-        while let Some(Reverse((_, l, r, size))) = queue.pop() {
-            let (ls, rs) = (symbols[l], symbols[r]);
-            if ls.len == 0 || rs.len == 0 || ls.len + rs.len != size {
+        while let Some(Reverse(m)) = queue.pop() {
+            let (ls, rs) = (symbols[m.left as usize], symbols[m.right as usize]);
+            // Stale: one side was merged away or grew since this merge was queued.
+            if ls.len == 0 || rs.len == 0 || ls.len + rs.len != m.size {
                 continue;
             }
-            let merged = &word[ls.start..ls.start + size];
-            symbols[l].len = size;
-            symbols[l].part = self.part_id.get(merged).copied();
-            symbols[r].len = 0;
+            let l = m.left as usize;
+            symbols[l].len = m.size;
+            symbols[l].part = self.part(word, ls.start, m.size);
+            symbols[m.right as usize].len = 0;
             symbols[l].next = rs.next;
-            if let Some(nx) = rs.next {
-                symbols[nx].prev = Some(l);
+            if rs.next != NONE {
+                symbols[rs.next as usize].prev = m.left;
             }
-            add(&symbols, symbols[l].prev, Some(l), &mut queue);
-            add(&symbols, Some(l), symbols[l].next, &mut queue);
+            self.queue(&symbols, symbols[l].prev, m.left, &mut queue);
+            self.queue(&symbols, m.left, symbols[l].next, &mut queue);
         }
 
-        let mut i = Some(0usize);
-        while let Some(idx) = i {
-            let s = symbols[idx];
+        let mut i = 0u32;
+        while i != NONE {
+            let s = symbols[i as usize];
             i = s.next;
-            let piece = &word[s.start..s.start + s.len];
+            let piece = &word[s.start as usize..(s.start + s.len) as usize];
             match vocab.get(piece) {
                 Some(id) => out.push(id),
                 None => self.bytes_fallback(vocab, piece, out),

@@ -5,7 +5,7 @@
 use super::device::GpuDevice;
 use super::kernels::{MATVEC1_RPW, MATVEC_NT, MATVEC_RPW};
 use super::weights::{GpuMatrix, GpuModel};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Rope;
 use crate::model::{Activation, NormKind};
 
@@ -41,7 +41,24 @@ pub(super) fn split2(groups: u32) -> (u32, u32) {
     (g.min(MAX_X), g.div_ceil(MAX_X))
 }
 
+/// WebGPU's `maxComputeWorkgroupsPerDimension` (the default limit, which wgpu validates with
+/// a panic, not an error).
+pub(super) const MAX_GROUPS: u32 = 65_535;
+
+/// An error for a grid that a dispatch may not have.
+pub(super) fn check_grid(label: &str, (x, y, z): (u32, u32, u32)) -> Result<()> {
+    if x.max(y).max(z) > MAX_GROUPS {
+        return Err(Error::Gpu(format!(
+            "`{label}` needs a grid of {x} × {y} × {z} workgroups, over the {MAX_GROUPS} per \
+             dimension WebGPU allows: use a smaller batch or context"
+        )));
+    }
+    Ok(())
+}
+
 impl Grid {
+    /// The grid for n tokens (n_out logit rows); a product too large for u32 saturates, so
+    /// that [`check_grid`] refuses it.
     pub(super) fn size(self, n: u32, n_out: u32) -> (u32, u32, u32) {
         let pick = |out: bool| if out { n_out } else { n };
         match self {
@@ -50,10 +67,10 @@ impl Grid {
                 let (x, y) = split2(rows.div_ceil(MATVEC_RPW));
                 (x, y, pick(out).div_ceil(MATVEC_NT))
             }
-            Grid::NormRows { per, out } => (if out { n_out } else { n * per }, 1, 1),
+            Grid::NormRows { per, out } => (if out { n_out } else { n.saturating_mul(per) }, 1, 1),
             Grid::Heads(h) => (h, n, 1),
             Grid::Elems { per, out } => {
-                let (x, y) = split2((pick(out) * per).div_ceil(256));
+                let (x, y) = split2(pick(out).saturating_mul(per).div_ceil(256));
                 (x, y, 1)
             }
             Grid::One => (1, 1, 1),
@@ -173,20 +190,32 @@ impl Scratch {
         let hp = &m.hp;
         let (e, qd, kvd, ff) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff);
         let u = wgpu::BufferUsages::empty();
+        // Sizes come from the file and the session: multiplied with overflow checks (the device
+        // then refuses anything over its binding limit with a clear error).
+        let n = |label: &str, dims: &[usize]| -> Result<usize> {
+            dims.iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .filter(|&v| v <= usize::MAX / 4)
+                .ok_or_else(|| {
+                    Error::Gpu(format!(
+                        "buffer `{label}` ({dims:?} values) is too large; use a smaller context"
+                    ))
+                })
+        };
         Ok(Scratch {
             step: dev.uniform("step", &[0; 8]),
             tokens: dev.scratch("tokens", max_batch, u)?,
-            x: dev.scratch("x", max_batch * e, u)?,
-            h: dev.scratch("h", max_batch * e, u)?,
-            q: dev.scratch("q", max_batch * qd, u)?,
-            k: dev.scratch("k", max_batch * kvd, u)?,
-            v: dev.scratch("v", max_batch * kvd, u)?,
-            att: dev.scratch("att", max_batch * qd, u)?,
-            o: dev.scratch("o", max_batch * e, u)?,
-            gate: dev.scratch("gate", max_batch * ff, u)?,
-            up: dev.scratch("up", max_batch * ff, u)?,
-            scores: dev.scratch("scores", max_batch * hp.n_head * n_ctx, u)?,
-            logits: dev.scratch("logits", max_out * hp.n_vocab, u)?,
+            x: dev.scratch("x", n("x", &[max_batch, e])?, u)?,
+            h: dev.scratch("h", n("h", &[max_batch, e])?, u)?,
+            q: dev.scratch("q", n("q", &[max_batch, qd])?, u)?,
+            k: dev.scratch("k", n("k", &[max_batch, kvd])?, u)?,
+            v: dev.scratch("v", n("v", &[max_batch, kvd])?, u)?,
+            att: dev.scratch("att", n("att", &[max_batch, qd])?, u)?,
+            o: dev.scratch("o", n("o", &[max_batch, e])?, u)?,
+            gate: dev.scratch("gate", n("gate", &[max_batch, ff])?, u)?,
+            up: dev.scratch("up", n("up", &[max_batch, ff])?, u)?,
+            scores: dev.scratch("scores", n("scores", &[max_batch, hp.n_head, n_ctx])?, u)?,
+            logits: dev.scratch("logits", n("logits", &[max_out, hp.n_vocab])?, u)?,
             result: dev.scratch("result", 1, u)?,
         })
     }

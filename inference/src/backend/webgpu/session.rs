@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use super::device::GpuOptions;
-use super::graph::{record, split2, Graph, Op, RopeTables, Scratch};
+use super::graph::{check_grid, record, split2, Graph, Op, RopeTables, Scratch};
 use super::to_f32;
 use super::weights::GpuModel;
 use crate::backend::{check_shift, check_tokens, Backend, BackendKind, Output, Want};
@@ -266,6 +266,11 @@ impl GpuSession {
         dev.check()?;
         let n = tokens.len() as u32;
         let (out_row0, n_out) = if all { (0, n) } else { (n - 1, 1) };
+        // Every grid within WebGPU's per-dimension limit, checked before anything is recorded
+        // (wgpu would panic on the dispatch).
+        for op in self.graph.body.iter().chain(&self.graph.head) {
+            check_grid(op.what, op.launch(n, n_out).1)?;
+        }
         let words: [u32; 8] = [n, self.len as u32, out_row0, n_out, 0, 0, 0, 0];
         dev.queue
             .write_buffer(&self.s.step, 0, bytemuck::cast_slice(&words));
@@ -603,6 +608,10 @@ impl Backend for GpuSession {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("shift"),
                 });
+            let moved_groups = u32::try_from(moved)
+                .map_err(|_| Error::Gpu(format!("cannot shift {moved} positions")))?;
+            let (gx, gy) = split2(moved_groups);
+            check_grid("shift", (gx, gy, 1))?;
             for (il, (kc, vc)) in self.kv.iter().enumerate() {
                 enc.copy_buffer_to_buffer(kc, src, tk, 0, bytes);
                 enc.copy_buffer_to_buffer(vc, src, tv, 0, bytes);
@@ -616,7 +625,6 @@ impl Backend for GpuSession {
                 });
                 pass.set_pipeline(&k.shift);
                 pass.set_bind_group(0, &bind, &[]);
-                let (gx, gy) = split2(moved as u32);
                 pass.dispatch_workgroups(gx, gy, 1);
             }
             dev.queue.submit([enc.finish()]);

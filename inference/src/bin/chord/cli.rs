@@ -112,8 +112,12 @@ impl Args {
     }
 }
 
+/// Exit status of a bug (a panic): 1 is a user error, 2 an internal one.
+const EXIT_INTERNAL: i32 = 2;
+
 pub fn main() {
-    // Never a backtrace: a bug still ends with one line and a non-zero status.
+    // Never a backtrace (unless RUST_BACKTRACE asks for one): a bug still ends with one line and
+    // a non-zero status, on whichever thread it happens (a pool worker included).
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -125,7 +129,12 @@ pub fn main() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
+        let msg = msg.replace('\n', " ");
         eprintln!("error: internal error: {msg}{at}");
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+        std::process::exit(EXIT_INTERNAL);
     }));
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let code = match run(&argv) {

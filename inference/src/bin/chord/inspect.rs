@@ -71,6 +71,12 @@ pub fn logits(raw: &[String]) -> CliResult<()> {
     };
     let mut session = Session::new(&loaded, &opts).map_err(|e| e.to_string())?;
     let logits = block_on(session.logits(&tokens, all)).map_err(|e| e.to_string())?;
+    // Every position's logits are checked here (the engine checks the last position's only).
+    if logits.iter().any(|v| !v.is_finite()) {
+        return Err(
+            "model: the model computed NaN logits: its weights or settings are broken".into(),
+        );
+    }
     let nv = model.hp.n_vocab;
     let first = if all { 0 } else { tokens.len() - 1 };
     let mut positions = Vec::new();
@@ -133,6 +139,13 @@ pub fn inspect(raw: &[String]) -> CliResult<()> {
         e.1 += t.size;
     }
     let tok = inference::tokenizer::Tokenizer::from_metadata(md).ok();
+    // Render a sample conversation: a template that fails (or runs out of its budget) is
+    // reported here rather than at the first chat.
+    let chat = inference::chat::ChatTemplate::from_metadata(md).and_then(|t| t.check());
+    let chat_line = match &chat {
+        Ok(n) => format!("chat template: ok ({n} bytes for a 4-message sample)"),
+        Err(e) => e.to_string(),
+    };
     if a.flag("--json") {
         let meta: serde_json::Map<String, serde_json::Value> =
             md.0.iter()
@@ -157,6 +170,10 @@ pub fn inspect(raw: &[String]) -> CliResult<()> {
                 "problem": check.as_ref().err().map(|e| e.to_string()),
                 "pre_tokenizer": tok.as_ref().and_then(|t| t.pre_tokenizer()),
                 "tokenizer_warning": tok.as_ref().and_then(|t| t.warning()),
+                "chat_template": match &chat {
+                    Ok(n) => json!({ "ok": true, "sample_bytes": n }),
+                    Err(e) => json!({ "ok": false, "error": e.to_string() }),
+                },
             })
         );
     } else {
@@ -191,6 +208,7 @@ pub fn inspect(raw: &[String]) -> CliResult<()> {
                 println!("warning: {w}");
             }
         }
+        println!("{chat_line}");
     }
     Ok(())
 }
