@@ -427,3 +427,53 @@ fn bench_constrained_decode() {
         eprintln!("  {}", con.text);
     }
 }
+
+/// `chord generate --json-schema FILE` prints JSON that has the schema's shape; a broken
+/// grammar file is one clear error line.
+#[test]
+fn chord_generate_with_a_json_schema() {
+    let dir = std::env::temp_dir().join(format!("chord-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let schema = dir.join("person.json");
+    std::fs::write(
+        &schema,
+        r#"{"type":"object","properties":{"name":{"type":"string","maxLength":20},
+            "age":{"type":"integer"}},"required":["name","age"]}"#,
+    )
+    .expect("write schema");
+    let model = model_path("smollm2-135m-q4_1");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chord"))
+            .args([
+                "generate",
+                "--chat",
+                "--prompt",
+                "Give me a person as JSON.",
+                "--json",
+            ])
+            .args(["--max-tokens", "80", "--model"])
+            .arg(&model)
+            .args(extra)
+            .output()
+            .expect("run chord")
+    };
+    let out = run(&["--json-schema", schema.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output");
+    let text = r["text"].as_str().expect("text");
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+    assert!(v["name"].is_string() && v["age"].is_i64(), "{v}");
+    let bad = dir.join("bad.gbnf");
+    std::fs::write(&bad, "root ::= missing").expect("write grammar");
+    let out = run(&["--grammar", bad.to_str().expect("path")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("missing"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

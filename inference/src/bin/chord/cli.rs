@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use inference::backend::{BackendPref, GpuOptions};
@@ -16,10 +17,13 @@ use inference::quant::Activations;
 use inference::sampler::SamplerParams;
 use serde_json::json;
 
+use inference::grammar::{Grammar, TokenTable};
+
 pub const USAGE: &str = "usage:
   chord generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
                  [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx-size N]
                  [--ignore-eos] [--backend cpu|webgpu|auto] [--threads N] [--activations f32|q8] [--json]
+                 [--json-schema FILE | --grammar FILE]
   chord chat     --model PATH [--system TEXT] [--json] [--no-reuse] [--max-tokens N] [--temperature T]
                  [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx-size N]
                  [--backend cpu|webgpu|auto] [--threads N] [--activations f32|q8]
@@ -35,6 +39,9 @@ pub const USAGE: &str = "usage:
   /edit N TEXT replaces user message N (1 = the first) and what follows it. Each turn evaluates
   only the tokens the KV cache does not hold yet (--no-reuse: the whole conversation, every turn);
   a full context is shifted (the system prompt stays), never refused.
+  --json-schema / --grammar: structured output; every token is one the JSON Schema (the common
+  subset: objects, arrays, enums, strings, numbers, anyOf, $ref) or the GBNF grammar allows, and
+  generation stops where the output is complete.
   --activations: q8 (the default of generate, chat and bench) quantizes matmul inputs to 8 bits
   like llama.cpp (about twice as fast; logits move by up to ~1); f32 (the default of logits) keeps
   them exact.";
@@ -263,6 +270,27 @@ pub fn adapter(loaded: &LoadedModel, threads: usize) -> String {
     }
 }
 
+/// The grammar of `--json-schema FILE` or `--grammar FILE` (GBNF), if either is given.
+fn grammar(a: &Args) -> CliResult<Option<Grammar>> {
+    let read = |flag: &str, path: &str| {
+        std::fs::read_to_string(path).map_err(|e| format!("{flag} {path}: {e}"))
+    };
+    match (a.get("--json-schema"), a.get("--grammar")) {
+        (Some(_), Some(_)) => Err("give --json-schema or --grammar, not both".into()),
+        (Some(p), None) => {
+            let v: serde_json::Value = serde_json::from_str(&read("--json-schema", p)?)
+                .map_err(|e| format!("--json-schema {p}: not JSON: {e}"))?;
+            Grammar::json_schema(&v)
+                .map(Some)
+                .map_err(|e| format!("--json-schema {p}: {e}"))
+        }
+        (None, Some(p)) => Grammar::gbnf(&read("--grammar", p)?)
+            .map(Some)
+            .map_err(|e| format!("--grammar {p}: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
 fn generate(raw: &[String]) -> CliResult<()> {
     let mut allowed = vec![
         "--model",
@@ -275,6 +303,8 @@ fn generate(raw: &[String]) -> CliResult<()> {
         "--threads",
         "--activations",
         "--json",
+        "--json-schema",
+        "--grammar",
     ];
     allowed.extend_from_slice(SAMPLING_FLAGS);
     let a = Args::parse(raw, &allowed)?;
@@ -282,6 +312,7 @@ fn generate(raw: &[String]) -> CliResult<()> {
     let threads = threads(&a)?;
     let act = activations(&a, Activations::Q8)?;
     let prompt_text = a.need("--prompt")?.to_owned();
+    let grammar = grammar(&a)?;
     let params = generate_params(&a, 128)?;
     let (loaded, load_s) = load(&a, false)?;
     let model = &loaded.model;
@@ -313,7 +344,12 @@ fn generate(raw: &[String]) -> CliResult<()> {
         }
         true
     };
-    let g = block_on(session.generate(&prompt, &params, &mut print)).map_err(|e| e.to_string())?;
+    let matcher = grammar.map(|g| {
+        let table = Arc::new(TokenTable::new(&model.tokenizer));
+        Arc::new(g).matcher(&table)
+    });
+    let g = block_on(session.generate_constrained(&prompt, &params, matcher, &mut print))
+        .map_err(|e| e.to_string())?;
     if json_out {
         let mut out = json!({
             "model": model.name,
