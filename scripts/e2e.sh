@@ -42,9 +42,12 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi
 
-# The hostile-output model of test f (same weights, HTML payloads as token strings).
+# The hostile-output model of test f (same weights, HTML payloads as token strings), and the
+# model of test m whose chat template raises an error.
 INJECTION_MODEL=$(mktemp -d)/injection.gguf
+TEMPLATE_MODEL=$(dirname "$INJECTION_MODEL")/raising-template.gguf
 python3 scripts/make-injection-model.py "$MODEL" "$INJECTION_MODEL" >/dev/null 2>&1
+python3 scripts/make-template-model.py "$MODEL" "$TEMPLATE_MODEL" '{{ raise_exception("boom") }}' >/dev/null 2>&1
 
 log "serving dist/ on 127.0.0.1:$PORT"
 python3 scripts/serve.py --dir dist --models models --extra-models "$SHARED/models" \
@@ -58,5 +61,5 @@ done
 
 log "running tests/e2e/chat.spec.mjs"
 BASE_URL="http://127.0.0.1:$PORT/" MODEL="$(realpath "$MODEL")" GOLDEN="$(realpath "$GOLDEN")" \
-  INJECTION_MODEL="$INJECTION_MODEL" \
+  INJECTION_MODEL="$INJECTION_MODEL" TEMPLATE_MODEL="$TEMPLATE_MODEL" \
   CHROMIUM="$CHROMIUM" node tests/e2e/chat.spec.mjs

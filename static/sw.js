@@ -1,68 +1,81 @@
 // wasm-chord service worker: keeps the app shell (HTML, JS, wasm, CSS, icons) so the page loads
 // and chats with a cached model when the network is off.
 //
+// What it caches: exactly this build's app-shell files, listed in MANIFEST when the app is built
+// (scripts/trunk-post-build.py, Trunk's post_build hook). Any other request (a model, a GGUF URL
+// typed by the user, /models/, a Range request, another origin) is not touched: the browser
+// fetches it as if there were no service worker. Model bytes live in IndexedDB (the app's own
+// cache), never here. A response marked `Cache-Control: no-store` is never stored.
+//
 // Strategy: network first (an online visit always gets the current build and refreshes the copy),
-// the cached copy when the network fails. Model bytes never pass through here: they live in
-// IndexedDB (the app's own cache), so /models/ and Range requests go straight to the network.
-const CACHE = 'wasm-chord-shell-v1';
-// Files the app needs that index.html does not name (the engine worker).
-const EXTRA = ['worker_loader.js', 'worker.js', 'worker_bg.wasm', 'static/manifest.webmanifest',
-  'static/icon.svg', 'static/icon-192.png', 'static/icon-512.png'];
+// the cached copy when the network fails. The cache is named after the build, so a new build
+// installs a new cache and activation deletes the older ones.
+const MANIFEST = {"build":"dev","files":["./"]}; // replaced at build time
+const PREFIX = 'wasm-chord-shell-';
+const CACHE = PREFIX + MANIFEST.build;
 
-function shellUrl(path) {
+function scopeUrl(path) {
   return new URL(path, self.registration.scope).href;
 }
 
-function bypass(request) {
+const ROOT = scopeUrl('./');
+const SHELL = new Set(MANIFEST.files.map(scopeUrl));
+
+/// The cache key of an app-shell request, or null for anything else.
+function shellKey(request) {
+  if (request.method !== 'GET' || request.headers.has('range')) return null;
   const url = new URL(request.url);
-  return request.method !== 'GET' || url.origin !== self.location.origin ||
-    url.pathname.includes('/models/') || request.headers.has('range');
+  if (url.origin !== self.location.origin) return null;
+  url.search = '';
+  url.hash = '';
+  const href = url.href;
+  if (href === ROOT || href === scopeUrl('./index.html')) return ROOT;
+  if (!SHELL.has(href)) return null;
+  // Never a model, whatever the list says.
+  if (url.pathname.includes('/models/') || url.pathname.toLowerCase().endsWith('.gguf')) return null;
+  return href;
 }
 
-// Install: fetch index.html, then every same-origin asset it names plus EXTRA, into the cache.
+function noStore(headers) {
+  return /(^|,)\s*no-store\s*(,|$)/i.test(headers.get('cache-control') || '');
+}
+
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
-    const index = await fetch(shellUrl('./'), { cache: 'no-store' });
-    if (!index.ok) throw new Error(`index.html: HTTP ${index.status}`);
-    const html = await index.clone().text();
-    await cache.put(shellUrl('./'), index);
-    const urls = new Set(EXTRA.map(shellUrl));
-    for (const m of html.matchAll(/(?:href|src|module_or_path:)\s*=?\s*["']([^"']+)["']/g)) {
-      const u = new URL(m[1], self.registration.scope);
-      if (u.origin === self.location.origin) urls.add(u.href);
-    }
-    for (const m of html.matchAll(/from\s+["']([^"']+\.js)["']/g)) urls.add(shellUrl(m[1]));
-    await Promise.all([...urls].map(async (u) => {
-      const r = await fetch(u, { cache: 'no-store' });
-      if (r.ok) await cache.put(u, r);
+    await Promise.all([...SHELL].map(async (url) => {
+      const response = await fetch(url, { cache: 'reload' });
+      if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+      if (!noStore(response.headers)) await cache.put(url, response);
     }));
     await self.skipWaiting();
   })());
 });
 
-// Activate: drop the caches of older versions and take control of open pages.
+// Activate: drop the caches of older builds and take control of open pages.
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
-    for (const key of await caches.keys()) if (key !== CACHE) await caches.delete(key);
+    for (const key of await caches.keys()) {
+      if (key.startsWith(PREFIX) && key !== CACHE) await caches.delete(key);
+    }
     await self.clients.claim();
   })());
 });
 
 self.addEventListener('fetch', (event) => {
   const request = event.request;
-  if (bypass(request)) return;
+  const key = shellKey(request);
+  if (!key) return;
   event.respondWith((async () => {
     try {
       const response = await fetch(request);
-      if (response.ok && response.status === 200) {
+      if (response.status === 200 && !noStore(response.headers) && request.cache !== 'no-store') {
         const copy = response.clone();
-        event.waitUntil(caches.open(CACHE).then((c) => c.put(request, copy)));
+        event.waitUntil(caches.open(CACHE).then((c) => c.put(key, copy)));
       }
       return response;
     } catch (err) {
-      const cached = await caches.match(request, { ignoreSearch: true }) ||
-        (request.mode === 'navigate' ? await caches.match(shellUrl('./')) : undefined);
+      const cached = await caches.open(CACHE).then((c) => c.match(key));
       if (cached) return cached;
       throw err;
     }

@@ -70,6 +70,20 @@ impl CachedModel {
     }
 }
 
+/// Why a download of `needed` more bytes should not start, given `navigator.storage.estimate()`'s
+/// `usage` and `quota`: `None` when it fits.
+pub fn storage_shortfall(name: &str, needed: u64, usage: f64, quota: f64) -> Option<String> {
+    let free = (quota - usage).max(0.0);
+    (needed as f64 > free).then(|| {
+        format!(
+            "{name} needs {}, {} free in this browser's storage for this site: delete stored \
+             models or free disk space, then try again.",
+            crate::format::bytes(needed),
+            crate::format::bytes(free as u64)
+        )
+    })
+}
+
 /// The cache id of a dropped or picked file.
 pub fn file_id(name: &str, size: u64) -> String {
     format!("file:{name}:{size}")
@@ -189,6 +203,17 @@ mod tests {
         assert!(plan_response(404, Some(1), None, 0)
             .unwrap_err()
             .contains("404"));
+    }
+
+    #[test]
+    fn storage_check() {
+        assert_eq!(storage_shortfall("m", 100, 0.0, 1000.0), None);
+        let why = storage_shortfall("Big", 1_100_000_000, 600_000_000.0, 1_000_000_000.0).unwrap();
+        assert!(why.starts_with("Big needs 1.10 GB, 400.0 MB free"), "{why}");
+        // Usage above the quota counts as nothing free.
+        assert!(storage_shortfall("m", 1, 2000.0, 1000.0)
+            .unwrap()
+            .contains("0 B free"));
     }
 
     #[test]

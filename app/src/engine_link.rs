@@ -1,6 +1,13 @@
 //! The UI side of the engine worker: start it, send it messages and model bytes, turn its replies
 //! into state changes. Model bytes come from a download (fetch stream) or a dropped/picked file
 //! (`File.slice()`), in 4 MiB chunks, with back-pressure so the worker's queue stays small.
+//!
+//! The worker can die or hang (a panic traps its wasm; memory runs out; an endless loop). It is
+//! replaced by a fresh one when it says `Panic`, fires `error` or `messageerror`, or stays silent
+//! (no `Heartbeat`) for `HANG_TIMEOUT_MS` while it has work; after `SILENT_HINT_MS` the page
+//! already offers a Restart button. A restart keeps the conversation and every stored byte, says
+//! what happened in the chat area, and loads the model again from where it came from (the cache,
+//! the resumed download, the same file).
 
 use std::cell::{Cell, RefCell};
 
@@ -10,14 +17,25 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker};
 
-use chord_app::protocol::{FromWorker, ToWorker};
+use chord_app::protocol::{FromWorker, ToWorker, HANG_TIMEOUT_MS, SILENT_HINT_MS};
 
 use crate::chat_store;
 use crate::loads;
 use crate::state::{AppState, Entry, ModelStatus, ReplyStats, Role};
 
+/// Restarts in a row (no load or reply finished in between) after which the model is no longer
+/// loaded again by itself: a model that crashes the engine every time must not loop.
+const MAX_AUTO_RELOADS: u32 = 2;
+
 thread_local! {
-    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+    /// The engine worker now (replaced when it is restarted).
+    static LINK: RefCell<Option<Link>> = const { RefCell::new(None) };
+    /// Numbers the workers, so events of a replaced one are ignored.
+    static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+    /// When the worker last said anything (ms since the epoch).
+    static LAST_HEARD: Cell<f64> = const { Cell::new(0.0) };
+    /// Restarts since a load or a reply last finished.
+    static CRASHES: Cell<u32> = const { Cell::new(0) };
     /// Messages sent before the worker said `Ready`.
     static QUEUE: RefCell<Vec<(JsValue, bool)>> = const { RefCell::new(Vec::new()) };
     static READY: Cell<bool> = const { Cell::new(false) };
@@ -44,8 +62,69 @@ pub(crate) fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// Start the worker and route its messages into `state`.
+/// One engine worker with its event handlers; they go together.
+struct Link {
+    id: u64,
+    worker: Worker,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::ErrorEvent)>,
+    _on_message_error: Closure<dyn FnMut(MessageEvent)>,
+}
+
+impl Link {
+    /// Stop the worker and stop listening to it.
+    fn terminate(&self) {
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
+        self.worker.set_onmessageerror(None);
+        self.worker.terminate();
+    }
+}
+
+fn current_id() -> Option<u64> {
+    LINK.with(|l| l.borrow().as_ref().map(|l| l.id))
+}
+
+/// `?name` or `?name=value` in the page's URL.
+fn url_flag(name: &str) -> Option<String> {
+    let location = js_sys::Reflect::get(&js_sys::global(), &"location".into()).ok()?;
+    let search = js_sys::Reflect::get(&location, &"search".into())
+        .ok()?
+        .as_string()?;
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| match kv.split_once('=') {
+            Some((k, v)) if k == name => Some(v.to_owned()),
+            None if kv == name => Some(String::new()),
+            _ => None,
+        })
+}
+
+/// Start the worker, route its messages into `state`, and watch that it stays alive.
 pub fn start(state: AppState) {
+    spawn_worker(state);
+    let test_hooks = url_flag("test-hooks").is_some();
+    // Tests shorten the time a silent engine gets (`?test-hooks&engine-timeout=SECONDS`).
+    let timeout_ms = url_flag("engine-timeout")
+        .filter(|_| test_hooks)
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(HANG_TIMEOUT_MS, |s| s * 1e3);
+    let watchdog = Closure::<dyn FnMut()>::new(move || watch(state, timeout_ms));
+    if let Some(window) = web_sys::window() {
+        let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+            watchdog.as_ref().unchecked_ref(),
+            1000,
+        );
+        if test_hooks {
+            install_test_hooks(&window);
+        }
+    }
+    watchdog.forget();
+}
+
+/// Start a worker (the first, or one replacing a dead one).
+fn spawn_worker(state: AppState) {
     let worker = match Worker::new("./worker_loader.js") {
         Ok(w) => w,
         Err(e) => {
@@ -56,7 +135,16 @@ pub fn start(state: AppState) {
             return;
         }
     };
+    let id = NEXT_ID.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    LAST_HEARD.with(|t| t.set(now_ms()));
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        if current_id() != Some(id) {
+            return; // a replaced worker's last words
+        }
+        LAST_HEARD.with(|t| t.set(now_ms()));
         let data = ev.data();
         if let Ok(buf) = data.clone().dyn_into::<ArrayBuffer>() {
             save_kv(state, buf);
@@ -66,25 +154,135 @@ pub fn start(state: AppState) {
             return;
         };
         match serde_json::from_str::<FromWorker>(&text) {
+            Ok(FromWorker::Panic { message }) => {
+                web_sys::console::error_1(&format!("engine panic: {message}").into());
+                restart(state, id, crash_note("it hit an internal error"));
+            }
             Ok(msg) => on_worker_message(state, msg),
             Err(e) => web_sys::console::warn_1(&format!("bad worker message: {e}").into()),
         }
     });
-    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    on_message.forget();
     let on_error =
         Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
-            let message = format!("The engine worker crashed: {}", ev.message());
-            fail(state, message);
+            ev.prevent_default();
+            web_sys::console::error_1(&format!("engine worker error: {}", ev.message()).into());
+            restart(state, id, crash_note("it crashed"));
         });
+    let on_message_error = Closure::<dyn FnMut(MessageEvent)>::new(move |_ev: MessageEvent| {
+        restart(state, id, crash_note("a message from it could not be read"));
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    on_error.forget();
-    WORKER.with(|w| *w.borrow_mut() = Some(worker));
+    worker.set_onmessageerror(Some(on_message_error.as_ref().unchecked_ref()));
+    let link = Link {
+        id,
+        worker,
+        _on_message: on_message,
+        _on_error: on_error,
+        _on_message_error: on_message_error,
+    };
+    LINK.with(|l| *l.borrow_mut() = Some(link));
+}
+
+fn crash_note(why: &str) -> String {
+    format!(
+        "The engine stopped unexpectedly ({why}) and was restarted; your conversation is intact."
+    )
+}
+
+/// Once a second: how long the engine has been silent while it has work; too long → restart.
+fn watch(state: AppState, timeout_ms: f64) {
+    let busy = state.generating.get_untracked() || state.status.with_untracked(|s| s.busy());
+    let silent = now_ms() - LAST_HEARD.with(|t| t.get());
+    let hint = (busy && silent >= SILENT_HINT_MS.min(timeout_ms / 2.0))
+        .then_some((silent / 1000.0) as u64);
+    if state.engine_silent_s.get_untracked() != hint {
+        state.engine_silent_s.set(hint);
+    }
+    if busy && silent >= timeout_ms {
+        if let Some(id) = current_id() {
+            let why = format!("it did not answer for {} s", (silent / 1000.0).round());
+            restart(state, id, crash_note(&why));
+        }
+    }
+}
+
+/// The user asked for a fresh engine (it had stopped answering).
+pub fn restart_now(state: AppState) {
+    if let Some(id) = current_id() {
+        restart(
+            state,
+            id,
+            "The engine was restarted; your conversation is intact.".into(),
+        );
+    }
+}
+
+/// Replace worker `id` by a fresh one: what it was doing stops (a reply ends with `note`, a
+/// load keeps its stored bytes), `note` goes to the chat area, and the model is loaded again.
+fn restart(state: AppState, id: u64, note: String) {
+    let Some(old) = LINK.with(|l| l.borrow_mut().take_if(|l| l.id == id)) else {
+        return; // already replaced
+    };
+    old.terminate();
+    // Its handlers may be running right now (this can be called from one): drop them later.
+    leptos::task::spawn_local(async move { drop(old) });
+    READY.with(|r| r.set(false));
+    QUEUE.with(|q| q.borrow_mut().clear());
+    CONSUMED.with(|c| c.set(0));
+    KV_FOR.with(|k| k.borrow_mut().take());
+    LIVE_CHATS.with(|l| l.borrow_mut().clear());
+    let crashes = CRASHES.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    let loading = state.status.with_untracked(|s| s.busy());
+    let had_model = loading || state.status.with_untracked(|s| s.ready());
+    if loading {
+        loads::engine_lost();
+    }
+    if state.generating.get_untracked() {
+        state.messages.update(|m| {
+            if let Some(last) = m.last_mut() {
+                last.error = Some(note.clone());
+            }
+        });
+        state.generating.set(false);
+        chat_store::save_current(state);
+    }
+    state.engine_silent_s.set(None);
+    spawn_worker(state);
+    if had_model {
+        if crashes <= MAX_AUTO_RELOADS && loads::reload(state) {
+            state.status.set(ModelStatus::Empty);
+        } else {
+            state.status.set(ModelStatus::Failed(
+                "The engine stopped again while using this model. Load it again to continue (or \
+                 choose another model or engine)."
+                    .into(),
+            ));
+        }
+    }
+    state.engine_note.set(Some(note));
+}
+
+/// Test hooks for the browser tests (the page was opened with `?test-hooks`):
+/// `chordTest.crashEngine()` makes the engine panic, `chordTest.hangEngine(secs)` blocks it.
+fn install_test_hooks(window: &web_sys::Window) {
+    let hooks = js_sys::Object::new();
+    let crash = Closure::<dyn FnMut()>::new(|| send(&ToWorker::TestCrash));
+    let hang = Closure::<dyn FnMut(u32)>::new(|secs: u32| send(&ToWorker::TestHang { secs }));
+    let _ = js_sys::Reflect::set(&hooks, &"crashEngine".into(), crash.as_ref());
+    let _ = js_sys::Reflect::set(&hooks, &"hangEngine".into(), hang.as_ref());
+    let _ = js_sys::Reflect::set(window, &"chordTest".into(), &hooks);
+    crash.forget();
+    hang.forget();
 }
 
 fn raw_post(msg: &JsValue, transfer: bool) {
-    WORKER.with(|w| {
-        if let Some(w) = w.borrow().as_ref() {
+    LINK.with(|l| {
+        if let Some(l) = l.borrow().as_ref() {
+            let w = &l.worker;
             let r = if transfer {
                 w.post_message_with_transfer(msg, &js_sys::Array::of1(msg))
             } else {
@@ -138,10 +336,11 @@ fn save_kv(state: AppState, buf: ArrayBuffer) {
     });
 }
 
-/// An error from the worker: it belongs to the load, the reply, or neither.
-fn fail(state: AppState, message: String) {
+/// An error from the worker: it belongs to the load, the reply, or neither. `rejected`: the
+/// engine refused the model's bytes (its cached copy goes).
+fn fail(state: AppState, message: String, rejected: bool) {
     if state.status.with_untracked(|s| s.busy()) {
-        loads::failed(state, message, true);
+        loads::failed(state, message, rejected);
     } else if state.generating.get_untracked() {
         state.messages.update(|m| {
             if let Some(last) = m.last_mut() {
@@ -174,6 +373,7 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
             backend,
         } => {
             state.backend.set(Some(backend));
+            CRASHES.with(|c| c.set(0));
             LIVE_CHATS.with(|l| l.borrow_mut().clear());
             state.status.set(ModelStatus::Ready {
                 name,
@@ -223,10 +423,14 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
                 }
             });
             state.generating.set(false);
+            CRASHES.with(|c| c.set(0));
             chat_store::save_current(state);
         }
-        FromWorker::Error { message } => fail(state, message),
+        FromWorker::Error { message } => fail(state, message, false),
+        FromWorker::Rejected { message } => fail(state, message, true),
         FromWorker::KvSnapshot { chat_id } => KV_FOR.with(|k| *k.borrow_mut() = Some(chat_id)),
+        // Handled where messages arrive (the time is noted there) and by `spawn_worker`.
+        FromWorker::Heartbeat | FromWorker::Panic { .. } => {}
     }
 }
 
@@ -282,6 +486,7 @@ fn request_reply(state: AppState) {
     state
         .messages
         .update(|m| m.push(Entry::new(Role::Assistant, "")));
+    state.engine_note.set(None);
     state.generating.set(true);
     let seed = (js_sys::Math::random() * 4_294_967_296.0) as u64;
     let chat_id = state.chat_id.get_untracked();

@@ -8,7 +8,9 @@
 //! file:      File.slice() → (store) + send
 //! ```
 //! A cache entry is marked complete only when every chunk is stored, the size (and sha256 where
-//! known) checks out and the worker has built the model from it; a worker error deletes it.
+//! known) checks out and the worker has built the model from it. Only the engine's verdict on the
+//! bytes (`Rejected`) deletes an entry; a crashed or restarted engine keeps it, and the load
+//! starts again from it (`reload`).
 
 use std::cell::{Cell, RefCell};
 
@@ -25,7 +27,7 @@ use chord_app::protocol::ToWorker;
 
 use crate::engine_link::{self, js_err, now_ms};
 use crate::model_store;
-use crate::state::{AppState, ModelStatus, Source};
+use crate::state::{AppState, ModelOrigin, ModelStatus, Source};
 
 /// Most bytes sent but not yet consumed by the worker before the sender waits.
 const IN_FLIGHT: u64 = 32 << 20;
@@ -99,14 +101,18 @@ pub fn loaded(state: AppState) {
     }
 }
 
-/// The load failed. `from_worker`: the engine rejected the bytes, so a partial cache entry is
-/// useless and is deleted (a network failure keeps it, to resume).
-pub fn failed(state: AppState, message: String, from_worker: bool) {
+/// The load failed. `discard`: the bytes themselves are bad (the engine rejected them, or a local
+/// file could not be read), so the cache entry being written is useless and is deleted; any other
+/// failure (network, GPU, a crashed engine) keeps it, to resume.
+pub fn failed(state: AppState, message: String, discard: bool) {
     next_seq();
     abort_fetch();
     PENDING.with(|p| p.borrow_mut().take());
     let writing = WRITING.with(|w| w.borrow_mut().take());
-    if let (true, Some(id)) = (from_worker, writing) {
+    if discard {
+        state.origin.set(None);
+    }
+    if let (true, Some(id)) = (discard, writing) {
         leptos::task::spawn_local(async move {
             let _ = model_store::delete(&id).await;
             refresh_cache(state).await;
@@ -115,8 +121,39 @@ pub fn failed(state: AppState, message: String, from_worker: bool) {
     state.status.set(ModelStatus::Failed(message));
 }
 
+/// The engine worker died during this load: stop sending, keep every stored byte (the load
+/// starts again from them once the new worker is up, see `reload`).
+pub fn engine_lost() {
+    next_seq();
+    abort_fetch();
+    WRITING.with(|w| w.borrow_mut().take());
+    PENDING.with(|p| p.borrow_mut().take());
+}
+
+/// Load the model of the last load again (into a restarted engine): from the cache where it is
+/// stored, resuming its download where it is partial, or from the same local file. `false` when
+/// there is nothing to load.
+pub fn reload(state: AppState) -> bool {
+    let Some(origin) = state.origin.get_untracked() else {
+        return false;
+    };
+    leptos::task::spawn_local(async move {
+        match origin {
+            ModelOrigin::Url { name, url, sha256 } => open_url(state, name, url, sha256).await,
+            ModelOrigin::Cached(meta) => {
+                if let Err(e) = load_cached(state, meta).await {
+                    failed(state, e, false);
+                }
+            }
+            ModelOrigin::File { file, keep } => load_file(state, file, keep).await,
+        }
+    });
+    true
+}
+
 /// Cancel the download or file transfer in progress (a partial download stays cached).
 pub fn cancel_load(state: AppState) {
+    state.origin.set(None);
     next_seq();
     abort_fetch();
     WRITING.with(|w| w.borrow_mut().take());
@@ -321,6 +358,11 @@ impl Sender {
 /// partial download).
 pub async fn open_url(state: AppState, name: String, url: String, sha256: Option<String>) {
     state.notice.set(None);
+    state.origin.set(Some(ModelOrigin::Url {
+        name: name.clone(),
+        url: url.clone(),
+        sha256: sha256.clone(),
+    }));
     let cached = match model_store::get(&url).await {
         Ok(c) => c,
         Err(e) => {
@@ -331,7 +373,10 @@ pub async fn open_url(state: AppState, name: String, url: String, sha256: Option
         }
     };
     let result = match cached {
-        Some(meta) if meta.complete => load_cached(state, meta).await,
+        Some(meta) if meta.complete => replay_cached(state, meta).await,
+        // Every byte is stored but the engine never accepted it (the page or the engine stopped
+        // while it was being built): check and load it without asking the network again.
+        Some(meta) if meta.all_stored() => load_stored(state, meta, sha256.as_deref()).await,
         partial => download(state, &name, &url, sha256.as_deref(), partial).await,
     };
     if let Err(e) = result {
@@ -342,6 +387,18 @@ pub async fn open_url(state: AppState, name: String, url: String, sha256: Option
 
 /// Load a complete cache entry.
 pub async fn load_cached(state: AppState, meta: CachedModel) -> Result<(), String> {
+    state.origin.set(Some(match meta.url.clone() {
+        Some(url) => ModelOrigin::Url {
+            name: meta.name.clone(),
+            url,
+            sha256: meta.sha256.clone(),
+        },
+        None => ModelOrigin::Cached(meta.clone()),
+    }));
+    replay_cached(state, meta).await
+}
+
+async fn replay_cached(state: AppState, meta: CachedModel) -> Result<(), String> {
     let seq = next_seq();
     let mut sender = Sender::new(state, seq, &meta.name, meta.size, Source::Cache, None);
     if !sender.replay(&meta.id, meta.total_chunks()).await? {
@@ -350,12 +407,36 @@ pub async fn load_cached(state: AppState, meta: CachedModel) -> Result<(), Strin
     sender.finish(None)
 }
 
+/// An entry whose chunks are all stored but that was never marked complete: send it, checking its
+/// sha256 where known, and mark it complete once the engine accepts it.
+async fn load_stored(
+    state: AppState,
+    meta: CachedModel,
+    sha256: Option<&str>,
+) -> Result<(), String> {
+    let seq = next_seq();
+    let count = meta.total_chunks();
+    let id = meta.id.clone();
+    let (name, size) = (meta.name.clone(), meta.size);
+    let mut sender = Sender::new(state, seq, &name, size, Source::Cache, Some(meta));
+    sender.hasher = sha256.map(|_| Sha256::new());
+    if !sender.replay(&id, count).await? {
+        return Ok(());
+    }
+    sender.finish(sha256)
+}
+
 /// Stream a dropped or picked file to the worker, keeping a copy in the cache if asked.
 pub async fn load_file(state: AppState, file: web_sys::File, keep: bool) {
     state.notice.set(None);
+    state.origin.set(Some(ModelOrigin::File {
+        file: file.clone(),
+        keep,
+    }));
     let name = file.name();
     let size = file.size() as u64;
     let seq = next_seq();
+    let keep = keep && fits(state, &name, size).await;
     let cache = if keep {
         let meta = CachedModel::new(&cache::file_id(&name, size), &name, None, size, None);
         let _ = model_store::delete(&meta.id).await;
@@ -392,6 +473,66 @@ pub async fn load_file(state: AppState, file: web_sys::File, keep: bool) {
     if let Err(e) = sender.finish(None) {
         failed(state, e, true);
     }
+}
+
+/// Whether a copy of `size` bytes fits the site's storage; says so when not (the file is still
+/// loaded, just not kept).
+async fn fits(state: AppState, name: &str, size: u64) -> bool {
+    let Some((usage, quota)) = model_store::estimate().await else {
+        return true;
+    };
+    match cache::storage_shortfall(name, size, usage, quota) {
+        Some(why) => {
+            state.notice.set(Some(format!("Not keeping a copy: {why}")));
+            false
+        }
+        None => true,
+    }
+}
+
+/// What re-reading a stored model found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// The sha256 matches the published one.
+    Ok,
+    /// It does not: the stored copy is damaged.
+    Mismatch { got: String },
+    /// Nothing to compare with (no published sha256 for this file).
+    Unknown,
+}
+
+/// The published sha256 of a cache entry: its own, or the catalog's for its URL.
+pub fn known_sha256(meta: &CachedModel) -> Option<String> {
+    meta.sha256.clone().or_else(|| {
+        let url = meta.url.as_deref()?;
+        chord_app::catalog::CATALOG
+            .iter()
+            .find(|c| c.url == url)
+            .and_then(|c| c.sha256.map(str::to_owned))
+    })
+}
+
+/// Re-read every chunk of a complete entry and compare its sha256 with the published one;
+/// `progress` gets the fraction done.
+pub async fn verify(meta: &CachedModel, progress: impl Fn(f64)) -> Result<Verdict, String> {
+    let Some(want) = known_sha256(meta) else {
+        return Ok(Verdict::Unknown);
+    };
+    let mut h = Sha256::new();
+    let n = meta.total_chunks();
+    let mut size = 0u64;
+    for i in 0..n {
+        let bytes = model_store::read_chunk(&meta.id, i).await?;
+        size += bytes.length() as u64;
+        h.update(bytes.to_vec());
+        progress((i + 1) as f64 / n.max(1) as f64);
+    }
+    let got = format::hex(&h.finalize());
+    Ok(if size == meta.size && got.eq_ignore_ascii_case(&want) {
+        Verdict::Ok
+    } else {
+        Verdict::Mismatch { got }
+    })
 }
 
 async fn read_slice(file: &web_sys::File, start: u64, end: u64) -> Result<Uint8Array, String> {
@@ -479,6 +620,15 @@ async fn download(
                         if have > 0 {
                             continue; // ask again from byte 0
                         }
+                    }
+                }
+                let stored = partial.as_ref().map_or(0, |p| p.stored_bytes());
+                if let Some((usage, quota)) = model_store::estimate().await {
+                    if let Some(why) =
+                        cache::storage_shortfall(name, plan.total - stored, usage, quota)
+                    {
+                        abort_fetch();
+                        return Err(why);
                     }
                 }
                 let cache = match partial.take() {

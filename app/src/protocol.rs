@@ -8,8 +8,11 @@
 //! UI → worker   LoadStart{size,name} · <ArrayBuffer>… · LoadEnd | LoadCancel · Generate{chat_id,…}
 //!               · Stop · ForgetChat{chat_id} · KvRestore{chat_id} · <ArrayBuffer>
 //! worker → UI   Ready · Progress{done,total} · Loaded{…} · Token{id,piece} · Done{…} · Error{message}
-//!               · KvSnapshot{chat_id} · <ArrayBuffer>
+//!               · Rejected{message} · KvSnapshot{chat_id} · <ArrayBuffer> · Heartbeat · Panic{message}
 //! ```
+//! The worker can die (a panic traps the wasm, memory runs out) or hang: it says `Heartbeat` every
+//! second and `Panic` from its panic hook, and the page restarts it when it panics, fires `error`
+//! or `messageerror`, or stays silent too long with work to do (`engine_link.rs`).
 //! After a reply the worker sends the conversation's KV cache (`engine::KvSnapshot` bytes) for the
 //! UI to keep in IndexedDB; when a conversation reopened after a reload asks for its next reply,
 //! the UI sends it back first, so the history is not recomputed.
@@ -104,6 +107,12 @@ pub enum ToWorker {
     /// The next binary message is the saved KV cache of `chat_id` (restored, where it was made
     /// with this model and fits, before its next reply).
     KvRestore { chat_id: String },
+    /// Test hook (sent only when the page was opened with `?test-hooks`): panic now, as a bug in
+    /// the engine would, so the page's recovery can be tested.
+    TestCrash,
+    /// Test hook (`?test-hooks` only): block the worker's thread for `secs` seconds, as a hung
+    /// engine would (no heartbeats, no answers).
+    TestHang { secs: u32 },
 }
 
 /// Worker → UI (as JSON text).
@@ -159,11 +168,36 @@ pub enum FromWorker {
     Error {
         message: String,
     },
+    /// The engine refused the model's bytes: the file itself is bad (not a GGUF, truncated,
+    /// inconsistent, unsupported). Only this deletes a cached or partially downloaded copy; any
+    /// other failure (a crash, the GPU) keeps it.
+    Rejected {
+        message: String,
+    },
     /// The next binary message is `chat_id`'s KV cache after its last reply, to save.
     KvSnapshot {
         chat_id: String,
     },
+    /// Sent every `HEARTBEAT_MS` while the worker's event loop runs: a worker that stays silent
+    /// while it has work is stuck, and the page restarts it.
+    Heartbeat,
+    /// The engine panicked: its state cannot be trusted any more (wasm cannot unwind), so the
+    /// page terminates this worker and starts a new one.
+    Panic {
+        message: String,
+    },
 }
+
+/// How often the worker says it is alive.
+pub const HEARTBEAT_MS: i32 = 1000;
+
+/// How long a worker with work to do may stay silent before the page restarts it. Long enough
+/// for the longest step that cannot yield (a long prompt's evaluation on a large model on the
+/// CPU); the page offers a Restart button much earlier (`SILENT_HINT_MS`).
+pub const HANG_TIMEOUT_MS: f64 = 300_000.0;
+
+/// Silence after which the page says the engine has not answered and offers to restart it.
+pub const SILENT_HINT_MS: f64 = 15_000.0;
 
 impl ToWorker {
     pub fn to_json(&self) -> String {
@@ -204,6 +238,8 @@ mod tests {
             ToWorker::ForgetChat {
                 chat_id: "chat-1".into(),
             },
+            ToWorker::TestCrash,
+            ToWorker::TestHang { secs: 3 },
         ];
         for m in msgs {
             let back: ToWorker = serde_json::from_str(&m.to_json()).unwrap();
@@ -214,6 +250,18 @@ mod tests {
             piece: ",".into(),
         };
         assert_eq!(t.to_json(), r#"{"type":"Token","id":28,"piece":","}"#);
+        assert_eq!(FromWorker::Heartbeat.to_json(), r#"{"type":"Heartbeat"}"#);
+        for m in [
+            FromWorker::Rejected {
+                message: "not a GGUF file".into(),
+            },
+            FromWorker::Panic {
+                message: "index out of bounds".into(),
+            },
+        ] {
+            let back: FromWorker = serde_json::from_str(&m.to_json()).unwrap();
+            assert_eq!(back, m);
+        }
         // The engine's backend names on the wire.
         let b = BackendInfo::cpu("no WebGPU");
         assert!(serde_json::to_string(&b)

@@ -28,6 +28,22 @@ impl Source {
     }
 }
 
+/// Where the model in the engine (or on its way there) came from: how to load it again into a
+/// restarted engine.
+#[derive(Clone, Debug)]
+pub enum ModelOrigin {
+    /// A URL: the complete cache entry, or its download (resumed from what is stored).
+    Url {
+        name: String,
+        url: String,
+        sha256: Option<String>,
+    },
+    /// A complete cache entry with no URL (a kept local file).
+    Cached(CachedModel),
+    /// A dropped or picked file (the page keeps its handle, so it can be read again).
+    File { file: web_sys::File, keep: bool },
+}
+
 /// Where the model is in its life: picked, downloading/streaming to the worker, ready, failed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelStatus {
@@ -132,6 +148,13 @@ pub struct AppState {
     /// The conversation on screen (its IndexedDB key) and the saved ones, newest first.
     pub chat_id: RwSignal<String>,
     pub chats: RwSignal<Vec<ChatRecord>>,
+    /// The model of the last load, to load again after the engine was restarted.
+    pub origin: RwSignal<Option<ModelOrigin>, LocalStorage>,
+    /// What happened to the engine (it stopped and was restarted), shown in the chat area.
+    pub engine_note: RwSignal<Option<String>>,
+    /// Seconds the engine has been silent while it has work, once that is long enough to say so
+    /// (with a Restart button); `None` while it answers.
+    pub engine_silent_s: RwSignal<Option<u64>>,
 }
 
 /// A saved conversation.
@@ -183,6 +206,9 @@ impl AppState {
             backend: RwSignal::new(None),
             chat_id: RwSignal::new(new_chat_id()),
             chats: RwSignal::new(Vec::new()),
+            origin: RwSignal::new_local(None),
+            engine_note: RwSignal::new(None),
+            engine_silent_s: RwSignal::new(None),
         };
         Effect::new(move |_| {
             let s = state.settings.get();

@@ -17,6 +17,17 @@
 //   h. a conversation keeps its KV cache: 6 chat turns each evaluate only their new tokens,
 //      Regenerate evaluates one token and gives the same greedy reply, and after a reload the
 //      reopened chat answers its next turn from the saved cache (few tokens evaluated).
+//   i. the engine crashes (a panic) and then hangs (no heartbeat) mid-reply: each time the page
+//      restarts it by itself, says so in the chat, keeps the conversation, loads the model again
+//      from the cache (no network) and answers the next message;
+//   k. the engine crashes mid-download: the partial download is kept and resumes with Range;
+//   l. the Content-Security-Policy is in place (no inline script left) and a chat raises no
+//      violation — and no test at all may report one (every test checks);
+//   m. a model whose chat template raises an error: a clear error in the reply, and the page
+//      works on (another model loads and answers).
+//   Also: the service worker caches exactly this build's app shell in a cache named after the
+//   build, never a model (d); a download larger than the free storage is refused with numbers
+//   (e); Verify re-hashes a stored model: ok, then a damaged chunk is a mismatch (g).
 //
 // The teacher-forcing rule (../shared/golden/README.md): while our tokens equal the golden ones
 // the context is identical, so every position whose golden margin is >= 1.0 must match; the first
@@ -24,6 +35,7 @@
 //
 // env: BASE_URL (default http://127.0.0.1:8091/), MODEL (path of smollm2-4layer-mixed.gguf),
 //      GOLDEN (its golden json), INJECTION_MODEL (scripts/make-injection-model.py output),
+//      TEMPLATE_MODEL (scripts/make-template-model.py output, a template that raises),
 //      CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default ./screenshots), ONLY (regex of
 //      test names to run)
 import { chromium } from 'playwright-core';
@@ -37,6 +49,7 @@ const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8091/';
 const MODEL = process.env.MODEL || path.resolve(here, '../../../shared/models/smollm2-4layer-mixed.gguf');
 const GOLDEN = process.env.GOLDEN || path.resolve(here, '../../../shared/golden/smollm2-4layer-mixed.json');
 const INJECTION_MODEL = process.env.INJECTION_MODEL;
+const TEMPLATE_MODEL = process.env.TEMPLATE_MODEL;
 const SHOTS = process.env.SCREENSHOTS || path.join(here, 'screenshots');
 const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 const MARGIN = 1.0;
@@ -59,13 +72,16 @@ const browser = await chromium.launch({
 
 const results = [];
 const logs = [];
+const cspReports = []; // Content-Security-Policy violations seen in any page
 let current = null; // the page the running test screenshots
 
 async function test(name, fn) {
   if (ONLY && !ONLY.test(name)) return;
   const t0 = Date.now();
+  const csp0 = cspReports.length;
   try {
     await fn();
+    assert(cspReports.length === csp0, `CSP violations: ${cspReports.slice(csp0).join(' | ')}`);
     results.push({ name, ok: true });
     console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   } catch (e) {
@@ -87,18 +103,29 @@ function assert(cond, msg) {
 }
 
 /// A new browser context (its own IndexedDB, cache and service worker) with one open page.
-async function freshPage() {
+/// `query`: e.g. '?test-hooks' (the app's test hooks: window.chordTest).
+async function freshPage(query = '') {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // Every CSP violation of every page is reported (and fails the test that caused it).
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`[csp] ${e.violatedDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
   const page = await context.newPage();
-  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
+  page.on('console', (m) => {
+    const line = `[${m.type()}] ${m.text()}`;
+    logs.push(line);
+    if (m.text().startsWith('[csp]') || /Content Security Policy/i.test(m.text())) cspReports.push(line);
+  });
   page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
   current = page;
-  await open(page);
+  await open(page, query);
   return { context, page };
 }
 
-async function open(page) {
-  await page.goto(BASE_URL);
+async function open(page, query = '') {
+  await page.goto(new URL(query, BASE_URL).href);
   await page.waitForSelector('#model-status', { timeout: 60_000 });
 }
 
@@ -211,6 +238,17 @@ async function cachedEntries(page) {
   }));
 }
 
+/// Chat mode (the template), greedy, `maxTokens` per reply, the CPU engine (SwiftShader is slow).
+async function chatSettings(page, maxTokens) {
+  await page.click('details.settings summary');
+  await page.fill('input[name=temperature]', '0');
+  await page.press('input[name=temperature]', 'Tab');
+  await page.fill('input[name=max_tokens]', String(maxTokens));
+  await page.press('input[name=max_tokens]', 'Tab');
+  await page.selectOption('select[name=backend]', 'cpu');
+  await page.click('details.settings summary');
+}
+
 async function openUrl(page, url) {
   await page.fill('#model-url', url);
   await page.click('.url-form button[type=submit]');
@@ -238,6 +276,16 @@ try {
       console.log(`     ${name}: ${text}`);
       assert(text.includes(name) && want.test(text), `unclear error for ${name}: ${text}`);
     }
+    // Not enough storage for the download: refused before it starts, with the numbers.
+    await page.evaluate(() => {
+      StorageManager.prototype.estimate = async () => ({ usage: 0, quota: 1_000_000 });
+    });
+    await openUrl(page, MODEL_URL);
+    const full = page.locator('#model-status[data-state=failed]:has-text("free")');
+    await full.waitFor({ timeout: 30_000 });
+    const why = (await full.innerText()).trim();
+    console.log(`     storage: ${why}`);
+    assert(/needs 44\.\d MB, 1\.0 MB free/.test(why), `no storage numbers: ${why}`);
     await page.waitForTimeout(500); // the failed entry is deleted asynchronously
     const entries = await cachedEntries(page);
     assert(entries.length === 0, `something was cached: ${JSON.stringify(entries.map((e) => e.id))}`);
@@ -347,6 +395,24 @@ try {
     } finally {
       await context.setOffline(false);
     }
+    // One cache, named after this build, holding exactly its app shell: never a model (test b
+    // downloaded one from this origin), nothing outside the build's file list.
+    const sw = await page.evaluate(async () => {
+      const keys = await caches.keys();
+      const urls = [];
+      for (const k of keys) for (const r of await (await caches.open(k)).keys()) urls.push(r.url);
+      const text = await (await fetch('/sw.js', { cache: 'no-store' })).text();
+      const manifest = JSON.parse(/const MANIFEST = (\{.*?\});/.exec(text)[1]);
+      return { keys, urls, manifest };
+    });
+    console.log(`     service worker caches: ${sw.keys.join(', ')} (${sw.urls.length} files)`);
+    assert(sw.manifest.build !== 'dev' && sw.keys.length === 1 &&
+      sw.keys[0] === `wasm-chord-shell-${sw.manifest.build}`, `caches: ${sw.keys.join(', ')}`);
+    const shell = new Set(sw.manifest.files.map((f) => new URL(f, BASE_URL).href));
+    const stray = sw.urls.filter((u) => !shell.has(u));
+    assert(stray.length === 0, `cached outside the app shell: ${stray.join(', ')}`);
+    assert(!sw.urls.some((u) => /\/models\/|\.gguf/i.test(u)), 'a model is in the service worker cache');
+    assert(sw.urls.length === shell.size, `${sw.urls.length} of ${shell.size} shell files cached`);
   });
   await shared.context.close();
 
@@ -428,6 +494,32 @@ try {
     // The page stayed responsive: typing into the composer works right after.
     await page.fill('.composer textarea', 'thanks');
     assert(await page.inputValue('.composer textarea') === 'thanks', 'the composer does not take input');
+    // Verify: the stored copy's sha256 is the catalog's; after damaging a chunk it is not.
+    const stored = page.locator('#storage .stored-model[data-complete=true]').first();
+    await stored.locator('button.verify').click();
+    await stored.locator('[data-verify=ok]').waitFor({ timeout: 120_000 });
+    const id = (await cachedEntries(page)).find((e) => e.complete).id;
+    await page.evaluate((key) => new Promise((resolve, reject) => {
+      const req = indexedDB.open('wasm-chord');
+      req.onsuccess = () => {
+        const tx = req.result.transaction('chunks', 'readwrite');
+        const store = tx.objectStore('chunks');
+        const get = store.get([key, 3]);
+        get.onsuccess = () => {
+          const bytes = new Uint8Array(get.result.slice(0));
+          bytes[1000] ^= 0xff;
+          store.put(bytes.buffer, [key, 3]);
+        };
+        tx.oncomplete = () => { req.result.close(); resolve(); };
+        tx.onerror = () => reject(tx.error);
+      };
+      req.onerror = () => reject(req.error);
+    }), id);
+    await stored.locator('button.verify').click();
+    const bad = stored.locator('[data-verify=mismatch]');
+    await bad.waitFor({ timeout: 120_000 });
+    console.log(`     verify: ok, then after damaging chunk 3: ${(await bad.innerText()).trim()}`);
+    assert(await bad.locator('button:has-text("Delete")').count() === 1, 'no Delete offered on a mismatch');
     await context.close();
   });
   await test('h. a chat keeps its cache: 6 turns, Regenerate, and the next turn after a reload', async () => {
@@ -490,6 +582,139 @@ try {
     console.log(`     after the reload: prompt ${p7}, evaluated ${e7}, first token after ${r.firstTokenMs} ms`);
     assert(e7 <= p7 - prev + lastReply + 3,
       `after the reload the history was recomputed: evaluated ${e7} of ${p7}`);
+    await context.close();
+  });
+
+  await test('i. the engine crashes, then hangs, mid-reply: the page restarts it and the chat goes on', async () => {
+    // Test hooks on; a silent engine is restarted after 5 s (instead of minutes).
+    const { context, page } = await freshPage('?test-hooks&engine-timeout=5');
+    await chatSettings(page, 120);
+    await openUrl(page, MODEL_URL);
+    await waitReady(page);
+    const first = await ask(page, 'Hello there!');
+    const requests = [];
+    page.on('request', (r) => { if (r.url().includes('/models/')) requests.push(r.url()); });
+    const cases = [
+      ['crash', () => window.chordTest.crashEngine(), /internal error/],
+      ['hang', () => window.chordTest.hangEngine(600), /did not answer/],
+    ];
+    for (const [how, breakIt, want] of cases) {
+      const n = await page.locator('article.msg-assistant').count();
+      await page.fill('.composer textarea', `Tell me a long story (${how}).`);
+      await page.press('.composer textarea', 'Enter');
+      await page.waitForFunction((i) => {
+        const a = document.querySelectorAll('article.msg-assistant')[i];
+        return a && a.dataset.tokenIds;
+      }, n, { timeout: 60_000, polling: 10 });
+      const t0 = Date.now();
+      await page.evaluate(breakIt);
+      const broken = page.locator('article.msg-assistant').nth(n);
+      if (how === 'hang') await page.locator('.engine-silent button:has-text("Restart engine")').waitFor({ timeout: 30_000 });
+      await broken.locator('.error').waitFor({ timeout: 60_000 });
+      const err = (await broken.locator('.error').innerText()).trim();
+      console.log(`     ${how}: "${err}" after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      assert(/stopped unexpectedly/.test(err) && /restarted/.test(err) && /conversation is intact/.test(err) &&
+        want.test(err), `${how}: unclear message: ${err}`);
+      assert(!(await broken.getAttribute('data-stop')), `${how}: the reply had already finished`);
+      assert(await page.locator('.engine-note').count() === 1, `${how}: no note in the chat area`);
+      await waitReady(page, 60_000);
+      console.log(`     ${how}: model loaded again ${((Date.now() - t0) / 1000).toFixed(1)} s after`);
+      const r = await ask(page, `And now (${how})?`);
+      assert(r.ids.length > 0, `${how}: the next message got no answer`);
+    }
+    // The conversation is intact: every message is there, the first reply unchanged.
+    assert(await page.locator('article.msg-user').count() === 5, 'user messages were lost');
+    assert(await page.locator('article.msg-assistant').first().getAttribute('data-token-ids') === first.ids.join(','),
+      'the first reply changed');
+    assert(requests.length === 0, `the model was downloaded again: ${requests.join(', ')}`);
+    await context.close();
+  });
+
+  await test('k. the engine crashes mid-download: the partial download is kept and resumes', async () => {
+    const { context, page } = await freshPage('?test-hooks');
+    await chatSettings(page, 6);
+    // A slow connection (4 MB/s), so the crash comes mid-way.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    const throttle = (bps) => cdp.send('Network.emulateNetworkConditions',
+      { offline: false, latency: 0, downloadThroughput: bps, uploadThroughput: -1 });
+    await throttle(4e6);
+    const ranges = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/models/')) ranges.push(r.headers().range || '(none)');
+    });
+    await openUrl(page, MODEL_URL);
+    let stored = 0;
+    for (let i = 0; i < 600 && stored < 2; i++) {
+      await page.waitForTimeout(50);
+      stored = ((await cachedEntries(page)).find((e) => e.id === MODEL_URL) || { chunks: 0 }).chunks;
+    }
+    assert(stored >= 2, 'the download did not start');
+    await page.evaluate(() => window.chordTest.crashEngine());
+    await page.locator('.engine-note').waitFor({ timeout: 30_000 });
+    const kept = (await cachedEntries(page)).find((e) => e.id === MODEL_URL);
+    assert(kept && kept.chunks >= stored, `the partial download was not kept: ${JSON.stringify(kept)}`);
+    await throttle(-1);
+    await waitReady(page);
+    console.log(`     crashed with ${stored} chunks stored; requests: ${ranges.join(' | ')}`);
+    const resumed = ranges.map((r) => /^bytes=(\d+)-$/.exec(r)).filter(Boolean).map((m) => Number(m[1]));
+    assert(ranges[0] === '(none)' && resumed.some((at) => at >= stored * CHUNK && at % CHUNK === 0),
+      `the download did not resume from the stored chunks: ${ranges.join(', ')}`);
+    const entry = (await cachedEntries(page)).find((e) => e.id === MODEL_URL);
+    assert(entry && entry.complete, 'the resumed download is not cached as complete');
+    const r = await ask(page, 'Hello!');
+    assert(r.ids.length > 0, 'no answer after the resumed download');
+    await context.close();
+  });
+
+  await test('l. CSP: a strict policy, no inline script, and a chat without any violation', async () => {
+    const { context, page } = await freshPage();
+    const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
+    console.log(`     policy: ${csp}`);
+    for (const d of ["default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "object-src 'none'",
+      "base-uri 'none'", "connect-src 'self' https:"]) {
+      assert(csp && csp.includes(d), `the policy lacks ${d}`);
+    }
+    assert(!/unsafe-inline|'unsafe-eval'/.test(csp), `the policy allows inline script or eval: ${csp}`);
+    const inline = await page.evaluate(() => [...document.scripts].filter((s) => !s.src).length);
+    assert(inline === 0, `${inline} inline scripts in the page`);
+    await chatSettings(page, 8);
+    await loadFile(page, MODEL);
+    const r = await ask(page, 'Hello!');
+    assert(r.ids.length > 0, 'no answer');
+    // The policy is enforced: an inline script added to the page does not run (the violation
+    // this reports is expected; drop it).
+    const n = cspReports.length;
+    const ran = await page.evaluate(async () => {
+      const el = document.createElement('script');
+      el.textContent = 'window.__inlineRan = true;';
+      document.head.appendChild(el);
+      await new Promise((r) => setTimeout(r, 100));
+      return window.__inlineRan === true;
+    });
+    await page.waitForTimeout(200);
+    const reported = cspReports.length - n;
+    cspReports.splice(n);
+    assert(!ran && reported > 0, `an inline script ran despite the policy (reported: ${reported})`);
+    await context.close();
+  });
+
+  await test('m. a chat template that raises: a clear error, and the page works on', async () => {
+    assert(TEMPLATE_MODEL && fs.existsSync(TEMPLATE_MODEL), 'TEMPLATE_MODEL is not set (scripts/e2e.sh makes it)');
+    const { context, page } = await freshPage();
+    await chatSettings(page, 6);
+    await loadFile(page, TEMPLATE_MODEL);
+    await page.fill('.composer textarea', 'Hello!');
+    await page.press('.composer textarea', 'Enter');
+    const reply = page.locator('article.msg-assistant').first();
+    await reply.locator('.error').waitFor({ timeout: 60_000 });
+    const err = (await reply.locator('.error').innerText()).trim();
+    console.log(`     error: ${err}`);
+    assert(/template/i.test(err) && /boom/.test(err), `unclear error: ${err}`);
+    // The page works on: another model loads and answers.
+    await loadFile(page, MODEL);
+    const r = await ask(page, 'Hello again!');
+    assert(r.ids.length > 0, 'no answer from the next model');
     await context.close();
   });
 } finally {

@@ -13,11 +13,18 @@
 //! cache does not hold (a new turn: its new tokens; Regenerate: one), and a full context is
 //! shifted rather than refused. A GPU failure mid-reply asks for a reload, since the weights are
 //! on the GPU only.
+//!
+//! Failure: a panic cannot unwind in wasm, so it leaves the engine's state unusable (a `RefCell`
+//! still borrowed, a half-built model). The panic hook therefore says `Panic` to the page, which
+//! terminates this worker and starts a fresh one; a `Heartbeat` every second lets the page see a
+//! hung engine too. A message that finds the state still borrowed (a trap that bypassed the hook)
+//! is answered with `Panic` as well. Bad model bytes are `Rejected` (the page deletes its cached
+//! copy); every other failure is an `Error`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use chord_app::protocol::{ChatTurn, FromWorker, GenParams, ToWorker};
+use chord_app::protocol::{ChatTurn, FromWorker, GenParams, ToWorker, HEARTBEAT_MS};
 use inference::backend::{BackendChoice, BackendPref};
 use inference::chat::ChatMessage;
 use inference::conversation::{messages_out_of_view, ChatPrompt};
@@ -89,8 +96,23 @@ fn post_error(message: impl Into<String>) {
     });
 }
 
+/// The engine refused the model's bytes (the file is bad); a GPU failure is not the file's fault.
+fn post_load_error(name: &str, e: &inference::Error) {
+    let message = format!("Cannot load {name}: {e}");
+    post(&match e {
+        inference::Error::Gpu(_) => FromWorker::Error { message },
+        _ => FromWorker::Rejected { message },
+    });
+}
+
 fn main() {
-    console_error_panic_hook::set_once();
+    // Tell the page before the trap: it restarts the worker (the state is unusable after it).
+    std::panic::set_hook(Box::new(|info| {
+        post(&FromWorker::Panic {
+            message: info.to_string(),
+        });
+        console_error_panic_hook::hook(info);
+    }));
     let state = Rc::new(RefCell::new(State {
         yield_channel: web_sys::MessageChannel::new().ok(),
         ..Default::default()
@@ -100,10 +122,24 @@ fn main() {
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
+    let heartbeat = Closure::<dyn FnMut()>::new(|| post(&FromWorker::Heartbeat));
+    let _ = scope().set_interval_with_callback_and_timeout_and_arguments_0(
+        heartbeat.as_ref().unchecked_ref(),
+        HEARTBEAT_MS,
+    );
+    heartbeat.forget();
     post(&FromWorker::Ready);
 }
 
 fn handle(state: &Rc<RefCell<State>>, data: JsValue) {
+    // Every borrow ends before its function returns to the event loop, so a borrowed state here
+    // means a trap cut one short: nothing can be trusted, ask the page for a fresh worker.
+    if state.try_borrow_mut().is_err() {
+        post(&FromWorker::Panic {
+            message: "the engine's state was left in use by an earlier failure".into(),
+        });
+        return;
+    }
     if let Some(text) = data.as_string() {
         match serde_json::from_str::<ToWorker>(&text) {
             Ok(msg) => handle_message(state, msg),
@@ -223,6 +259,15 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             s.saved_kv.retain(|(c, _)| *c != chat_id);
         }
         ToWorker::KvRestore { chat_id } => state.borrow_mut().expect_kv = Some(chat_id),
+        ToWorker::TestCrash => {
+            // Hold the state, as a real failure mid-work would.
+            let _held = state.borrow_mut();
+            panic!("test crash requested by the page (?test-hooks)");
+        }
+        ToWorker::TestHang { secs } => {
+            let until = js_sys::Date::now() + f64::from(secs) * 1e3;
+            while js_sys::Date::now() < until {}
+        }
     }
 }
 
@@ -239,7 +284,7 @@ fn load_chunk(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
         let name = l.name.clone();
         s.loading = None;
         drop(s);
-        post_error(format!("Cannot load {name}: {e}"));
+        post_load_error(&name, &e);
     }
 }
 
@@ -276,7 +321,7 @@ fn start_loader(state: &Rc<RefCell<State>>, seq: u64, loader: Loader) {
             let name = l.name.clone();
             s.loading = None;
             drop(s);
-            post_error(format!("Cannot load {name}: {e}"));
+            post_load_error(&name, &e);
             return;
         }
     }
@@ -310,7 +355,7 @@ fn finish_load(state: &Rc<RefCell<State>>) {
                 return;
             }
             Err(e) => {
-                post_error(format!("Cannot load {}: {e}", l.name));
+                post_load_error(&l.name, &e);
                 return;
             }
         };

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use super::{Composer, MessageList};
+use super::{Composer, EngineNotice, MessageList};
 
 /// The conversation and the box to type in.
 #[component]
@@ -8,6 +8,7 @@ pub fn ChatPanel() -> impl IntoView {
     view! {
         <section class="card chat" aria-label="Chat">
             <MessageList/>
+            <EngineNotice/>
             <Composer/>
         </section>
     }

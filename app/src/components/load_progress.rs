@@ -38,7 +38,7 @@ pub fn LoadProgress() -> impl IntoView {
                 </div>
                 <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
                     aria-valuenow=format!("{pct:.0}")>
-                    <div class="progress-fill" style=format!("width: {pct:.1}%")></div>
+                    <div class="progress-fill" style:width=format!("{pct:.1}%")></div>
                 </div>
                 <p class="muted progress-figures">
                     {format::bytes(done)} " of " {if total > 0 { format::bytes(total) } else { "?".into() }}

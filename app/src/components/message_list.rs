@@ -20,6 +20,41 @@ fn copy_to_clipboard(text: &str) -> bool {
     write.is_some_and(|f| f.call1(&clipboard, &text.into()).is_ok())
 }
 
+/// A streaming reply in the page: its finished blocks stay in the DOM as they are; only the
+/// open block's nodes, at the end, are replaced on each token.
+#[derive(Default)]
+struct Shown {
+    md: markdown::Streaming,
+    /// Length of the finished blocks' HTML in the DOM.
+    done_len: usize,
+    /// The last node before the open block's nodes (`None`: they start the body).
+    open_after: Option<web_sys::Node>,
+}
+
+impl Shown {
+    fn stream(&mut self, el: &web_sys::HtmlDivElement, text: &str) {
+        let (done, open) = self.md.update(text);
+        if done.len() != self.done_len || (done.is_empty() && self.open_after.is_some()) {
+            el.set_inner_html(done);
+            self.done_len = done.len();
+            self.open_after = el.last_child();
+        } else {
+            // Remove the previous open block's nodes.
+            while let Some(last) = el.last_child() {
+                if self
+                    .open_after
+                    .as_ref()
+                    .is_some_and(|after| after.is_same_node(Some(&last)))
+                {
+                    break;
+                }
+                let _ = el.remove_child(&last);
+            }
+        }
+        let _ = el.insert_adjacent_html("beforeend", &open);
+    }
+}
+
 /// The conversation, newest at the bottom; the last reply streams in token by token.
 #[component]
 pub fn MessageList() -> impl IntoView {
@@ -43,13 +78,6 @@ fn MessageBubble(index: usize) -> impl IntoView {
     let state = use_state();
     let entry = Memo::new(move |_| state.messages.with(|m| m.get(index).cloned()));
     let role = move || entry.with(|e| e.as_ref().map(|e| e.role).unwrap_or(Role::User));
-    let html = move || {
-        entry.with(|e| match e {
-            Some(e) if e.role == Role::Assistant => markdown::to_safe_html(&e.text),
-            Some(e) => markdown::escape(&e.text),
-            None => String::new(),
-        })
-    };
     let ids = move || {
         entry.with(|e| {
             e.as_ref()
@@ -99,6 +127,26 @@ fn MessageBubble(index: usize) -> impl IntoView {
             && role() == Role::Assistant
     };
     let is_last = move || index + 1 == state.messages.with(|m| m.len());
+    let body = NodeRef::<leptos::html::Div>::new();
+    let shown = StoredValue::new_local(Shown::default());
+    Effect::new(move |_| {
+        let Some(el) = body.get() else { return };
+        let live = streaming();
+        entry.with(|e| match e {
+            Some(e) if e.role == Role::Assistant && live => {
+                shown.update_value(|s| s.stream(&el, &e.text));
+            }
+            Some(e) => {
+                let html = match e.role {
+                    Role::Assistant => markdown::to_safe_html(&e.text),
+                    Role::User => markdown::escape(&e.text),
+                };
+                el.set_inner_html(&html);
+                shown.set_value(Shown::default());
+            }
+            None => el.set_inner_html(""),
+        });
+    });
     let show_actions = move || role() == Role::Assistant && !streaming();
     let copied = RwSignal::new(false);
     let copy = move |_| {
@@ -113,7 +161,7 @@ fn MessageBubble(index: usize) -> impl IntoView {
             data-stop=stop
             data-prompt=counts
         >
-            <div class="msg-body" inner_html=html></div>
+            <div class="msg-body" node_ref=body></div>
             {move || stats().map(|s| view! { <p class="msg-stats">{s}</p> })}
             {move || error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <Show when=show_actions>

@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use chord_app::cache::CachedModel;
 use chord_app::format;
 
-use crate::loads;
+use crate::loads::{self, Verdict};
 use crate::model_store;
 use crate::state::use_state;
 
@@ -40,6 +40,17 @@ pub fn StorageView() -> impl IntoView {
             <p class="muted quota">{quota}</p>
         </section>
     }
+}
+
+/// What a Verify of a stored model found.
+#[derive(Clone, Debug, PartialEq)]
+enum Check {
+    None,
+    /// Fraction read so far.
+    Running(f64),
+    Ok,
+    Mismatch(String),
+    Failed(String),
 }
 
 #[component]
@@ -81,6 +92,23 @@ fn StoredModel(meta: CachedModel) -> impl IntoView {
         });
     };
     let can_load = meta.complete || meta.url.is_some();
+    let can_verify = meta.complete && loads::known_sha256(&meta).is_some();
+    let check = RwSignal::new(Check::None);
+    let for_verify = meta.clone();
+    let verify = move |_| {
+        let m = for_verify.clone();
+        check.set(Check::Running(0.0));
+        leptos::task::spawn_local(async move {
+            let result = loads::verify(&m, |f| check.set(Check::Running(f))).await;
+            check.set(match result {
+                Ok(Verdict::Ok) => Check::Ok,
+                Ok(Verdict::Mismatch { got }) => Check::Mismatch(got),
+                Ok(Verdict::Unknown) => Check::None,
+                Err(e) => Check::Failed(e),
+            });
+        });
+    };
+    let checking = move || matches!(check.get(), Check::Running(_));
     view! {
         <li class="stored-model" data-complete=meta.complete.to_string()>
             <div class="model-info">
@@ -93,11 +121,40 @@ fn StoredModel(meta: CachedModel) -> impl IntoView {
                         {if meta.complete { "Load" } else { "Resume" }}
                     </button>
                 </Show>
+                <Show when=move || can_verify>
+                    <button class="btn btn-ghost verify" on:click=verify.clone()
+                        disabled=move || busy() || checking()
+                        title="Read the stored copy again and compare its sha256 with the published one">
+                        "Verify"
+                    </button>
+                </Show>
                 <button class="btn btn-ghost" on:click=delete.clone() disabled=busy
                     aria-label=format!("Delete {}", meta.name)>
                     "Delete"
                 </button>
             </div>
+            {move || match check.get() {
+                Check::None => None,
+                Check::Running(f) => Some(view! {
+                    <p class="muted verify-result" data-verify="running">
+                        {format!("Verifying… {:.0}%", f * 100.0)}
+                    </p>
+                }.into_any()),
+                Check::Ok => Some(view! {
+                    <p class="muted verify-result" data-verify="ok">"sha256 ok: the stored copy is intact."</p>
+                }.into_any()),
+                Check::Mismatch(got) => Some(view! {
+                    <p class="error verify-result" data-verify="mismatch" role="alert">
+                        {format!("sha256 mismatch (got {}…): the stored copy is damaged. ", &got[..got.len().min(16)])}
+                        <button class="btn-link" on:click=delete.clone()>"Delete it"</button>
+                    </p>
+                }.into_any()),
+                Check::Failed(e) => Some(view! {
+                    <p class="error verify-result" data-verify="failed" role="alert">
+                        {format!("Could not verify: {e}")}
+                    </p>
+                }.into_any()),
+            }}
         </li>
     }
 }
