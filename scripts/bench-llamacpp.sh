@@ -12,23 +12,10 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 THREADS=${THREADS:-"1 2"}
 GEN=${GEN:-32}
-CACHE="$HOME/.cache/wasm-chord"
-VER=0.3.36
-SRC="$CACHE/llama_cpp_python-$VER/vendor/llama.cpp"
+# shellcheck source=scripts/llamacpp.sh
+source scripts/llamacpp.sh
+ensure_llamacpp llama-bench llama-bench
 BENCH="$SRC/build/bin/llama-bench"
-
-if [ ! -x "$BENCH" ]; then
-    mkdir -p "$CACHE"
-    pip install -q scikit-build-core cmake ninja
-    pip download -q --no-deps --no-build-isolation "llama-cpp-python==$VER" -d "$CACHE/sdist"
-    tar xzf "$CACHE/sdist/llama_cpp_python-$VER.tar.gz" -C "$CACHE"
-    cmake -S "$SRC" -B "$SRC/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
-        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-        -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-        -DGGML_BMI2=ON -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \
-        -DGGML_AVX512_VBMI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF
-    ninja -C "$SRC/build" llama-bench
-fi
 cargo build --release -q -p inference
 
 MODELS=("$@")

@@ -8,23 +8,9 @@
 # usage: scripts/make-arch-golden.sh [MODEL...]   (default: every model the generator writes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE="$HOME/.cache/wasm-chord"
-VER=0.3.36
-SRC="$CACHE/llama_cpp_python-$VER/vendor/llama.cpp"
-if [ ! -f "$SRC/build/bin/libllama.so" ]; then
-    mkdir -p "$CACHE"
-    pip install -q scikit-build-core cmake ninja
-    [ -d "$SRC" ] || {
-        pip download -q --no-deps --no-build-isolation "llama-cpp-python==$VER" -d "$CACHE/sdist"
-        tar xzf "$CACHE/sdist/llama_cpp_python-$VER.tar.gz" -C "$CACHE"
-    }
-    cmake -S "$SRC" -B "$SRC/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
-        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-        -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-        -DGGML_BMI2=ON -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \
-        -DGGML_AVX512_VBMI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF
-    ninja -C "$SRC/build" llama
-fi
+# shellcheck source=scripts/llamacpp.sh
+source scripts/llamacpp.sh
+ensure_llamacpp llama libllama.so
 BIN="$CACHE/arch-golden"
 gcc -O2 -o "$BIN" scripts/arch-golden.c -I"$SRC/include" -I"$SRC/ggml/include" \
     -L"$SRC/build/bin" -lllama -lggml -lggml-base -lm -Wl,-rpath,"$SRC/build/bin"
