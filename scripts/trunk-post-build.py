@@ -6,7 +6,11 @@ service worker.
    allows no inline script, so the script is moved into a file of its own, `boot-<hash>.js`, and
    the page loads that (`src`, with an `integrity` hash like Trunk's other assets). The build
    fails if any inline script or inline event handler is left.
-2. The service worker (sw.js) gets this build's app-shell files (every file of the build but
+2. A clean console on load: Chrome warns that `integrity` is ignored on `<link rel="preload"
+   as="fetch">` (Trunk adds it to the wasm preload), so it is removed there (the module's
+   `integrity` stays); the worker's loader shim calls wasm-bindgen's init with a bare path, which
+   wasm-bindgen 0.2.130 reports as deprecated, so it passes `{ module_or_path }`.
+3. The service worker (sw.js) gets this build's app-shell files (every file of the build but
    itself; never a model) and a build hash, which names its cache: a new build installs a new
    cache and the old one is deleted on activation.
 
@@ -56,6 +60,26 @@ def externalize_scripts(dist, public_url):
         f.write(html)
 
 
+PRELOAD_LINK = re.compile(r"<link\b[^>]*\brel=\"preload\"[^>]*>", re.I)
+LOADER_CALL = re.compile(r"wasm_bindgen\((\"[^\"]+\")\)")
+
+
+def quiet_console(dist):
+    path = os.path.join(dist, "index.html")
+    with open(path, encoding="utf-8") as f:
+        html = f.read()
+    html = PRELOAD_LINK.sub(lambda m: re.sub(r'\s+integrity="[^"]*"', "", m.group(0)), html)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(html)
+    loader = os.path.join(dist, "worker_loader.js")
+    if os.path.exists(loader):
+        with open(loader, encoding="utf-8") as f:
+            js = f.read()
+        js = LOADER_CALL.sub(lambda m: "wasm_bindgen({ module_or_path: " + m.group(1) + " })", js)
+        with open(loader, "w", encoding="utf-8") as f:
+            f.write(js)
+
+
 def shell_files(dist):
     files = []
     for root, dirs, names in os.walk(dist):
@@ -99,6 +123,7 @@ def main():
     if not public_url.endswith("/"):
         public_url += "/"
     externalize_scripts(dist, public_url)
+    quiet_console(dist)
     write_manifest(dist)
 
 

@@ -1,11 +1,13 @@
-//! The root component: shared state, the engine worker, and the page layout, top to bottom.
+//! The root component: shared state, the engine worker, and the page layout — a sidebar (chats,
+//! models, storage, settings, about; a drawer on narrow screens) beside the chat, which fills the
+//! window's height.
 
 use leptos::prelude::*;
 
 use crate::chat_store;
 use crate::components::{
-    BackendBadge, ChatPanel, Conversations, DropZone, Header, LoadProgress, ModelPicker,
-    SettingsPanel, StorageView, SupportedTypes,
+    About, BackendBadge, ChatPanel, Conversations, DropZone, LoadProgress, ModelPicker,
+    SettingsPanel, SidebarHead, StorageView, TopBar,
 };
 use crate::engine_link;
 use crate::loads;
@@ -17,27 +19,31 @@ pub fn App() -> impl IntoView {
     engine_link::start(state);
     leptos::task::spawn_local(loads::init(state));
     leptos::task::spawn_local(chat_store::init(state));
+    leptos::task::spawn_local(async move {
+        state
+            .adapter
+            .set(Some(crate::platform::probe_adapter().await));
+    });
+    crate::keyboard::install(state);
+    let close = move |_| state.drawer_open.set(false);
     view! {
-        <Header/>
-        <main class="page">
-            <div class="layout">
-                <aside class="sidebar">
-                    <Conversations/>
-                    <ModelPicker/>
-                    <DropZone/>
-                    <StorageView/>
-                    <SettingsPanel/>
-                    <BackendBadge/>
-                </aside>
-                <div class="main-col">
-                    <LoadProgress/>
-                    <ChatPanel/>
-                </div>
-            </div>
-            <SupportedTypes/>
-        </main>
-        <footer class="site-footer">
-            "Runs entirely in your browser — no server sees your prompts."
-        </footer>
+        <div class="app" class:drawer-open=move || state.drawer_open.get()>
+            <aside class="sidebar" id="sidebar" aria-label="Chats, models and settings">
+                <SidebarHead/>
+                <BackendBadge/>
+                <Conversations/>
+                <ModelPicker/>
+                <DropZone/>
+                <StorageView/>
+                <SettingsPanel/>
+                <About/>
+            </aside>
+            <div class="scrim" aria-hidden="true" on:click=close></div>
+            <main class="chat-col">
+                <TopBar/>
+                <LoadProgress/>
+                <ChatPanel/>
+            </main>
+        </div>
     }
 }

@@ -17,6 +17,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker};
 
+use chord_app::explain::{self, Explained};
 use chord_app::protocol::{FromWorker, ToWorker, HANG_TIMEOUT_MS, SILENT_HINT_MS};
 
 use crate::chat_store;
@@ -128,10 +129,10 @@ fn spawn_worker(state: AppState) {
     let worker = match Worker::new("./worker_loader.js") {
         Ok(w) => w,
         Err(e) => {
-            state.status.set(ModelStatus::Failed(format!(
-                "Cannot start the engine worker: {}",
-                js_err(e)
-            )));
+            state.status.set(ModelStatus::Failed(Explained {
+                sentence: "The engine could not be started in this browser.".into(),
+                detail: format!("Cannot start the engine worker: {}", js_err(e)),
+            }));
             return;
         }
     };
@@ -239,7 +240,7 @@ fn restart(state: AppState, id: u64, note: String) {
     let loading = state.status.with_untracked(|s| s.busy());
     let had_model = loading || state.status.with_untracked(|s| s.ready());
     if loading {
-        loads::engine_lost();
+        loads::engine_lost(state);
     }
     if state.generating.get_untracked() {
         state.messages.update(|m| {
@@ -256,11 +257,10 @@ fn restart(state: AppState, id: u64, note: String) {
         if crashes <= MAX_AUTO_RELOADS && loads::reload(state) {
             state.status.set(ModelStatus::Empty);
         } else {
-            state.status.set(ModelStatus::Failed(
+            state.status.set(ModelStatus::Failed(Explained::plain(
                 "The engine stopped again while using this model. Load it again to continue (or \
-                 choose another model or engine)."
-                    .into(),
-            ));
+                 choose another model or engine).",
+            )));
         }
     }
     state.engine_note.set(Some(note));
@@ -350,7 +350,9 @@ fn fail(state: AppState, message: String, rejected: bool) {
         state.generating.set(false);
         chat_store::save_current(state);
     } else {
-        state.status.set(ModelStatus::Failed(message));
+        state
+            .status
+            .set(ModelStatus::Failed(explain::load_error(&message, None)));
     }
 }
 
@@ -364,9 +366,16 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
                 raw_post(&m, transfer);
             }
         }
-        FromWorker::Progress { done, .. } => CONSUMED.with(|c| c.set(done)),
+        FromWorker::Progress {
+            done, header_ok, ..
+        } => {
+            CONSUMED.with(|c| c.set(done));
+            if header_ok {
+                loads::header_accepted(state);
+            }
+        }
         FromWorker::Loaded {
-            name,
+            name: file_name,
             arch,
             n_params,
             n_ctx,
@@ -375,8 +384,16 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
             state.backend.set(Some(backend));
             CRASHES.with(|c| c.set(0));
             LIVE_CHATS.with(|l| l.borrow_mut().clear());
+            // The name the user picked it by (the catalog's, the file's), not the file's own
+            // `general.name` (e.g. "Smollm2 135M 8k Lc100K Mix1 Ep2").
+            let name = state.status.with_untracked(|s| match s {
+                ModelStatus::Preparing { name } | ModelStatus::Transferring { name, .. } => {
+                    Some(name.clone())
+                }
+                _ => None,
+            });
             state.status.set(ModelStatus::Ready {
-                name,
+                name: name.unwrap_or(file_name),
                 arch,
                 n_params,
                 n_ctx,
@@ -441,6 +458,41 @@ pub fn generate(state: AppState, user_text: String) {
     });
     chat_store::save_current(state);
     request_reply(state);
+}
+
+/// Replace user message `index` by `text` and answer it again: what followed it goes (the
+/// conversation branches there; the engine reuses its cache up to the edited message).
+pub fn resend_edited(state: AppState, index: usize, text: String) {
+    if state.generating.get_untracked() {
+        return;
+    }
+    let ok = state.messages.try_update(|m| {
+        if m.get(index).is_some_and(|e| e.role == Role::User) {
+            m.truncate(index);
+            m.push(Entry::new(Role::User, text));
+            true
+        } else {
+            false
+        }
+    });
+    if ok == Some(true) {
+        chat_store::save_current(state);
+        request_reply(state);
+    }
+}
+
+/// Remove message `index` from the conversation (the next reply sees the conversation without it).
+pub fn delete_message(state: AppState, index: usize) {
+    if state.generating.get_untracked() {
+        return;
+    }
+    state.messages.update(|m| {
+        if index < m.len() {
+            m.remove(index);
+        }
+    });
+    state.editing.set(None);
+    chat_store::save_current(state);
 }
 
 /// Replace the last reply with a new one (a new seed when sampling).

@@ -4,8 +4,10 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod explain;
 pub mod format;
 pub mod markdown;
 pub mod protocol;
 pub mod reply;
 pub mod settings;
+pub mod transcript;

@@ -25,9 +25,16 @@ use chord_app::cache::{self, CachedModel, CHUNK_BYTES};
 use chord_app::format;
 use chord_app::protocol::ToWorker;
 
+use chord_app::explain::{self, Explained};
+use gloo_storage::{LocalStorage, Storage};
+
 use crate::engine_link::{self, js_err, now_ms};
 use crate::model_store;
-use crate::state::{AppState, ModelOrigin, ModelStatus, Source};
+use crate::state::{AppState, ModelOrigin, ModelStatus, Previous, Source};
+
+/// `localStorage` key of the last model that loaded (its cache id), loaded again on the next
+/// visit.
+const LAST_MODEL_KEY: &str = "wasm-chord.last-model.v1";
 
 /// Most bytes sent but not yet consumed by the worker before the sender waits.
 const IN_FLIGHT: u64 = 32 << 20;
@@ -85,8 +92,65 @@ async fn sleep_ms(ms: i32) {
 // Hooks called by engine_link when the worker answers
 // ----------------------------------------------------------------------------
 
-/// The worker built the model: a verified cache entry becomes complete.
+/// A load starts: the model in use (if any) is noted, so a file the engine rejects gives it back.
+fn begin(state: AppState) {
+    state.load_error.set(None);
+    // On a narrow screen the menu closes: the progress is shown above the chat.
+    state.drawer_open.set(false);
+    let status = state.status.get_untracked();
+    if status.ready() {
+        state.previous.set(Some(Previous {
+            status,
+            origin: state.origin.get_untracked(),
+            backend: state.backend.get_untracked(),
+        }));
+    }
+}
+
+/// The worker accepted the new file's header and dropped the previous model.
+pub fn header_accepted(state: AppState) {
+    if state.previous.with_untracked(|p| p.is_some()) {
+        state.previous.set(None);
+    }
+}
+
+/// Put the previous model back on screen (it is still loaded in the worker); `false` if none.
+fn restore_previous(state: AppState) -> bool {
+    let Some(prev) = state.previous.try_update(|p| p.take()).flatten() else {
+        return false;
+    };
+    state.origin.set(prev.origin);
+    state.backend.set(prev.backend);
+    state.status.set(prev.status);
+    true
+}
+
+/// The cache id of a load's origin, to load it again on the next visit (a file not kept has none).
+pub fn origin_cache_id(origin: &ModelOrigin) -> Option<String> {
+    match origin {
+        ModelOrigin::Url { url, .. } => Some(url.clone()),
+        ModelOrigin::Cached(meta) => Some(meta.id.clone()),
+        ModelOrigin::File { file, keep: true } => {
+            Some(cache::file_id(&file.name(), file.size() as u64))
+        }
+        ModelOrigin::File { .. } => None,
+    }
+}
+
+/// The worker built the model: a verified cache entry becomes complete, and the model is the one
+/// to load again next time.
 pub fn loaded(state: AppState) {
+    state.previous.set(None);
+    state.load_error.set(None);
+    let last = state
+        .origin
+        .with_untracked(|o| o.as_ref().and_then(origin_cache_id));
+    match last {
+        Some(id) => {
+            let _ = LocalStorage::set(LAST_MODEL_KEY, id);
+        }
+        None => LocalStorage::delete(LAST_MODEL_KEY),
+    }
     WRITING.with(|w| w.borrow_mut().take());
     if let Some(mut meta) = PENDING.with(|p| p.borrow_mut().take()) {
         meta.complete = true;
@@ -101,16 +165,34 @@ pub fn loaded(state: AppState) {
     }
 }
 
+/// The message of a failed load in plain words (the engine's own words as the detail).
+fn explain(state: AppState, message: &str) -> Explained {
+    let size = state.status.with_untracked(|s| match s {
+        ModelStatus::Transferring { total, .. } if *total > 0 => Some(*total),
+        _ => None,
+    });
+    if message.starts_with("Cannot load") {
+        explain::load_error(message, size)
+    } else {
+        explain::transfer_error(message)
+    }
+}
+
 /// The load failed. `discard`: the bytes themselves are bad (the engine rejected them, or a local
 /// file could not be read), so the cache entry being written is useless and is deleted; any other
-/// failure (network, GPU, a crashed engine) keeps it, to resume.
+/// failure (network, GPU, a crashed engine) keeps it, to resume. A model that was loaded before
+/// stays loaded (the worker keeps it until a new header is accepted): the error is shown beside it.
 pub fn failed(state: AppState, message: String, discard: bool) {
     next_seq();
     abort_fetch();
     PENDING.with(|p| p.borrow_mut().take());
     let writing = WRITING.with(|w| w.borrow_mut().take());
+    let why = explain(state, &message);
     if discard {
         state.origin.set(None);
+        if state.previous.with_untracked(|p| p.is_none()) {
+            LocalStorage::delete(LAST_MODEL_KEY);
+        }
     }
     if let (true, Some(id)) = (discard, writing) {
         leptos::task::spawn_local(async move {
@@ -118,12 +200,17 @@ pub fn failed(state: AppState, message: String, discard: bool) {
             refresh_cache(state).await;
         });
     }
-    state.status.set(ModelStatus::Failed(message));
+    if restore_previous(state) {
+        state.load_error.set(Some(why));
+    } else {
+        state.status.set(ModelStatus::Failed(why));
+    }
 }
 
 /// The engine worker died during this load: stop sending, keep every stored byte (the load
 /// starts again from them once the new worker is up, see `reload`).
-pub fn engine_lost() {
+pub fn engine_lost(state: AppState) {
+    state.previous.set(None);
     next_seq();
     abort_fetch();
     WRITING.with(|w| w.borrow_mut().take());
@@ -159,7 +246,9 @@ pub fn cancel_load(state: AppState) {
     WRITING.with(|w| w.borrow_mut().take());
     PENDING.with(|p| p.borrow_mut().take());
     engine_link::send(&ToWorker::LoadCancel);
-    state.status.set(ModelStatus::Empty);
+    if !restore_previous(state) {
+        state.status.set(ModelStatus::Empty);
+    }
     leptos::task::spawn_local(refresh_cache(state));
 }
 
@@ -185,6 +274,21 @@ pub async fn init(state: AppState) {
         if state.status.with_untracked(|s| !s.busy()) {
             let url = meta.url.clone().unwrap_or_default();
             open_url(state, meta.name.clone(), url, meta.sha256.clone()).await;
+        }
+        return;
+    }
+    // The model of the last visit loads itself from the cache (online or offline).
+    let last: Option<String> = LocalStorage::get(LAST_MODEL_KEY).ok();
+    let entry = last.and_then(|id| {
+        state
+            .cache
+            .with_untracked(|c| c.iter().find(|m| m.id == id && m.complete).cloned())
+    });
+    if let Some(meta) = entry {
+        if state.status.with_untracked(|s| *s == ModelStatus::Empty) {
+            if let Err(e) = load_cached(state, meta).await {
+                failed(state, e, false);
+            }
         }
     }
 }
@@ -357,6 +461,7 @@ impl Sender {
 /// Open a model by URL: from the cache when it is complete there, else download it (resuming a
 /// partial download).
 pub async fn open_url(state: AppState, name: String, url: String, sha256: Option<String>) {
+    begin(state);
     state.notice.set(None);
     state.origin.set(Some(ModelOrigin::Url {
         name: name.clone(),
@@ -387,6 +492,7 @@ pub async fn open_url(state: AppState, name: String, url: String, sha256: Option
 
 /// Load a complete cache entry.
 pub async fn load_cached(state: AppState, meta: CachedModel) -> Result<(), String> {
+    begin(state);
     state.origin.set(Some(match meta.url.clone() {
         Some(url) => ModelOrigin::Url {
             name: meta.name.clone(),
@@ -428,6 +534,7 @@ async fn load_stored(
 
 /// Stream a dropped or picked file to the worker, keeping a copy in the cache if asked.
 pub async fn load_file(state: AppState, file: web_sys::File, keep: bool) {
+    begin(state);
     state.notice.set(None);
     state.origin.set(Some(ModelOrigin::File {
         file: file.clone(),

@@ -2,8 +2,10 @@
 
 mod app;
 mod chat_store;
+mod clipboard;
 mod components;
 mod engine_link;
+mod keyboard;
 mod loads;
 mod model_store;
 mod platform;

@@ -82,7 +82,9 @@ impl Default for GenParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ToWorker {
-    /// A model of `size` bytes follows in binary chunks. Drops any model already loaded.
+    /// A model of `size` bytes follows in binary chunks. The model already loaded stays until
+    /// the new file's header is accepted (`Progress { header_ok: true }`), then it is dropped: a
+    /// file rejected at its header leaves it loaded.
     LoadStart {
         size: u64,
         name: String,

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use chord_app::cache::CachedModel;
+use chord_app::explain::Explained;
 use chord_app::protocol::BackendInfo;
 use chord_app::settings::{Settings, STORAGE_KEY};
 
@@ -62,12 +63,16 @@ pub enum ModelStatus {
         name: String,
     },
     Ready {
+        /// The catalog's name for the model, else its file name.
         name: String,
         arch: String,
         n_params: u64,
+        /// The context the model was trained for (the one in use is the smaller of this and the
+        /// Context size setting: [`AppState::n_ctx_in_use`]).
         n_ctx: u64,
     },
-    Failed(String),
+    /// No model is loaded and the last load failed.
+    Failed(Explained),
 }
 
 impl ModelStatus {
@@ -155,6 +160,30 @@ pub struct AppState {
     /// Seconds the engine has been silent while it has work, once that is long enough to say so
     /// (with a Restart button); `None` while it answers.
     pub engine_silent_s: RwSignal<Option<u64>>,
+    /// A load failed while another model stayed loaded (that model is still in use).
+    pub load_error: RwSignal<Option<Explained>>,
+    /// The model that was ready when the load in progress started, with its origin and engine:
+    /// the worker keeps it until the new file's header is accepted, so a rejected file gives it
+    /// back (`loads::failed`).
+    pub previous: RwSignal<Option<Previous>, LocalStorage>,
+    /// What this browser's WebGPU adapter is, once asked (the badge before a load).
+    pub adapter: RwSignal<Option<crate::platform::AdapterProbe>>,
+    /// The sidebar drawer is open (narrow screens).
+    pub drawer_open: RwSignal<bool>,
+    /// The user message being edited (its index): sending replaces it and drops what followed.
+    pub editing: RwSignal<Option<usize>>,
+    /// The composer's text (shared so Edit and ↑ can fill it).
+    pub draft: RwSignal<String>,
+    /// The open chat's own title, when the user renamed it.
+    pub chat_title: RwSignal<Option<String>>,
+}
+
+/// The model that stays loaded while another one is on its way.
+#[derive(Clone, Debug)]
+pub struct Previous {
+    pub status: ModelStatus,
+    pub origin: Option<ModelOrigin>,
+    pub backend: Option<BackendInfo>,
 }
 
 /// A saved conversation.
@@ -162,6 +191,9 @@ pub struct AppState {
 pub struct ChatRecord {
     pub id: String,
     pub title: String,
+    /// The user renamed it (its title no longer follows the first message).
+    #[serde(default)]
+    pub renamed: bool,
     pub updated_ms: f64,
     pub messages: Vec<Entry>,
 }
@@ -209,6 +241,13 @@ impl AppState {
             origin: RwSignal::new_local(None),
             engine_note: RwSignal::new(None),
             engine_silent_s: RwSignal::new(None),
+            load_error: RwSignal::new(None),
+            previous: RwSignal::new_local(None),
+            adapter: RwSignal::new(None),
+            drawer_open: RwSignal::new(false),
+            editing: RwSignal::new(None),
+            draft: RwSignal::new(String::new()),
+            chat_title: RwSignal::new(None),
         };
         Effect::new(move |_| {
             let s = state.settings.get();
@@ -216,6 +255,25 @@ impl AppState {
         });
         provide_context(state);
         state
+    }
+}
+
+impl AppState {
+    /// The context the engine uses for the loaded model: the Context size setting, at most what
+    /// the model was trained for (`bin/worker.rs` applies the same rule).
+    pub fn n_ctx_in_use(&self) -> u64 {
+        let setting = self.settings.with(|s| s.clone().sanitized().n_ctx) as u64;
+        match self.status.get() {
+            ModelStatus::Ready { n_ctx, .. } if n_ctx > 0 => setting.min(n_ctx),
+            _ => setting,
+        }
+    }
+
+    /// The open chat's title: the user's, else the start of its first message.
+    pub fn title(&self) -> String {
+        self.chat_title
+            .get()
+            .unwrap_or_else(|| self.messages.with(|m| chat_title(m)))
     }
 }
 

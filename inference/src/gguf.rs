@@ -687,11 +687,18 @@ impl GgufHeader {
         })?;
         // Every tensor inside the file, and no two tensors overlapping.
         let mut spans: Vec<(u64, u64, &str)> = Vec::with_capacity(tensors.len());
+        // The file size the tensor table asks for (saturating: a wrapped offset is reported below).
+        let needed = tensors
+            .iter()
+            .map(|t| data_offset.saturating_add(t.offset.saturating_add(t.size)))
+            .max()
+            .unwrap_or(data_offset);
         for t in &tensors {
             let end = t.offset.checked_add(t.size).filter(|&e| e <= data_len).ok_or_else(|| {
                 bad(format!(
-                    "tensor `{}` ({} bytes at data offset {}) runs past the end of the file ({} data bytes)",
-                    t.name, t.size, t.offset, data_len
+                    "tensor `{}` ({} bytes at data offset {}) runs past the end of the file ({} data bytes; \
+                     the tensors need a file of {needed} bytes, this one has {})",
+                    t.name, t.size, t.offset, data_len, c.file_size
                 ))
             })?;
             spans.push((t.offset, end, &t.name));

@@ -104,8 +104,9 @@ function assert(cond, msg) {
 
 /// A new browser context (its own IndexedDB, cache and service worker) with one open page.
 /// `query`: e.g. '?test-hooks' (the app's test hooks: window.chordTest).
-async function freshPage(query = '') {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+/// `options`: extra browser-context options (a phone's viewport, permissions).
+async function freshPage(query = '', options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   // Every CSP violation of every page is reported (and fails the test that caused it).
   await context.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
@@ -262,19 +263,26 @@ try {
   await test('e. corrupt, truncated and non-GGUF files give a clear error and nothing is cached', async () => {
     const { context, page } = await freshPage();
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'chord-e2e-'));
+    // A plain sentence on the page; the engine's message behind "Details".
+    const fullMb = (fs.statSync(MODEL).size / 1e6).toFixed(1);
     const cases = [
-      ['not-a-model.gguf', Buffer.from('This is a text file, not a GGUF model.\n'.repeat(200)), /not a GGUF file/i],
-      ['truncated.gguf', fs.readFileSync(MODEL).subarray(0, 3 << 20), /truncat|ended|short|end of/i],
+      ['not-a-model.gguf', Buffer.from('This is a text file, not a GGUF model.\n'.repeat(200)),
+        /^This is not a GGUF model file/, /not a GGUF file/i],
+      ['truncated.gguf', fs.readFileSync(MODEL).subarray(0, 3 << 20),
+        new RegExp(`^This file is incomplete — 3\\.1 MB of ${fullMb.replace('.', '\\.')} MB`), /truncat|end of/i],
     ];
-    for (const [name, bytes, want] of cases) {
+    for (const [name, bytes, plain, detail] of cases) {
       const file = path.join(tmp, name);
       fs.writeFileSync(file, bytes);
       await page.setInputFiles('input[type=file]', file);
       const status = page.locator(`#model-status[data-state=failed]:has-text("${name}")`);
       await status.waitFor({ timeout: 60_000 });
-      const text = (await status.innerText()).trim();
-      console.log(`     ${name}: ${text}`);
-      assert(text.includes(name) && want.test(text), `unclear error for ${name}: ${text}`);
+      const sentence = (await status.locator('.error-sentence').innerText()).trim();
+      await status.locator('.error-detail summary').click();
+      const technical = (await status.locator('.error-detail code').innerText()).trim();
+      console.log(`     ${name}: ${sentence} | details: ${technical}`);
+      assert(plain.test(sentence), `not a plain sentence for ${name}: ${sentence}`);
+      assert(technical.includes(name) && detail.test(technical), `unclear details for ${name}: ${technical}`);
     }
     // Not enough storage for the download: refused before it starts, with the numbers.
     await page.evaluate(() => {
@@ -347,8 +355,7 @@ try {
     page.on('request', (r) => { if (r.url().includes('/models/')) requests.push(r.url()); });
     const t0 = Date.now();
     await page.reload();
-    await page.locator('#storage .stored-model[data-complete=true]').waitFor({ timeout: 30_000 });
-    await page.click('#storage .stored-model[data-complete=true] button:has-text("Load")');
+    // The last model loads itself from the cache (no click).
     await waitReady(page);
     const tLoaded = Date.now();
     const r = await checkGolden(page);
@@ -375,16 +382,15 @@ try {
       return !!navigator.serviceWorker.controller;
     });
     assert(controlled, 'no service worker controls the page');
+    // On WebGPU this time (forced: SwiftShader), from the cache; 8 tokens: WebGPU on SwiftShader
+    // is slow (test a checks all 32 on it).
+    await greedySettings(page, 8, 'webgpu');
     await context.setOffline(true);
     try {
       const t0 = Date.now();
       await page.reload();
       await page.waitForSelector('#model-status', { timeout: 30_000 });
-      await page.locator('#storage .stored-model[data-complete=true]').waitFor({ timeout: 30_000 });
-      // Load on WebGPU this time (the default), from the cache.
-      // 8 tokens: WebGPU on SwiftShader is slow (test a checks all 32 on it).
-      await greedySettings(page, 8, 'webgpu');
-      await page.click('#storage .stored-model[data-complete=true] button:has-text("Load")');
+      // Offline, the last model loads itself from the cache (no click).
       await waitReady(page);
       const tLoaded = Date.now();
       const b = await backend(page);
@@ -482,8 +488,10 @@ try {
     const card = page.locator('.model-card.default');
     await card.locator('button').click();
     const t0 = Date.now();
-    await waitReady(page);
+    const status = await waitReady(page);
     const tLoaded = Date.now();
+    // The catalog's name, not the file's general.name ("Smollm2 135M 8k Lc100K Mix1 Ep2").
+    assert(status.includes('SmolLM2 135M Instruct') && !/Lc100K/.test(status), `status: ${status}`);
     const b = await backend(page);
     console.log(`     backend: ${b.detail}`);
     const r = await ask(page, 'What is 2+2?');
@@ -573,9 +581,7 @@ try {
     // reopened chat's next turn evaluates only its new tokens.
     await page.waitForTimeout(500);
     await page.reload();
-    await page.locator('#storage .stored-model[data-complete=true]').waitFor({ timeout: 30_000 });
-    await page.click('#storage .stored-model[data-complete=true] button:has-text("Load")');
-    await waitReady(page);
+    await waitReady(page); // the last model loads itself
     assert(await page.locator('article.msg-assistant').count() === n, 'the conversation was not reopened');
     const r = await ask(page, 'One more question: what is 2+2?');
     const [p7, e7] = await counts(r.reply);
@@ -715,6 +721,283 @@ try {
     await loadFile(page, MODEL);
     const r = await ask(page, 'Hello again!');
     assert(r.ids.length > 0, 'no answer from the next model');
+    await context.close();
+  });
+  // --------------------------------------------------------------------------
+  // The chat as people know it (layout, following the reply, remembering, labels, niceties)
+  // --------------------------------------------------------------------------
+
+  /// Where the last message's box is against the message list's visible area and the window.
+  const lastMessageView = (page) => page.evaluate(() => {
+    const list = document.querySelector('.messages').getBoundingClientRect();
+    const all = document.querySelectorAll('article.msg');
+    const last = all[all.length - 1].getBoundingClientRect();
+    const composer = document.querySelector('.composer textarea').getBoundingClientRect();
+    return {
+      top: last.top, bottom: last.bottom, listTop: list.top, listBottom: list.bottom,
+      composerTop: composer.top, composerBottom: composer.bottom,
+      win: window.innerHeight, width: window.innerWidth,
+      scrollWidth: document.documentElement.scrollWidth, pageScrollY: window.scrollY,
+      pageHeight: document.documentElement.scrollHeight,
+    };
+  });
+  const inView = (v) => v.bottom <= v.listBottom + 2 && v.bottom > v.listTop && v.bottom <= v.win;
+
+  await test('n. 1280x800: the chat fills the window, follows a streamed reply, stays put when scrolled up, reopens at its end', async () => {
+    const { context, page } = await freshPage('', { viewport: { width: 1280, height: 800 } });
+    await chatSettings(page, 48);
+    await loadFile(page, MODEL);
+    const story = 'Tell me a long story about the sea and the ships that sail on it. '.repeat(5);
+    for (let i = 1; i <= 5; i++) await ask(page, `${i}. ${story}`);
+    let v = await lastMessageView(page);
+    const list = await page.evaluate(() => {
+      const m = document.querySelector('.messages');
+      return { scrollHeight: m.scrollHeight, clientHeight: m.clientHeight };
+    });
+    console.log(`     list ${list.scrollHeight} px of content in a ${list.clientHeight} px box; page ${v.pageHeight} px in a ${v.win} px window`);
+    assert(list.scrollHeight > 2 * list.clientHeight, 'the chat is not taller than the window');
+    assert(v.pageHeight <= v.win + 1 && v.pageScrollY === 0, 'the page itself scrolls: the chat does not fill the window');
+    assert(v.composerBottom <= v.win && v.composerTop > v.win - 200, `the composer is not pinned at the bottom: ${JSON.stringify(v)}`);
+    assert(inView(v), `after 5 turns the last message is out of view: ${JSON.stringify(v)}`);
+    // During a streamed reply, every frame: where is the end of the last message?
+    await page.evaluate(() => {
+      window.__follow = { frames: 0, out: 0, worst: 0 };
+      const tick = () => {
+        if (document.querySelector('article.streaming')) {
+          const list = document.querySelector('.messages').getBoundingClientRect();
+          const all = document.querySelectorAll('article.msg');
+          const b = all[all.length - 1].getBoundingClientRect().bottom;
+          window.__follow.frames++;
+          const past = b - list.bottom;
+          if (past > 24) window.__follow.out++;
+          window.__follow.worst = Math.max(window.__follow.worst, past);
+        }
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    await ask(page, `6. ${story}`);
+    const follow = await page.evaluate(() => window.__follow);
+    console.log(`     while streaming: ${follow.frames} frames, ${follow.out} with the reply's end out of view (worst ${follow.worst.toFixed(0)} px)`);
+    assert(follow.frames >= 3, `too few frames seen while streaming: ${follow.frames}`);
+    assert(follow.out <= Math.max(1, follow.frames * 0.1), `the list did not follow the reply: ${JSON.stringify(follow)}`);
+    assert(inView(await lastMessageView(page)), 'after the reply the last message is out of view');
+    await page.screenshot({ path: path.join(SHOTS, 'n-desktop-following.png') });
+    // The user scrolls up while a reply streams: the list stays where they are; "Jump to latest".
+    const n = await page.locator('article.msg-assistant').count();
+    await page.fill('.composer textarea', `7. ${story}`);
+    await page.press('.composer textarea', 'Enter');
+    await page.locator('article.streaming').waitFor({ timeout: 60_000 });
+    const box = await page.locator('.messages').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.wheel(0, -4000);
+    await page.waitForFunction((k) => {
+      const all = document.querySelectorAll('article.msg-assistant');
+      return all.length === k + 1 && all[k].dataset.stop;
+    }, n, { timeout: 120_000 });
+    await page.waitForTimeout(200);
+    v = await lastMessageView(page);
+    assert(!inView(v) && v.top > v.listBottom, `scrolled up, the list jumped to the end: ${JSON.stringify(v)}`);
+    const jump = page.locator('button.jump-latest');
+    assert(await jump.isVisible(), 'no "Jump to latest" button while scrolled up');
+    await page.screenshot({ path: path.join(SHOTS, 'n-desktop-scrolled-up.png') });
+    await jump.click();
+    await page.waitForTimeout(100);
+    assert(inView(await lastMessageView(page)), 'Jump to latest did not show the last message');
+    assert(!(await jump.isVisible()), 'the jump button stays after jumping');
+    // Esc stops a streaming reply, and the cursor is back in the message box.
+    const m = await page.locator('article.msg-assistant').count();
+    await page.fill('.composer textarea', `8. ${story}`);
+    await page.press('.composer textarea', 'Enter');
+    await page.waitForFunction((k) => {
+      const a = document.querySelectorAll('article.msg-assistant')[k];
+      return a && a.dataset.tokenIds && a.dataset.tokenIds.split(',').length >= 2;
+    }, m, { timeout: 60_000 });
+    await page.keyboard.press('Escape');
+    await page.waitForFunction((k) => document.querySelectorAll('article.msg-assistant')[k].dataset.stop, m, { timeout: 30_000 });
+    const stopped = await page.locator('article.msg-assistant').nth(m).getAttribute('data-stop');
+    const focused = await page.evaluate(() => document.activeElement && document.activeElement.matches('.composer textarea'));
+    console.log(`     Esc during a reply: stop "${stopped}", focus in the composer: ${focused}`);
+    assert(stopped === 'stopped' && focused, `Esc did not stop the reply (${stopped}) or focus the composer (${focused})`);
+    // A reopened chat shows its last message: New chat, then the chat again; and after a reload.
+    await page.click('#new-chat');
+    await page.waitForFunction(() => document.querySelectorAll('article.msg').length === 0);
+    await page.click('#conversations .chat-item .chat-open');
+    await page.waitForFunction(() => document.querySelectorAll('article.msg').length > 0);
+    await page.waitForTimeout(200);
+    assert(inView(await lastMessageView(page)), 'the reopened chat does not show its last message');
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('article.msg').length > 0, null, { timeout: 30_000 });
+    await page.waitForTimeout(300);
+    assert(inView(await lastMessageView(page)), 'after a reload the chat does not show its last message');
+    await context.close();
+  });
+
+  await test('o. 390x844 phone: the chat is the page, the sidebar a drawer; composer and last message in view', async () => {
+    const { context, page } = await freshPage('', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const sidebar = page.locator('#sidebar');
+    assert(!(await sidebar.isVisible()), 'the sidebar covers the chat on a phone');
+    assert(await page.locator('.composer textarea').isVisible(), 'no composer on the first screen');
+    await page.click('.top-bar .menu');
+    await page.waitForTimeout(300);
+    let sb = await sidebar.boundingBox();
+    assert(await sidebar.isVisible() && sb.x >= 0 && sb.x + sb.width <= 390, `the drawer did not open: ${JSON.stringify(sb)}`);
+    await page.screenshot({ path: path.join(SHOTS, 'o-phone-drawer.png') });
+    await page.click('#sidebar .drawer-close');
+    await page.waitForTimeout(300);
+    assert(!(await sidebar.isVisible()), 'the drawer did not close');
+    // Settings live in the drawer; loading a model closes it.
+    await page.click('.top-bar .menu');
+    await chatSettings(page, 12);
+    await loadFile(page, MODEL);
+    await page.waitForTimeout(300);
+    assert(!(await sidebar.isVisible()), 'the drawer stays over the chat during a load');
+    await ask(page, 'Hello! How are you today?');
+    await ask(page, 'Tell me about the sea, please.');
+    await page.waitForTimeout(200);
+    const v = await lastMessageView(page);
+    console.log(`     phone: composer ${v.composerTop.toFixed(0)}-${v.composerBottom.toFixed(0)} px, last message ends at ${v.bottom.toFixed(0)} px, window ${v.win} px, page width ${v.scrollWidth} px`);
+    assert(v.pageScrollY === 0 && v.composerBottom <= v.win && v.composerTop >= 0, `the composer is not in view: ${JSON.stringify(v)}`);
+    assert(inView(v), `the last message is not in view: ${JSON.stringify(v)}`);
+    assert(v.scrollWidth <= v.width, `horizontal overflow: ${v.scrollWidth} > ${v.width}`);
+    const placeholder = await page.getAttribute('.composer textarea', 'placeholder');
+    const fits = await page.evaluate(() => {
+      const t = document.querySelector('.composer textarea');
+      const c = document.createElement('canvas').getContext('2d');
+      c.font = getComputedStyle(t).font;
+      return c.measureText(t.placeholder).width <= t.clientWidth;
+    });
+    assert(fits, `the placeholder is clipped: ${placeholder}`);
+    await page.screenshot({ path: path.join(SHOTS, 'o-phone-chat.png') });
+    await context.close();
+  });
+
+  await test('p. the page remembers: the last model loads itself after a reload; a bad file leaves the model loaded', async () => {
+    const { context, page } = await freshPage();
+    await chatSettings(page, 6);
+    await openUrl(page, MODEL_URL);
+    await waitReady(page);
+    await ask(page, 'Hello there!');
+    await page.reload();
+    // Visible while it loads itself, with Cancel.
+    await page.locator('#model-status[data-state=transferring] button:has-text("Cancel"), #model-status[data-state=preparing], #model-status[data-state=ready]')
+      .first().waitFor({ timeout: 30_000 });
+    const status = await waitReady(page);
+    console.log(`     after the reload, without a click: ${status}`);
+    assert(status.includes('smollm2-4layer-mixed.gguf'), `not the model of the last visit: ${status}`);
+    assert(await page.locator('#storage .stored-model.in-use').count() === 1, 'Stored models does not mark the loaded model');
+    const r = await ask(page, 'Are you still there?');
+    assert(r.ids.length > 0, 'no reply after the reload');
+    // A corrupt file while the model works: rejected, and the model stays loaded and usable.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'chord-e2e-'));
+    const bad = path.join(tmp, 'corrupt.gguf');
+    const bytes = Buffer.from(fs.readFileSync(MODEL).subarray(0, 1 << 20));
+    bytes.write('GGUF', 0);
+    bytes.writeUInt32LE(3, 4);
+    bytes.writeBigUInt64LE(1n << 40n, 8); // a tensor count no file holds
+    fs.writeFileSync(bad, bytes);
+    await page.setInputFiles('input[type=file]', bad);
+    await page.locator('#model-status .load-error').waitFor({ timeout: 30_000 });
+    const state = await page.getAttribute('#model-status', 'data-state');
+    const text = (await page.innerText('#model-status')).trim().replace(/\s+/g, ' ');
+    console.log(`     corrupt file while loaded: state ${state}: ${text}`);
+    assert(state === 'ready' && text.includes('smollm2-4layer-mixed.gguf'), `the working model was unloaded: ${text}`);
+    assert(/still loaded/.test(text), `no word that the model is kept: ${text}`);
+    assert(await page.getAttribute('.composer textarea', 'placeholder') === 'Message the model', 'the composer says to load a model');
+    const again = await ask(page, 'And now?');
+    assert(again.ids.length > 0, 'the kept model does not answer');
+    await page.screenshot({ path: path.join(SHOTS, 'p-bad-file-keeps-model.png') });
+    await context.close();
+  });
+
+  await test('q. truthful labels: the badge before and after a load, the name and context in use; a clean console', async () => {
+    const { context, page } = await freshPage();
+    const noise = [];
+    const watch = (m) => { if (m.type() === 'warning' || m.type() === 'error') noise.push(`[${m.type()}] ${m.text()}`); };
+    page.on('console', watch);
+    // Before a load: what will run here (SwiftShader is a software renderer).
+    const badge = page.locator('#backend .badge');
+    await page.locator('#backend [data-backend^=will]').waitFor({ timeout: 30_000 });
+    let label = (await badge.innerText()).trim();
+    console.log(`     before a load: ${label}`);
+    assert(label === 'WebGPU (software renderer): the CPU will be used', `badge before a load: ${label}`);
+    await page.click('details.settings summary');
+    await page.selectOption('select[name=backend]', 'webgpu');
+    label = (await badge.innerText()).trim();
+    const warn = await badge.evaluate((e) => e.classList.contains('badge-warn'));
+    const detail = (await page.innerText('#backend')).trim();
+    console.log(`     forced WebGPU: ${label} | ${detail}`);
+    assert(warn && /software renderer/.test(label) && /very slow/.test(detail), `no warning for WebGPU forced on software: ${label} ${detail}`);
+    await page.selectOption('select[name=backend]', 'auto');
+    await page.click('details.settings summary');
+    assert(await page.locator('.types').isVisible() === false, 'developer detail (tensor types) on the main view');
+    await openUrl(page, MODEL_URL);
+    const status = (await waitReady(page)).replace(/\s+/g, ' ');
+    console.log(`     loaded: ${status}`);
+    assert(status.includes('smollm2-4layer-mixed.gguf') && !/Lc100K/.test(status), `status name: ${status}`);
+    assert(/context 2,048 \(model max 8,192\)/.test(status), `context in use: ${status}`);
+    label = (await badge.innerText()).trim();
+    assert(label === 'Running on the CPU', `badge after the load: ${label}`);
+    const empty = (await page.innerText('.messages')).trim();
+    assert(empty === 'The model is ready. Ask anything to start.', `empty chat says: ${empty}`);
+    await page.waitForTimeout(500);
+    console.log(`     console warnings and errors on load: ${noise.length}${noise.length ? ': ' + noise.join(' | ') : ''}`);
+    assert(noise.length === 0, `console not clean: ${noise.join(' | ')}`);
+    await context.close();
+  });
+
+  await test('r. chat niceties: context meter, edit and resend, up-arrow, delete, rename, copy as Markdown', async () => {
+    const { context, page } = await freshPage('', { permissions: ['clipboard-read', 'clipboard-write'] });
+    await chatSettings(page, 6);
+    await openUrl(page, MODEL_URL);
+    await waitReady(page);
+    await ask(page, 'What is the capital of France?');
+    const second = await ask(page, 'And the capital of Spain?');
+    const [p2] = (await second.reply.getAttribute('data-prompt')).split(',').map(Number);
+    const meter = (await page.innerText('.context-meter')).trim();
+    console.log(`     meter: ${meter}`);
+    assert(meter === `context: ${(p2 + second.ids.length).toLocaleString('en-US')} / 2,048 tokens`, `meter: ${meter}`);
+    // Edit the first message and resend: the conversation branches there.
+    await page.click('article.msg-user >> nth=0 >> button.edit');
+    assert(await page.inputValue('.composer textarea') === 'What is the capital of France?', 'Edit did not fill the composer');
+    await page.fill('.composer textarea', 'What is the capital of Italy?');
+    await page.press('.composer textarea', 'Enter');
+    await page.waitForFunction(() => {
+      const a = document.querySelectorAll('article.msg-assistant');
+      return document.querySelectorAll('article.msg').length === 2 && a.length === 1 && a[0].dataset.stop;
+    }, null, { timeout: 60_000 });
+    const users = await page.locator('article.msg-user .msg-body').allInnerTexts();
+    const [pe, ee] = (await page.getAttribute('article.msg-assistant', 'data-prompt')).split(',').map(Number);
+    console.log(`     after the edit: ${JSON.stringify(users)}, prompt ${pe}, evaluated ${ee}`);
+    assert(users.length === 1 && users[0] === 'What is the capital of Italy?', `edit: ${JSON.stringify(users)}`);
+    assert(ee < pe, `the edit recomputed the whole prompt (${ee} of ${pe})`);
+    // Up-arrow in the empty composer edits the last message; Esc cancels.
+    await page.focus('.composer textarea');
+    await page.keyboard.press('ArrowUp');
+    assert(await page.inputValue('.composer textarea') === 'What is the capital of Italy?', 'ArrowUp did not edit the last message');
+    await page.keyboard.press('Escape');
+    assert(await page.inputValue('.composer textarea') === '' && await page.locator('article.editing').count() === 0, 'Esc did not cancel the edit');
+    // Rename, then copy the chat as Markdown.
+    await page.click('.top-bar .chat-title');
+    await page.fill('.chat-title-input', 'Capitals');
+    await page.press('.chat-title-input', 'Enter');
+    assert((await page.innerText('.top-bar .chat-title')).trim() === 'Capitals', 'not renamed');
+    await page.click('.copy-chat');
+    const md = await page.evaluate(() => navigator.clipboard.readText());
+    const reply = await page.locator('article.msg-assistant .msg-body').innerText();
+    assert(md.startsWith('# Capitals\n\n**You:**\n\nWhat is the capital of Italy?\n\n**Assistant:**\n\n'), `copied: ${JSON.stringify(md)}`);
+    console.log(`     copied ${md.length} characters of Markdown (reply ${reply.length})`);
+    // Delete the reply; the title and the shorter chat survive a reload.
+    await page.click('article.msg-assistant >> button.delete');
+    await page.waitForFunction(() => document.querySelectorAll('article.msg').length === 1);
+    await page.waitForTimeout(300);
+    await page.reload();
+    await waitReady(page);
+    assert((await page.innerText('.top-bar .chat-title')).trim() === 'Capitals', 'the title was lost');
+    assert(await page.locator('#conversations .chat-item.active').innerText() === 'Capitals\n×' ||
+      (await page.locator('#conversations .chat-item.active .chat-open').innerText()).trim() === 'Capitals', 'the chat list has no new title');
+    assert(await page.locator('article.msg').count() === 1, 'the deleted message came back');
+    await page.screenshot({ path: path.join(SHOTS, 'r-niceties.png') });
     await context.close();
   });
 } finally {

@@ -177,10 +177,9 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             if s.generating {
                 s.stop.set(true);
             }
-            // Free the previous model (and its sessions) before the next one arrives.
-            s.model = None;
-            s.sessions.clear();
-            s.saved_kv.clear();
+            // The previous model stays until the new file's header is accepted (`push_chunk`
+            // frees it then, before any weights arrive): a file rejected at its header leaves the
+            // working model in place.
             s.load_seq += 1;
             let seq = s.load_seq;
             s.loading = Some(Loading {
@@ -272,7 +271,8 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
 }
 
 fn load_chunk(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
-    let mut s = state.borrow_mut();
+    let mut guard = state.borrow_mut();
+    let s = &mut *guard;
     let Some(l) = s.loading.as_mut() else {
         return; // cancelled, or failed earlier (already reported)
     };
@@ -280,22 +280,31 @@ fn load_chunk(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
         l.queue.push(bytes);
         return;
     }
-    if let Err(e) = push_chunk(l, &bytes) {
+    if let Err(e) = push_chunk(l, &mut s.model, &mut s.sessions, &bytes) {
         let name = l.name.clone();
         s.loading = None;
-        drop(s);
+        drop(guard);
         post_load_error(&name, &e);
     }
 }
 
-/// Feed one chunk to the loader (tensors complete in it are uploaded) and report.
-fn push_chunk(l: &mut Loading, bytes: &[u8]) -> inference::Result<()> {
+/// Feed one chunk to the loader (tensors complete in it are uploaded) and report. Once the new
+/// file's header is accepted, the previous model and its sessions are freed (`previous`), before
+/// the weights arrive.
+fn push_chunk(
+    l: &mut Loading,
+    previous: &mut Option<Rc<LoadedModel>>,
+    sessions: &mut Vec<ChatSession>,
+    bytes: &[u8],
+) -> inference::Result<()> {
     let Some(loader) = l.loader.as_mut() else {
         return Ok(());
     };
     loader.push(bytes)?;
-    if loader.preflight().is_some() {
+    if !l.header_ok && loader.preflight().is_some() {
         l.header_ok = true;
+        *previous = None;
+        sessions.clear();
     }
     let (done, total) = loader.progress();
     post(&FromWorker::Progress {
@@ -308,7 +317,8 @@ fn push_chunk(l: &mut Loading, bytes: &[u8]) -> inference::Result<()> {
 
 /// The backend is decided: keep the loader and drain the queue.
 fn start_loader(state: &Rc<RefCell<State>>, seq: u64, loader: Loader) {
-    let mut s = state.borrow_mut();
+    let mut guard = state.borrow_mut();
+    let s = &mut *guard;
     if s.load_seq != seq {
         return; // another load (or a cancel) came meanwhile
     }
@@ -317,16 +327,16 @@ fn start_loader(state: &Rc<RefCell<State>>, seq: u64, loader: Loader) {
     };
     l.loader = Some(loader);
     for chunk in std::mem::take(&mut l.queue) {
-        if let Err(e) = push_chunk(l, &chunk) {
+        if let Err(e) = push_chunk(l, &mut s.model, &mut s.sessions, &chunk) {
             let name = l.name.clone();
             s.loading = None;
-            drop(s);
+            drop(guard);
             post_load_error(&name, &e);
             return;
         }
     }
     let ended = l.ended;
-    drop(s);
+    drop(guard);
     if ended {
         finish_load(state);
     }

@@ -1,9 +1,30 @@
 use leptos::prelude::*;
 
+use chord_app::explain::Explained;
 use chord_app::format;
+use chord_app::transcript::thousands;
 
 use crate::loads;
 use crate::state::{use_state, ModelStatus};
+
+/// An error as a plain sentence, with the technical message behind a "Details" toggle.
+#[component]
+pub fn ErrorBox(error: Explained) -> impl IntoView {
+    let detail = (!error.detail.is_empty()).then(|| {
+        view! {
+            <details class="error-detail">
+                <summary>"Details"</summary>
+                <code>{error.detail.clone()}</code>
+            </details>
+        }
+    });
+    view! {
+        <div class="error" role="alert">
+            <p class="error-sentence">{error.sentence.clone()}</p>
+            {detail}
+        </div>
+    }
+}
 
 /// The model's status: download/transfer progress with Cancel, "preparing", loaded, or an error.
 #[component]
@@ -12,7 +33,16 @@ pub fn LoadProgress() -> impl IntoView {
     let body = move || {
         match state.status.get() {
         ModelStatus::Empty => view! {
-            <p class="muted">"No model loaded yet. Pick one above or drop a GGUF file."</p>
+            <p class="muted">
+                "No model loaded yet. Choose one under "
+                <button class="btn-link open-models" on:click=move |_| {
+                    state.drawer_open.set(true);
+                    if let Some(el) = document().get_element_by_id("models") {
+                        el.scroll_into_view();
+                    }
+                }>"Pick a model"</button>
+                " or drop a .gguf file there."
+            </p>
         }
         .into_any(),
         ModelStatus::Transferring {
@@ -59,23 +89,31 @@ pub fn LoadProgress() -> impl IntoView {
         } => view! {
             <p class="loaded">
                 <span class="dot" aria-hidden="true"></span>
-                <strong>{name}</strong>
+                <strong class="model-title">{name}</strong>
                 <span class="muted">
-                    " · " {arch} " · " {format::params(n_params)} " params · context " {n_ctx}
+                    " · " {arch} " · " {format::params(n_params)} " params · context "
+                    <span class="ctx-in-use">{move || thousands(state.n_ctx_in_use())}</span>
+                    {move || (state.n_ctx_in_use() < n_ctx)
+                        .then(|| format!(" (model max {})", thousands(n_ctx)))}
                 </span>
             </p>
         }
         .into_any(),
-        ModelStatus::Failed(message) => view! {
-            <p class="error" role="alert">{message}</p>
-        }
-        .into_any(),
+        ModelStatus::Failed(error) => view! { <ErrorBox error/> }.into_any(),
     }
     };
     view! {
         <section class="card status" id="model-status" data-state=move || state.status.with(|s| s.key())
             aria-live="polite">
             {body}
+            {move || state.load_error.get().map(|error| view! {
+                <div class="load-error">
+                    <ErrorBox error/>
+                    <p class="muted kept">"The model you were using is still loaded."
+                        " " <button class="btn-link" on:click=move |_| state.load_error.set(None)>"Dismiss"</button>
+                    </p>
+                </div>
+            })}
             {move || state.notice.get().map(|n| view! { <p class="notice" role="status">{n}</p> })}
         </section>
     }

@@ -10,7 +10,7 @@ use crate::state::{use_state, AppState};
 #[component]
 pub fn ModelPicker() -> impl IntoView {
     view! {
-        <section class="card picker" aria-label="Models">
+        <section class="card picker" aria-label="Models" id="models">
             <h2>"Pick a model"</h2>
             <ul class="model-list">
                 {CATALOG.iter().map(|m| view! { <ModelCard model=m/> }).collect_view()}

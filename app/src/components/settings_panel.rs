@@ -38,30 +38,35 @@ pub fn SettingsPanel() -> impl IntoView {
                     <input type="number" name="temperature" min="0" max="2" step="0.05"
                         prop:value=move || s.with(|s| s.temperature.to_string())
                         on:change=num(|s, v| s.temperature = v as f32)/>
+                    <span class="help">"0 = always the likeliest word; higher = more varied"</span>
                 </label>
                 <label>
                     "Top-p"
                     <input type="number" name="top_p" min="0" max="1" step="0.01"
                         prop:value=move || s.with(|s| s.top_p.to_string())
                         on:change=num(|s, v| s.top_p = v as f32)/>
+                    <span class="help">"Sample only from the words making up this much probability"</span>
                 </label>
                 <label>
                     "Top-k"
                     <input type="number" name="top_k" min="0" max="1000" step="1"
                         prop:value=move || s.with(|s| s.top_k.to_string())
                         on:change=num(|s, v| s.top_k = v.max(0.0) as u32)/>
+                    <span class="help">"Sample only from the k likeliest words (0 = all)"</span>
                 </label>
                 <label>
                     "Max tokens"
                     <input type="number" name="max_tokens" min="1" max="4096" step="1"
                         prop:value=move || s.with(|s| s.max_tokens.to_string())
                         on:change=num(|s, v| s.max_tokens = v.max(1.0) as u32)/>
+                    <span class="help">"The longest reply, in tokens"</span>
                 </label>
                 <label>
                     "Context size"
                     <input type="number" name="n_ctx" min="256" max="32768" step="256"
                         prop:value=move || s.with(|s| s.n_ctx.to_string())
                         on:change=num(|s, v| s.n_ctx = v.max(0.0) as u32)/>
+                    <span class="help">"Tokens the model sees (conversation + reply); more uses more memory"</span>
                 </label>
                 <label class="wide">
                     "Engine (applies to the next model load)"

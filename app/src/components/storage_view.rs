@@ -91,6 +91,15 @@ fn StoredModel(meta: CachedModel) -> impl IntoView {
             loads::refresh_cache(state).await;
         });
     };
+    let in_use = {
+        let id = meta.id.clone();
+        Memo::new(move |_| {
+            state.status.with(|s| s.ready())
+                && state.origin.with(|o| {
+                    o.as_ref().and_then(loads::origin_cache_id).as_deref() == Some(id.as_str())
+                })
+        })
+    };
     let can_load = meta.complete || meta.url.is_some();
     let can_verify = meta.complete && loads::known_sha256(&meta).is_some();
     let check = RwSignal::new(Check::None);
@@ -110,13 +119,18 @@ fn StoredModel(meta: CachedModel) -> impl IntoView {
     };
     let checking = move || matches!(check.get(), Check::Running(_));
     view! {
-        <li class="stored-model" data-complete=meta.complete.to_string()>
+        <li class="stored-model" data-complete=meta.complete.to_string() class:in-use=in_use>
             <div class="model-info">
-                <span class="model-name">{meta.name.clone()}</span>
-                <span class="model-meta">{status}</span>
+                <span class="model-name" title=meta.name.clone()>{meta.name.clone()}</span>
+                <span class="model-meta">
+                    {status}
+                    <Show when=move || in_use.get()>
+                        " · " <span class="in-use-tag">"loaded"</span>
+                    </Show>
+                </span>
             </div>
             <div class="row-actions">
-                <Show when=move || can_load>
+                <Show when=move || can_load && !in_use.get()>
                     <button class="btn" on:click=load.clone() disabled=busy>
                         {if meta.complete { "Load" } else { "Resume" }}
                     </button>
