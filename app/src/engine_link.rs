@@ -448,6 +448,8 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
         FromWorker::KvSnapshot { chat_id } => KV_FOR.with(|k| *k.borrow_mut() = Some(chat_id)),
         // Handled where messages arrive (the time is noted there) and by `spawn_worker`.
         FromWorker::Heartbeat | FromWorker::Panic { .. } => {}
+        // The app does not ask for these (the npm package does).
+        FromWorker::Tokens { .. } | FromWorker::Text { .. } => {}
     }
 }
 

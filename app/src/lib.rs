@@ -10,4 +10,5 @@ pub mod markdown;
 pub mod protocol;
 pub mod reply;
 pub mod settings;
+pub mod stop;
 pub mod transcript;

@@ -7,8 +7,10 @@
 //! ```text
 //! UI → worker   LoadStart{size,name} · <ArrayBuffer>… · LoadEnd | LoadCancel · Generate{chat_id,…}
 //!               · Stop · ForgetChat{chat_id} · KvRestore{chat_id} · <ArrayBuffer>
+//!               · Tokenize{text,special} · Detokenize{ids}
 //! worker → UI   Ready · Progress{done,total} · Loaded{…} · Token{id,piece} · Done{…} · Error{message}
 //!               · Rejected{message} · KvSnapshot{chat_id} · <ArrayBuffer> · Heartbeat · Panic{message}
+//!               · Tokens{ids} · Text{text}
 //! ```
 //! The worker can die (a panic traps the wasm, memory runs out) or hang: it says `Heartbeat` every
 //! second and `Panic` from its panic hook, and the page restarts it when it panics, fires `error`
@@ -56,6 +58,31 @@ pub struct GenParams {
     #[serde(default = "yes")]
     pub reuse: bool,
     pub seed: u64,
+    /// Drop tokens less likely than `min_p` × the likeliest (`None`: the engine's default).
+    #[serde(default)]
+    pub min_p: Option<f32>,
+    /// The reply ends before the first of these strings (which is not part of it).
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// Structured output: every token is one this format allows.
+    #[serde(default)]
+    pub format: Option<OutputFormat>,
+    /// Send the conversation's KV cache after the reply (`KvSnapshot`), for the page to keep
+    /// (the app saves it with the conversation; the npm package does not ask for it).
+    #[serde(default = "yes")]
+    pub snapshot: bool,
+}
+
+/// What a reply must be (OpenAI's `response_format`, or a GBNF grammar).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid against this JSON Schema (the common subset: see `inference::grammar`).
+    JsonSchema { schema: serde_json::Value },
+    /// Text in this GBNF grammar (llama.cpp's grammar format).
+    Grammar { grammar: String },
 }
 
 fn yes() -> bool {
@@ -74,6 +101,10 @@ impl Default for GenParams {
             ignore_eos: false,
             reuse: true,
             seed: 0,
+            min_p: None,
+            stop: Vec::new(),
+            format: None,
+            snapshot: true,
         }
     }
 }
@@ -109,6 +140,11 @@ pub enum ToWorker {
     /// The next binary message is the saved KV cache of `chat_id` (restored, where it was made
     /// with this model and fits, before its next reply).
     KvRestore { chat_id: String },
+    /// Token ids of `text` (`special`: special-token text such as `<|im_end|>` becomes its id).
+    /// Answered with `Tokens`.
+    Tokenize { text: String, special: bool },
+    /// The text of `ids`. Answered with `Text`.
+    Detokenize { ids: Vec<u32> },
     /// Test hook (sent only when the page was opened with `?test-hooks`): panic now, as a bug in
     /// the engine would, so the page's recovery can be tested.
     TestCrash,
@@ -180,6 +216,14 @@ pub enum FromWorker {
     KvSnapshot {
         chat_id: String,
     },
+    /// The answer to `Tokenize`.
+    Tokens {
+        ids: Vec<u32>,
+    },
+    /// The answer to `Detokenize`.
+    Text {
+        text: String,
+    },
     /// Sent every `HEARTBEAT_MS` while the worker's event loop runs: a worker that stays silent
     /// while it has work is stuck, and the page restarts it.
     Heartbeat,
@@ -242,6 +286,22 @@ mod tests {
             },
             ToWorker::TestCrash,
             ToWorker::TestHang { secs: 3 },
+            ToWorker::Tokenize {
+                text: "hi".into(),
+                special: true,
+            },
+            ToWorker::Detokenize { ids: vec![1, 2] },
+            ToWorker::Generate {
+                chat_id: String::new(),
+                messages: Vec::new(),
+                params: GenParams {
+                    stop: vec!["\n".into()],
+                    format: Some(OutputFormat::JsonSchema {
+                        schema: serde_json::json!({"type": "object"}),
+                    }),
+                    ..GenParams::default()
+                },
+            },
         ];
         for m in msgs {
             let back: ToWorker = serde_json::from_str(&m.to_json()).unwrap();
@@ -264,6 +324,14 @@ mod tests {
             let back: FromWorker = serde_json::from_str(&m.to_json()).unwrap();
             assert_eq!(back, m);
         }
+        // What the npm package sends for `response_format` (older pages send no `format`).
+        let p: GenParams = serde_json::from_str(
+            r#"{"temperature":0,"top_k":0,"top_p":1,"max_tokens":8,"raw":false,"seed":1,
+                "format":{"type":"json_object"},"stop":["x"]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.format, Some(OutputFormat::JsonObject));
+        assert!(p.reuse && p.min_p.is_none());
         // The engine's backend names on the wire.
         let b = BackendInfo::cpu("no WebGPU");
         assert!(serde_json::to_string(&b)

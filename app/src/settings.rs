@@ -66,6 +66,7 @@ impl Settings {
             ignore_eos: false,
             reuse: s.reuse_cache,
             seed,
+            ..GenParams::default()
         }
     }
 }

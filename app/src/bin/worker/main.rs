@@ -24,22 +24,25 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use chord_app::protocol::{ChatTurn, FromWorker, GenParams, ToWorker, HEARTBEAT_MS};
+mod reply;
+
+use std::sync::Arc;
+
+use chord_app::protocol::{FromWorker, ToWorker, HEARTBEAT_MS};
 use inference::backend::{BackendChoice, BackendPref};
-use inference::chat::ChatMessage;
-use inference::conversation::{messages_out_of_view, ChatPrompt};
-use inference::engine::{GenerateParams, KvSnapshot, Session, SessionOptions, TokenSink};
+use inference::engine::Session;
+use inference::grammar::TokenTable;
 use inference::loader::{LoadOptions, LoadedModel, Loader};
-use inference::sampler::SamplerParams;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use reply::reply;
 
 /// Sessions kept for other conversations while their KV caches fit this budget (the current one
 /// always stays).
-const SESSION_BUDGET_BYTES: u64 = 512 << 20;
-const MAX_SESSIONS: usize = 4;
+pub(crate) const SESSION_BUDGET_BYTES: u64 = 512 << 20;
+pub(crate) const MAX_SESSIONS: usize = 4;
 
 /// A model being received.
 struct Loading {
@@ -56,37 +59,40 @@ struct Loading {
 }
 
 /// A conversation's session.
-struct ChatSession {
-    chat_id: String,
-    session: Session,
+pub(crate) struct ChatSession {
+    pub(crate) chat_id: String,
+    pub(crate) session: Session,
 }
 
 #[derive(Default)]
-struct State {
-    loading: Option<Loading>,
-    model: Option<Rc<LoadedModel>>,
+pub(crate) struct State {
+    /// The loaded model's vocabulary as the grammar matcher needs it (built on the first
+    /// structured reply, dropped with the model).
+    pub(crate) token_table: Option<Arc<TokenTable>>,
+    pub(crate) loading: Option<Loading>,
+    pub(crate) model: Option<Rc<LoadedModel>>,
     /// Most recently used last.
-    sessions: Vec<ChatSession>,
-    generating: bool,
-    stop: Rc<Cell<bool>>,
+    pub(crate) sessions: Vec<ChatSession>,
+    pub(crate) generating: bool,
+    pub(crate) stop: Rc<Cell<bool>>,
     /// Bumped by every load: a GPU upload that finishes after a newer load started is dropped.
-    load_seq: u64,
+    pub(crate) load_seq: u64,
     /// A message to ourselves: how the worker yields to its event loop between tokens.
-    yield_channel: Option<web_sys::MessageChannel>,
+    pub(crate) yield_channel: Option<web_sys::MessageChannel>,
     /// `KvRestore` came: the next binary message is this conversation's saved cache.
-    expect_kv: Option<String>,
+    pub(crate) expect_kv: Option<String>,
     /// Saved caches received, restored when their conversation's next reply starts.
-    saved_kv: Vec<(String, Vec<u8>)>,
+    pub(crate) saved_kv: Vec<(String, Vec<u8>)>,
 }
 
 /// Snapshots larger than this are not sent for saving.
-const MAX_SNAPSHOT_BYTES: usize = 256 << 20;
+pub(crate) const MAX_SNAPSHOT_BYTES: usize = 256 << 20;
 
-fn scope() -> DedicatedWorkerGlobalScope {
+pub(crate) fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
-fn post(msg: &FromWorker) {
+pub(crate) fn post(msg: &FromWorker) {
     let _ = scope().post_message(&JsValue::from_str(&msg.to_json()));
 }
 
@@ -252,6 +258,32 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             });
         }
         ToWorker::Stop => state.borrow().stop.set(true),
+        ToWorker::Tokenize { text, special } => {
+            let model = state.borrow().model.clone();
+            match model {
+                Some(m) => post(&FromWorker::Tokens {
+                    ids: m.model.tokenizer.encode_with(&text, special, special),
+                }),
+                None => post_error("No model is loaded yet."),
+            }
+        }
+        ToWorker::Detokenize { ids } => {
+            let model = state.borrow().model.clone();
+            match model {
+                Some(m) => {
+                    let n_vocab = m.model.tokenizer.vocab_size() as u32;
+                    match ids.iter().find(|&&id| id >= n_vocab) {
+                        Some(bad) => post_error(format!(
+                            "token id {bad} is out of range: the vocabulary has {n_vocab} tokens"
+                        )),
+                        None => post(&FromWorker::Text {
+                            text: m.model.tokenizer.decode(&ids),
+                        }),
+                    }
+                }
+                None => post_error("No model is loaded yet."),
+            }
+        }
         ToWorker::ForgetChat { chat_id } => {
             let mut s = state.borrow_mut();
             s.sessions.retain(|c| c.chat_id != chat_id);
@@ -380,6 +412,7 @@ fn finish_load(state: &Rc<RefCell<State>>) {
             return; // another model was started meanwhile
         }
         s.model = Some(loaded.clone());
+        s.token_table = None;
         s.sessions.clear();
         drop(s);
         post(&FromWorker::Loaded {
@@ -403,216 +436,4 @@ fn in_app_words(mut choice: BackendChoice, pref: BackendPref) -> BackendChoice {
         ));
     }
     choice
-}
-
-/// The session of `chat_id` (taken out of the state while it runs), made anew where there is
-/// none or its context size changed — from the conversation's saved cache where one came and
-/// fits. Returns the session and whether it was restored.
-fn take_session(
-    state: &Rc<RefCell<State>>,
-    loaded: &LoadedModel,
-    chat_id: &str,
-    n_ctx: usize,
-) -> Result<(Session, bool), String> {
-    let mut s = state.borrow_mut();
-    let saved = s
-        .saved_kv
-        .iter()
-        .position(|(c, _)| c == chat_id)
-        .map(|i| s.saved_kv.remove(i).1);
-    if let Some(i) = s.sessions.iter().position(|c| c.chat_id == chat_id) {
-        let c = s.sessions.remove(i);
-        if c.session.n_ctx() == n_ctx {
-            return Ok((c.session, false));
-        }
-    }
-    drop(s);
-    let opts = SessionOptions {
-        n_ctx,
-        threads: 1,
-        activations: inference::quant::Activations::F32,
-    };
-    let mut session = Session::new(loaded, &opts).map_err(|e| e.to_string())?;
-    let restored = saved.is_some_and(|b| {
-        let r = KvSnapshot::from_bytes(&b).and_then(|snap| session.restore(&snap));
-        if let Err(e) = &r {
-            web_sys::console::info_1(&format!("not restoring the saved cache: {e}").into());
-        }
-        r.is_ok()
-    });
-    Ok((session, restored))
-}
-
-/// Send the session's cache for the UI to save with the conversation.
-async fn send_snapshot(chat_id: &str, session: &Session) {
-    let snap = match session.snapshot().await {
-        Ok(s) if s.byte_len() <= MAX_SNAPSHOT_BYTES => s,
-        _ => return,
-    };
-    let bytes = snap.to_bytes();
-    drop(snap);
-    let buf = js_sys::Uint8Array::from(&bytes[..]).buffer();
-    post(&FromWorker::KvSnapshot {
-        chat_id: chat_id.to_owned(),
-    });
-    let _ = scope().post_message_with_transfer(&buf, &js_sys::Array::of1(&buf));
-}
-
-/// Put a session back as the most recently used; older ones go while over the budget.
-fn keep_session(state: &Rc<RefCell<State>>, chat_id: &str, session: Session) {
-    let mut s = state.borrow_mut();
-    s.sessions.push(ChatSession {
-        chat_id: chat_id.to_owned(),
-        session,
-    });
-    let bytes = |v: &[ChatSession]| -> u64 {
-        v.iter()
-            .map(|c| c.session.backend().kv_bytes())
-            .sum::<u64>()
-    };
-    while s.sessions.len() > 1
-        && (s.sessions.len() > MAX_SESSIONS || bytes(&s.sessions) > SESSION_BUDGET_BYTES)
-    {
-        s.sessions.remove(0);
-    }
-}
-
-/// Streams tokens to the UI, yielding to the worker's event loop after each, so `Stop` is read.
-struct PostTokens<'a> {
-    stop: &'a Cell<bool>,
-    channel: Option<web_sys::MessageChannel>,
-    sent: u32,
-}
-
-impl TokenSink for PostTokens<'_> {
-    async fn piece(&mut self, id: Option<u32>, text: &str) -> bool {
-        self.sent += u32::from(id.is_some());
-        post(&FromWorker::Token {
-            id,
-            piece: text.to_owned(),
-        });
-        yield_now(self.channel.as_ref()).await;
-        !self.stop.get()
-    }
-}
-
-/// Run one reply, posting `Token`s as they come and then the cache to save; returns `Done`.
-async fn reply(
-    state: &Rc<RefCell<State>>,
-    loaded: &Rc<LoadedModel>,
-    chat_id: &str,
-    messages: &[ChatTurn],
-    params: &GenParams,
-    stop: &Cell<bool>,
-) -> Result<FromWorker, String> {
-    let model = &loaded.model;
-    let n_ctx = match params.n_ctx {
-        0 => 2048,
-        n => n as usize,
-    }
-    .min(model.hp.n_ctx_train);
-    let msgs: Vec<ChatMessage> = messages
-        .iter()
-        .map(|m| ChatMessage::new(m.role.as_str(), m.content.as_str()))
-        .collect();
-    let prompt = if params.raw {
-        let text = messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .map_or("", |m| m.content.as_str());
-        ChatPrompt::raw(model, text)
-    } else {
-        ChatPrompt::new(model, &msgs).map_err(|e| e.to_string())?
-    };
-    let gp = GenerateParams {
-        max_tokens: params.max_tokens.max(1) as usize,
-        sampler: SamplerParams {
-            temperature: params.temperature,
-            top_k: params.top_k as usize,
-            top_p: params.top_p,
-            seed: params.seed,
-            ..SamplerParams::default()
-        },
-        ignore_eos: params.ignore_eos,
-        keep: Some(prompt.keep),
-    };
-    let (mut session, _restored) = take_session(state, loaded, chat_id, n_ctx)?;
-    if !params.reuse {
-        session.reset();
-    }
-    let channel = state.borrow().yield_channel.clone();
-    let mut sink = PostTokens {
-        stop,
-        channel,
-        sent: 0,
-    };
-    let g = match session.generate(&prompt.tokens, &gp, &mut sink).await {
-        Ok(g) => g,
-        Err(e @ inference::Error::Gpu(_)) => {
-            // The GPU failed (e.g. device lost): every session on it is gone; the weights lived
-            // on the GPU only, so the model must be loaded again.
-            let mut s = state.borrow_mut();
-            s.sessions.clear();
-            s.model = None;
-            drop(s);
-            let backend = BackendChoice::cpu(format!("WebGPU failed during a reply: {e}"));
-            post(&FromWorker::Backend { backend });
-            return Err(format!(
-                "The GPU failed ({e}). The model's weights lived on the GPU only: load the model \
-                 again (choose the CPU engine in Settings if this repeats)."
-            ));
-        }
-        Err(e) => {
-            // The cache may hold part of the failed turn: start the conversation afresh next time.
-            session.reset();
-            keep_session(state, chat_id, session);
-            return Err(e.to_string());
-        }
-    };
-    let trimmed = if params.raw {
-        0
-    } else {
-        messages_out_of_view(
-            model,
-            &msgs,
-            &prompt.tokens,
-            session.keep(),
-            session.dropped(),
-        )
-        .unwrap_or(0) as u32
-    };
-    let done = FromWorker::Done {
-        tokens: g.tokens.len() as u32,
-        prompt_tokens: g.prompt_tokens as u32,
-        reused_tokens: g.reused as u32,
-        evaluated_tokens: g.evaluated as u32,
-        prefill_tok_s: g.prefill_tok_s(),
-        // Engine time only: the yields to the event loop are not counted.
-        decode_tok_s: g.decode_tok_s(),
-        ttft_ms: g.prefill_s * 1e3,
-        stop: g.stop.name().to_owned(),
-        trimmed,
-    };
-    // The cache goes out before `Done`, so the next message can already use the session.
-    if params.reuse {
-        send_snapshot(chat_id, &session).await;
-    }
-    keep_session(state, chat_id, session);
-    Ok(done)
-}
-
-/// Let the worker's event loop run (so queued messages such as `Stop` are handled), without
-/// `setTimeout`'s 4 ms clamp: a message to ourselves through a `MessageChannel`.
-async fn yield_now(channel: Option<&web_sys::MessageChannel>) {
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        let posted = channel.is_some_and(|ch| {
-            ch.port1().set_onmessage(Some(&resolve));
-            ch.port2().post_message(&JsValue::NULL).is_ok()
-        });
-        if !posted {
-            let _ = resolve.call0(&JsValue::NULL);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
 }

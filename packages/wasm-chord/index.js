@@ -1,0 +1,507 @@
+// wasm-chord: GGUF language models in the browser with an OpenAI-style API.
+//
+// The engine (Rust, WebGPU or SIMD-wasm CPU) runs in a dedicated Web Worker this module starts
+// itself: the same engine host as the wasm-chord web app (app/src/bin/worker), speaking the same
+// messages (app/src/protocol.rs). This file only turns those messages into the OpenAI shapes.
+//
+//   const engine = await createEngine({ model: 'https://…/model.gguf' });
+//   const r = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
+//   for await (const chunk of await engine.chat.completions.create({ messages, stream: true })) …
+
+const CHUNK_BYTES = 4 << 20; // the app's chunk size (app/src/cache.rs)
+const IN_FLIGHT_BYTES = 32 << 20; // most bytes sent but not yet consumed by the worker
+
+const ENGINE_OPTIONS = ['model', 'backend', 'onProgress', 'signal', 'contextSize', 'workerUrl'];
+const CHAT_OPTIONS = ['messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens',
+  'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'response_format', 'grammar', 'tools',
+  'tool_choice', 'signal', 'model', 'n'];
+const COMPLETION_OPTIONS = ['prompt', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p',
+  'top_k', 'min_p', 'seed', 'stop', 'response_format', 'grammar', 'signal', 'model', 'n'];
+const ROLES = ['system', 'user', 'assistant', 'tool'];
+
+/** An error from the engine or from bad input; `code` says which kind. */
+export class WasmChordError extends Error {
+  constructor(message, code = 'engine_error') {
+    super(message);
+    this.name = 'WasmChordError';
+    this.code = code;
+  }
+}
+
+function abortError() {
+  return new DOMException('The operation was aborted.', 'AbortError');
+}
+
+function checkOptions(where, options, allowed) {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`${where}: expected an options object`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw new TypeError(`${where}: unknown option "${key}" (known: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+function number(where, name, value, min, max) {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new TypeError(`${where}: ${name} must be a number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The worker and its messages (JSON text; binary messages are saved KV caches, not kept here). */
+class Link {
+  constructor(worker) {
+    this.worker = worker;
+    this.listeners = new Set();
+    this.dead = null;
+    worker.onmessage = (ev) => {
+      if (typeof ev.data !== 'string') return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (msg.type === 'Panic') this.fail(`the engine stopped: ${msg.message}`);
+      for (const fn of [...this.listeners]) fn(msg);
+    };
+    worker.onerror = (ev) => {
+      ev.preventDefault();
+      this.fail(`the engine worker failed: ${ev.message || 'unknown error'}`);
+    };
+  }
+
+  fail(why) {
+    if (this.dead) return;
+    this.dead = new WasmChordError(`wasm-chord: ${why}. Create a new engine.`, 'engine_stopped');
+    for (const fn of [...this.listeners]) fn({ type: '__dead' });
+  }
+
+  post(msg) {
+    if (this.dead) throw this.dead;
+    this.worker.postMessage(JSON.stringify(msg));
+  }
+
+  postBytes(buffer) {
+    if (this.dead) throw this.dead;
+    this.worker.postMessage(buffer, [buffer]);
+  }
+
+  on(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** The first message for which `pick` returns something; engine errors reject. */
+  wait(pick, { errors = true } = {}) {
+    return new Promise((resolve, reject) => {
+      if (this.dead) return reject(this.dead);
+      const off = this.on((msg) => {
+        if (msg.type === '__dead') {
+          off();
+          reject(this.dead);
+        } else if (errors && (msg.type === 'Error' || msg.type === 'Rejected')) {
+          off();
+          reject(new WasmChordError(msg.message, msg.type === 'Rejected' ? 'bad_model' : 'engine_error'));
+        } else {
+          const got = pick(msg);
+          if (got !== undefined) {
+            off();
+            resolve(got);
+          }
+        }
+      });
+    });
+  }
+}
+
+/** The bytes of `model` as chunks: a URL is downloaded (streamed), a Blob/File sliced. */
+async function openModel(model, signal) {
+  if (typeof model === 'string' || model instanceof URL) {
+    const base = typeof location !== 'undefined' ? location.href : undefined;
+    const url = new URL(model, base).href;
+    const resp = await fetch(url, { signal });
+    if (!resp.ok) {
+      throw new WasmChordError(`wasm-chord: cannot download ${url}: HTTP ${resp.status}`, 'download_failed');
+    }
+    const name = decodeURIComponent(url.split(/[?#]/)[0].split('/').pop()) || 'model.gguf';
+    const length = Number(resp.headers.get('content-length'));
+    if (!length || !resp.body) {
+      const blob = await resp.blob();
+      return { name, size: blob.size, chunks: blobChunks(blob) };
+    }
+    return { name, size: length, chunks: streamChunks(resp.body) };
+  }
+  if (typeof Blob !== 'undefined' && model instanceof Blob) {
+    return { name: model.name || 'model.gguf', size: model.size, chunks: blobChunks(model) };
+  }
+  throw new TypeError('createEngine: model must be a URL (string or URL), a File or a Blob');
+}
+
+async function* blobChunks(blob) {
+  for (let off = 0; off < blob.size; off += CHUNK_BYTES) {
+    yield new Uint8Array(await blob.slice(off, off + CHUNK_BYTES).arrayBuffer());
+  }
+}
+
+/** A byte stream regrouped into CHUNK_BYTES pieces (the last one shorter). */
+async function* streamChunks(body) {
+  const reader = body.getReader();
+  let buf = new Uint8Array(CHUNK_BYTES);
+  let fill = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      let off = 0;
+      while (off < value.length) {
+        const n = Math.min(value.length - off, CHUNK_BYTES - fill);
+        buf.set(value.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === CHUNK_BYTES) {
+          yield buf;
+          buf = new Uint8Array(CHUNK_BYTES);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0) yield buf.subarray(0, fill);
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** Stream the model to the worker and wait until it is built. */
+async function load(link, model, { backend, onProgress, signal }) {
+  const { name, size, chunks } = await openModel(model, signal);
+  let consumed = 0;
+  const off = link.on((m) => {
+    if (m.type === 'Progress') {
+      consumed = m.done;
+      if (onProgress) onProgress({ phase: 'loading', loaded: m.done, total: m.total });
+    }
+  });
+  const loaded = link.wait((m) => (m.type === 'Loaded' ? m : undefined));
+  loaded.catch(() => {}); // observed below
+  try {
+    link.post({ type: 'LoadStart', size, name, backend });
+    let sent = 0;
+    for await (const chunk of chunks) {
+      if (signal && signal.aborted) throw abortError();
+      while (sent - consumed > IN_FLIGHT_BYTES) {
+        if (link.dead) throw link.dead;
+        await sleep(5);
+      }
+      const copy = chunk.slice(); // its buffer is transferred (detached: length 0) to the worker
+      sent += copy.length;
+      link.postBytes(copy.buffer);
+    }
+    if (sent !== size) {
+      throw new WasmChordError(`wasm-chord: ${name} ended early: ${sent} of ${size} bytes`, 'download_failed');
+    }
+    link.post({ type: 'LoadEnd' });
+    const onAbort = new Promise((_, reject) => {
+      if (signal) signal.addEventListener('abort', () => reject(abortError()), { once: true });
+    });
+    return { name, info: await Promise.race([loaded, onAbort]) };
+  } catch (e) {
+    if (!link.dead) link.post({ type: 'LoadCancel' });
+    throw e;
+  } finally {
+    off();
+  }
+}
+
+/** OpenAI message content (a string or text parts) as text. */
+function contentText(content, i) {
+  if (typeof content === 'string') return content;
+  if (content === null || content === undefined) return '';
+  if (Array.isArray(content)) {
+    return content.map((part) => {
+      if (part && part.type === 'text' && typeof part.text === 'string') return part.text;
+      throw new TypeError(`messages[${i}].content: only text parts are supported`);
+    }).join('');
+  }
+  throw new TypeError(`messages[${i}].content must be a string or an array of text parts`);
+}
+
+function turns(messages) {
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new TypeError('chat.completions.create: messages must be a non-empty array');
+  }
+  return messages.map((m, i) => {
+    if (!m || !ROLES.includes(m.role)) {
+      throw new TypeError(`messages[${i}].role must be one of ${ROLES.join(', ')}`);
+    }
+    return { role: m.role, content: contentText(m.content, i) };
+  });
+}
+
+function outputFormat(where, responseFormat, grammar) {
+  if (grammar !== undefined) {
+    if (typeof grammar !== 'string') throw new TypeError(`${where}: grammar must be a GBNF string`);
+    if (responseFormat && responseFormat.type !== 'text') {
+      throw new TypeError(`${where}: give response_format or grammar, not both`);
+    }
+    return { type: 'grammar', grammar };
+  }
+  if (!responseFormat || responseFormat.type === 'text') return undefined;
+  if (responseFormat.type === 'json_object') return { type: 'json_object' };
+  if (responseFormat.type === 'json_schema') {
+    const schema = responseFormat.json_schema && responseFormat.json_schema.schema;
+    if (!schema || typeof schema !== 'object') {
+      throw new TypeError(`${where}: response_format.json_schema.schema must be a JSON Schema object`);
+    }
+    return { type: 'json_schema', schema };
+  }
+  throw new TypeError(`${where}: response_format.type must be "text", "json_object" or "json_schema"`);
+}
+
+const FINISH = { eos: 'stop', grammar: 'stop', stop: 'stop', stopped: 'stop', length: 'length', context: 'length' };
+
+function usage(done) {
+  return {
+    prompt_tokens: done.prompt_tokens,
+    completion_tokens: done.tokens,
+    total_tokens: done.prompt_tokens + done.tokens,
+    prompt_tokens_details: { cached_tokens: done.reused_tokens },
+    timings: {
+      prompt_evaluated: done.evaluated_tokens,
+      prompt_per_second: done.prefill_tok_s,
+      predicted_per_second: done.decode_tok_s,
+      time_to_first_token_ms: done.ttft_ms,
+    },
+  };
+}
+
+let nextId = 0;
+const newId = (prefix) => `${prefix}-${Date.now().toString(36)}${(nextId++).toString(36)}`;
+
+/** One request to the worker: its tokens as an async queue, then `Done` (or an error). */
+function run(link, generate, signal) {
+  const queue = [];
+  let wake = null;
+  let finished = null;
+  let failed = null;
+  const push = () => { if (wake) { wake(); wake = null; } };
+  const off = link.on((m) => {
+    if (m.type === 'Token') queue.push(m);
+    else if (m.type === 'Done') finished = m;
+    else if (m.type === 'Error' || m.type === 'Rejected') failed = new WasmChordError(m.message);
+    else if (m.type === '__dead') failed = link.dead;
+    else return;
+    push();
+  });
+  const onAbort = () => { if (!link.dead) link.post({ type: 'Stop' }); };
+  if (signal) signal.addEventListener('abort', onAbort, { once: true });
+  link.post(generate);
+  return {
+    async *events() {
+      try {
+        for (;;) {
+          while (queue.length) yield queue.shift();
+          if (failed) throw failed;
+          if (finished) {
+            if (signal && signal.aborted) throw abortError();
+            return finished;
+          }
+          await new Promise((resolve) => { wake = resolve; });
+        }
+      } finally {
+        off();
+        if (signal) signal.removeEventListener('abort', onAbort);
+        if (!finished && !failed && !link.dead) {
+          // The caller stopped reading: stop the reply and let it finish before the next one.
+          link.post({ type: 'Stop' });
+          await link.wait((m) => (m.type === 'Done' ? m : undefined)).catch(() => {});
+        }
+      }
+    },
+  };
+}
+
+class Engine {
+  constructor(link, info, options) {
+    this._link = link;
+    this._queue = Promise.resolve();
+    this._contextSize = options.contextSize;
+    /** The model: its name (from the URL or file), architecture, parameters, trained context. */
+    this.model = { name: info.name, architecture: info.info.arch, parameters: info.info.n_params, context_length: info.info.n_ctx };
+    /** Where it runs: `{ kind: 'webgpu' | 'cpu', adapter?, fallback? }`. */
+    this.backend = info.info.backend;
+    // Bad input rejects the returned promise (it never throws synchronously), like OpenAI's SDK.
+    const create = (kind) => (p) => {
+      try {
+        return this._create(kind, p);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    };
+    this.chat = { completions: { create: create('chat') } };
+    this.completions = { create: create('text') };
+  }
+
+  /** Requests run one at a time, in order. */
+  _serial(fn) {
+    const result = this._queue.then(fn, fn);
+    this._queue = result.catch(() => {});
+    return result;
+  }
+
+  _params(where, p) {
+    if (p.n !== undefined && p.n !== 1) throw new TypeError(`${where}: only n = 1 is supported`);
+    let stop = p.stop ?? [];
+    if (typeof stop === 'string') stop = [stop];
+    if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string')) {
+      throw new TypeError(`${where}: stop must be a string or an array of strings`);
+    }
+    const maxTokens = number(where, 'max_tokens', p.max_tokens ?? p.max_completion_tokens, 1, 1 << 20);
+    return {
+      temperature: number(where, 'temperature', p.temperature, 0, 2) ?? 1,
+      top_p: number(where, 'top_p', p.top_p, 0, 1) ?? 1,
+      top_k: number(where, 'top_k', p.top_k, 0, 1 << 20) ?? 0,
+      min_p: number(where, 'min_p', p.min_p, 0, 1) ?? 0,
+      max_tokens: maxTokens ?? 512,
+      n_ctx: this._contextSize,
+      seed: number(where, 'seed', p.seed, 0, Number.MAX_SAFE_INTEGER) ?? Math.floor(Math.random() * 2 ** 32),
+      stop,
+      format: outputFormat(where, p.response_format, p.grammar),
+      raw: false,
+      ignore_eos: false,
+      reuse: true,
+      snapshot: false,
+    };
+  }
+
+  _create(kind, p) {
+    const where = kind === 'chat' ? 'chat.completions.create' : 'completions.create';
+    checkOptions(where, p, kind === 'chat' ? CHAT_OPTIONS : COMPLETION_OPTIONS);
+    if (p.tools !== undefined || p.tool_choice !== undefined) {
+      throw new WasmChordError(`${where}: tools are not supported by this version of wasm-chord`, 'unsupported');
+    }
+    const params = this._params(where, p);
+    let generate;
+    if (kind === 'chat') {
+      generate = { type: 'Generate', chat_id: 'chat', messages: turns(p.messages), params };
+    } else {
+      if (typeof p.prompt !== 'string') throw new TypeError(`${where}: prompt must be a string`);
+      params.raw = true;
+      generate = { type: 'Generate', chat_id: 'completion', messages: [{ role: 'user', content: p.prompt }], params };
+    }
+    if (p.signal && p.signal.aborted) return Promise.reject(abortError());
+    const id = newId(kind === 'chat' ? 'chatcmpl' : 'cmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const model = this.model.name;
+    if (p.stream) {
+      // The stream starts when its turn comes (requests run one at a time, so read it to the end
+      // or break out of the loop); the promise resolves at once, like OpenAI's.
+      let started;
+      let release = () => {};
+      const turn = new Promise((resolve) => { started = resolve; });
+      this._serial(() => new Promise((resolve) => { release = resolve; started(); }));
+      const link = this._link;
+      const iterator = (async function* () {
+        await turn;
+        try {
+          if (p.signal && p.signal.aborted) throw abortError();
+          const req = run(link, generate, p.signal);
+          const events = req.events();
+          if (kind === 'chat') {
+            yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] };
+          }
+          for (;;) {
+            const { value, done } = await events.next();
+            if (done) {
+              const finish = FINISH[value.stop] ?? 'stop';
+              yield kind === 'chat'
+                ? { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: finish }], usage: usage(value) }
+                : { id, object: 'text_completion', created, model, choices: [{ index: 0, text: '', finish_reason: finish }], usage: usage(value) };
+              return;
+            }
+            if (!value.piece) continue;
+            yield kind === 'chat'
+              ? { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { content: value.piece }, finish_reason: null }] }
+              : { id, object: 'text_completion', created, model, choices: [{ index: 0, text: value.piece, finish_reason: null }] };
+          }
+        } finally {
+          release();
+        }
+      })();
+      return Promise.resolve(iterator);
+    }
+    return this._serial(async () => {
+      if (p.signal && p.signal.aborted) throw abortError();
+      const events = run(this._link, generate, p.signal).events();
+      let text = '';
+      for (;;) {
+        const { value, done } = await events.next();
+        if (done) {
+          const finish = FINISH[value.stop] ?? 'stop';
+          return kind === 'chat'
+            ? { id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: finish, logprobs: null }], usage: usage(value) }
+            : { id, object: 'text_completion', created, model, choices: [{ index: 0, text, finish_reason: finish, logprobs: null }], usage: usage(value) };
+        }
+        text += value.piece;
+      }
+    });
+  }
+
+  /** Token ids of `text` (`special`: special-token text such as `<|im_end|>` becomes its id). */
+  async tokenize(text, { special = false } = {}) {
+    if (typeof text !== 'string') throw new TypeError('tokenize: text must be a string');
+    return this._serial(() => {
+      const got = this._link.wait((m) => (m.type === 'Tokens' ? m.ids : undefined));
+      this._link.post({ type: 'Tokenize', text, special: !!special });
+      return got;
+    });
+  }
+
+  /** The text of token ids. */
+  async detokenize(ids) {
+    if (!Array.isArray(ids) || ids.some((i) => !Number.isInteger(i) || i < 0)) {
+      throw new TypeError('detokenize: ids must be an array of token ids');
+    }
+    return this._serial(() => {
+      const got = this._link.wait((m) => (m.type === 'Text' ? m.text : undefined));
+      this._link.post({ type: 'Detokenize', ids });
+      return got;
+    });
+  }
+
+  /** Stop the engine and free its memory (the worker ends); the engine cannot be used after. */
+  async unload() {
+    this._link.fail('the engine was unloaded');
+    this._link.worker.terminate();
+  }
+}
+
+/**
+ * Start the engine in a Web Worker and load a GGUF model into it.
+ * @param {import('./index.d.ts').EngineOptions} options
+ */
+export async function createEngine(options) {
+  checkOptions('createEngine', options ?? {}, ENGINE_OPTIONS);
+  const { model, backend = 'auto', onProgress, signal, contextSize = 2048, workerUrl } = options ?? {};
+  if (model === undefined) throw new TypeError('createEngine: model is required (a URL, a File or a Blob)');
+  if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
+    throw new TypeError(`createEngine: backend must be "auto", "webgpu" or "cpu", got ${JSON.stringify(backend)}`);
+  }
+  number('createEngine', 'contextSize', contextSize, 64, 1 << 20);
+  if (signal && signal.aborted) throw abortError();
+  const worker = new Worker(workerUrl ?? new URL('./engine-worker.js', import.meta.url));
+  const link = new Link(worker);
+  try {
+    await link.wait((m) => (m.type === 'Ready' ? true : undefined));
+    const info = await load(link, model, { backend, onProgress, signal });
+    return new Engine(link, info, { contextSize });
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+}
