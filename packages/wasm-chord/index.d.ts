@@ -2,8 +2,11 @@
 
 export type Backend = 'auto' | 'webgpu' | 'cpu';
 
+export type ModelSource = 'network' | 'resumed' | 'cache' | 'file';
+
 export interface LoadProgress {
   phase: 'loading';
+  source: ModelSource;
   /** Bytes the engine has consumed. */
   loaded: number;
   total: number;
@@ -18,6 +21,9 @@ export interface EngineOptions {
   signal?: AbortSignal;
   /** Tokens of context (prompt + reply) per conversation; default 2048, at most the model's. */
   contextSize?: number;
+  /** 'indexeddb' (default): a URL's model is kept in IndexedDB (the wasm-chord app's own store,
+   * resumable) and loaded from there next time; 'none': downloaded every time. */
+  cache?: 'indexeddb' | 'none';
   /** Where engine-worker.js is served from, when a bundler moves it. */
   workerUrl?: string | URL;
 }
@@ -118,6 +124,8 @@ export class WasmChordError extends Error {
 export interface Engine {
   model: { name: string; architecture: string; parameters: number; context_length: number };
   backend: { kind: 'webgpu' | 'cpu'; adapter?: string | null; fallback?: string | null };
+  /** Where the model's bytes came from. */
+  source: ModelSource;
   chat: {
     completions: {
       create(p: ChatCompletionParams & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;

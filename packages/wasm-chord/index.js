@@ -8,10 +8,11 @@
 //   const r = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
 //   for await (const chunk of await engine.chat.completions.create({ messages, stream: true })) …
 
-const CHUNK_BYTES = 4 << 20; // the app's chunk size (app/src/cache.rs)
+import { CHUNK_BYTES, openCache, cachedDownload, markComplete, forget } from './cache.js';
+
 const IN_FLIGHT_BYTES = 32 << 20; // most bytes sent but not yet consumed by the worker
 
-const ENGINE_OPTIONS = ['model', 'backend', 'onProgress', 'signal', 'contextSize', 'workerUrl'];
+const ENGINE_OPTIONS = ['model', 'backend', 'onProgress', 'signal', 'contextSize', 'workerUrl', 'cache'];
 const CHAT_OPTIONS = ['messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens',
   'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'response_format', 'grammar', 'tools',
   'tool_choice', 'signal', 'model', 'n'];
@@ -120,25 +121,42 @@ class Link {
   }
 }
 
-/** The bytes of `model` as chunks: a URL is downloaded (streamed), a Blob/File sliced. */
-async function openModel(model, signal) {
+/** The bytes of `model` as chunks: a URL is downloaded (streamed; with `cache: 'indexeddb'` from
+ * and into the web app's IndexedDB model cache, resuming a partial download), a Blob/File sliced. */
+async function openModel(model, signal, cacheMode) {
   if (typeof model === 'string' || model instanceof URL) {
     const base = typeof location !== 'undefined' ? location.href : undefined;
     const url = new URL(model, base).href;
-    const resp = await fetch(url, { signal });
-    if (!resp.ok) {
-      throw new WasmChordError(`wasm-chord: cannot download ${url}: HTTP ${resp.status}`, 'download_failed');
-    }
     const name = decodeURIComponent(url.split(/[?#]/)[0].split('/').pop()) || 'model.gguf';
+    const failed = (e) => new WasmChordError(`wasm-chord: cannot download ${url}: ${e.message}`, 'download_failed');
+    const cache = cacheMode === 'indexeddb' ? await openCache() : null;
+    if (cache) {
+      let got;
+      try {
+        got = await cachedDownload(cache, url, name, signal, streamChunks);
+      } catch (e) {
+        if (e.name === 'AbortError') throw e;
+        throw failed(e);
+      }
+      if (got) return { ...got, cache, key: url };
+    }
+    let resp;
+    try {
+      resp = await fetch(url, { signal });
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+      throw failed(e);
+    }
+    if (!resp.ok) throw failed(new Error(`HTTP ${resp.status}`));
     const length = Number(resp.headers.get('content-length'));
     if (!length || !resp.body) {
       const blob = await resp.blob();
-      return { name, size: blob.size, chunks: blobChunks(blob) };
+      return { name, size: blob.size, source: 'network', chunks: blobChunks(blob) };
     }
-    return { name, size: length, chunks: streamChunks(resp.body) };
+    return { name, size: length, source: 'network', chunks: streamChunks(resp.body) };
   }
   if (typeof Blob !== 'undefined' && model instanceof Blob) {
-    return { name: model.name || 'model.gguf', size: model.size, chunks: blobChunks(model) };
+    return { name: model.name || 'model.gguf', size: model.size, source: 'file', chunks: blobChunks(model) };
   }
   throw new TypeError('createEngine: model must be a URL (string or URL), a File or a Blob');
 }
@@ -178,13 +196,14 @@ async function* streamChunks(body) {
 }
 
 /** Stream the model to the worker and wait until it is built. */
-async function load(link, model, { backend, onProgress, signal }) {
-  const { name, size, chunks } = await openModel(model, signal);
+async function load(link, model, { backend, onProgress, signal, cache }) {
+  const opened = await openModel(model, signal, cache);
+  const { name, size, chunks, source } = opened;
   let consumed = 0;
   const off = link.on((m) => {
     if (m.type === 'Progress') {
       consumed = m.done;
-      if (onProgress) onProgress({ phase: 'loading', loaded: m.done, total: m.total });
+      if (onProgress) onProgress({ phase: 'loading', source, loaded: m.done, total: m.total });
     }
   });
   const loaded = link.wait((m) => (m.type === 'Loaded' ? m : undefined));
@@ -209,9 +228,14 @@ async function load(link, model, { backend, onProgress, signal }) {
     const onAbort = new Promise((_, reject) => {
       if (signal) signal.addEventListener('abort', () => reject(abortError()), { once: true });
     });
-    return { name, info: await Promise.race([loaded, onAbort]) };
+    const info = await Promise.race([loaded, onAbort]);
+    if (opened.cache) await markComplete(opened.cache, opened.key).catch(() => {});
+    return { name, source, info };
   } catch (e) {
     if (!link.dead) link.post({ type: 'LoadCancel' });
+    // Only the engine's verdict on the bytes deletes a stored copy (a network failure keeps it,
+    // to resume).
+    if (opened.cache && e.code === 'bad_model') await forget(opened.cache, opened.key).catch(() => {});
     throw e;
   } finally {
     off();
@@ -333,6 +357,8 @@ class Engine {
     this._contextSize = options.contextSize;
     /** The model: its name (from the URL or file), architecture, parameters, trained context. */
     this.model = { name: info.name, architecture: info.info.arch, parameters: info.info.n_params, context_length: info.info.n_ctx };
+    /** Where the bytes came from: 'network', 'resumed' (a partial download finished), 'cache', 'file'. */
+    this.source = info.source;
     /** Where it runs: `{ kind: 'webgpu' | 'cpu', adapter?, fallback? }`. */
     this.backend = info.info.backend;
     // Bad input rejects the returned promise (it never throws synchronously), like OpenAI's SDK.
@@ -487,7 +513,10 @@ class Engine {
  */
 export async function createEngine(options) {
   checkOptions('createEngine', options ?? {}, ENGINE_OPTIONS);
-  const { model, backend = 'auto', onProgress, signal, contextSize = 2048, workerUrl } = options ?? {};
+  const { model, backend = 'auto', onProgress, signal, contextSize = 2048, workerUrl, cache = 'indexeddb' } = options ?? {};
+  if (!['indexeddb', 'none'].includes(cache)) {
+    throw new TypeError(`createEngine: cache must be "indexeddb" or "none", got ${JSON.stringify(cache)}`);
+  }
   if (model === undefined) throw new TypeError('createEngine: model is required (a URL, a File or a Blob)');
   if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
     throw new TypeError(`createEngine: backend must be "auto", "webgpu" or "cpu", got ${JSON.stringify(backend)}`);
@@ -498,7 +527,7 @@ export async function createEngine(options) {
   const link = new Link(worker);
   try {
     await link.wait((m) => (m.type === 'Ready' ? true : undefined));
-    const info = await load(link, model, { backend, onProgress, signal });
+    const info = await load(link, model, { backend, onProgress, signal, cache });
     return new Engine(link, info, { contextSize });
   } catch (e) {
     worker.terminate();

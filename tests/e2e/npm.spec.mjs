@@ -63,13 +63,14 @@ try {
         model: url, backend: 'cpu', onProgress: (p) => progress.push(p.loaded),
       });
       const reply = await window.engine.chat.completions.create(req);
-      return { progress, model: window.engine.model, backend: window.engine.backend, reply };
+      return { progress, model: window.engine.model, backend: window.engine.backend, source: window.engine.source, reply };
     }, { url: MODEL_URL, req: ask([{ role: 'user', content: 'Hello there!' }]) });
     console.log(`     model ${JSON.stringify(r.model)} on ${r.backend.kind}; ${r.progress.length} progress events`);
     console.log(`     reply ${JSON.stringify(r.reply.choices[0])} usage ${JSON.stringify(r.reply.usage)}`);
     assert(r.model.name === 'smollm2-4layer-mixed.gguf' && r.model.architecture === 'llama', `model: ${JSON.stringify(r.model)}`);
     assert(r.backend.kind === 'cpu', `backend: ${JSON.stringify(r.backend)}`);
     assert(r.progress.length > 0, 'no progress events');
+    assert(r.source === 'network', `first load from ${r.source}`);
     const c = r.reply;
     assert(c.object === 'chat.completion' && /^chatcmpl-/.test(c.id) && typeof c.created === 'number', `shape: ${JSON.stringify(c)}`);
     assert(c.choices.length === 1 && c.choices[0].message.role === 'assistant' && typeof c.choices[0].message.content === 'string', 'choices');
@@ -219,6 +220,34 @@ try {
     assert(r.object === 'text_completion' && r.full.length > 0, 'raw completion');
     if (r.cut) assert(r.stopped === r.full.slice(0, r.full.indexOf(r.cut)), `stop string: ${JSON.stringify(r)}`);
     assert(r.after === 'engine_stopped', `after unload: ${r.after}`);
+  });
+  await test('7. the model is kept in IndexedDB (the app\'s store): a second engine loads it without the network', async () => {
+    const requests = [];
+    const onRequest = (r) => { if (r.url().includes('/models/')) requests.push(r.url()); };
+    page.on('request', onRequest);
+    const r = await page.evaluate(async (url) => {
+      const e = await window.wasmChord.createEngine({ model: url, backend: 'cpu' });
+      const reply = await e.chat.completions.create({ messages: [{ role: 'user', content: 'Hello there!' }], temperature: 0, max_tokens: 8 });
+      await e.unload();
+      const entries = await new Promise((resolve, reject) => {
+        const req = indexedDB.open('wasm-chord');
+        req.onerror = () => reject(req.error);
+        req.onsuccess = () => {
+          const all = req.result.transaction('models').objectStore('models').getAll();
+          all.onsuccess = () => { req.result.close(); resolve(all.result.map((m) => ({ id: m.id, complete: m.complete, chunks: m.chunks, size: m.size }))); };
+        };
+      });
+      const none = await window.wasmChord.createEngine({ model: url, backend: 'cpu', cache: 'none' });
+      const noneSource = none.source;
+      await none.unload();
+      return { source: e.source, text: reply.choices[0].message.content, entries, noneSource };
+    }, MODEL_URL);
+    page.off('request', onRequest);
+    console.log(`     second engine from ${r.source}; cache: ${JSON.stringify(r.entries)}; requests for model bytes: ${requests.length}`);
+    assert(r.source === 'cache', `not loaded from the cache: ${r.source}`);
+    assert(r.entries.length === 1 && r.entries[0].complete && r.entries[0].id.endsWith(MODEL_URL), `entries: ${JSON.stringify(r.entries)}`);
+    assert(requests.length === 1 && r.noneSource === 'network', `cache: 'indexeddb' fetched again, or 'none' did not: ${requests.join(', ')}`);
+    assert(r.text.length > 0, 'no reply from the cached model');
   });
 } finally {
   await page.screenshot({ path: path.join(SHOTS, 'npm-package.png') }).catch(() => {});
