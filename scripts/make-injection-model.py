@@ -3,7 +3,8 @@
 vocabulary strings for the tokens it generates greedily after "Once upon a time" (28 ',' and
 284 'Ġand', see ../shared/golden/smollm2-4layer-mixed.json) are replaced by HTML/Markdown
 payloads. The weights are untouched, so the model emits the same token ids, and their text is a
-real model's output that the app must render inert (<script>, <img onerror>, javascript: links).
+real model's output that the app must render inert (<script>, <img onerror>, javascript: links), and
+a plain https link that must open in a new tab without a handle on the app.
 
 usage: scripts/make-injection-model.py SRC.gguf OUT.gguf      (needs PyPI gguf)
 """
@@ -13,7 +14,7 @@ import gguf
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
 PAYLOADS = {
-    28: "<script>alert('xss-script')</script>[click me](javascript:alert('xss-link'))",
+    28: "[docs](https://example.com/) <script>alert('xss-script')</script>[click me](javascript:alert('xss-link'))",
     284: " <img src=x onerror=\"alert('xss-img')\">",
 }
 

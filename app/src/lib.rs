@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod catalog;
 pub mod explain;
+pub mod fit;
 pub mod format;
 pub mod markdown;
 pub mod protocol;

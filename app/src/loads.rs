@@ -477,6 +477,34 @@ pub async fn open_url(state: AppState, name: String, url: String, sha256: Option
             None
         }
     };
+    // Before a byte of weights is downloaded: will it fit? (the header by Range requests). A
+    // model that cannot run here, or a download the storage cannot hold, stops now; a check that
+    // cannot be made (a server without Range, the network) does not stop the download.
+    let downloading = !cached
+        .as_ref()
+        .is_some_and(|m| m.complete || m.all_stored());
+    if downloading {
+        state.status.set(ModelStatus::Transferring {
+            name: name.clone(),
+            done: 0,
+            total: 0,
+            bytes_per_s: 0.0,
+            source: Source::Network,
+        });
+        let seq = LOAD_SEQ.with(|s| s.get());
+        let check = crate::fit_check::check_url(state, &name, &url).await;
+        if !current(seq) {
+            return; // cancelled, or another load started meanwhile
+        }
+        match check {
+            Ok(report) if !report.fit.runs() => {
+                failed(state, report.sentence, false);
+                return;
+            }
+            Ok(report) => state.notice.set(Some(report.sentence)),
+            Err(e) => web_sys::console::info_1(&format!("fit check skipped: {e}").into()),
+        }
+    }
     let result = match cached {
         Some(meta) if meta.complete => replay_cached(state, meta).await,
         // Every byte is stored but the engine never accepted it (the page or the engine stopped

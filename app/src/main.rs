@@ -5,6 +5,7 @@ mod chat_store;
 mod clipboard;
 mod components;
 mod engine_link;
+mod fit_check;
 mod keyboard;
 mod loads;
 mod model_store;

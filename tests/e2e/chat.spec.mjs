@@ -436,8 +436,10 @@ try {
     console.log(`     requests: ${ranges.join(' | ')}`);
     // The resume starts at a whole stored chunk after 0 and not past the cut (bytes that were in
     // flight when the connection dropped are asked for again).
-    const resumed = ranges.map((r) => /^bytes=(\d+)-$/.exec(r)).filter(Boolean).map((m) => Number(m[1]));
-    assert(ranges[0] === '(none)' && resumed.some((at) => at > 0 && at % CHUNK === 0 && at <= cut),
+    // (The first requests, `bytes=0-N`, read the header for the "will it fit?" check.)
+    const download = ranges.filter((r) => !/^bytes=0-\d+$/.test(r));
+    const resumed = download.map((r) => /^bytes=(\d+)-$/.exec(r)).filter(Boolean).map((m) => Number(m[1]));
+    assert(download[0] === '(none)' && resumed.some((at) => at > 0 && at % CHUNK === 0 && at <= cut),
       `no resume request from a stored chunk: ${ranges.join(', ')}`);
     const entry = (await cachedEntries(page)).find((e) => e.id === url);
     assert(entry && entry.complete, 'the resumed download is not cached as complete');
@@ -458,7 +460,8 @@ try {
     assert(b.kind === 'cpu' && /software/.test(b.detail), `auto should pick the CPU over SwiftShader: ${b.detail}`);
     const r = await ask(page, golden.text);
     console.log(`     reply text: ${JSON.stringify(r.text.slice(0, 160))}`);
-    assert(r.text.includes('<script>') && r.text.includes('onerror') && r.text.includes('javascript:'),
+    // (The javascript: link's text stays; its target is dropped.)
+    assert(r.text.includes('<script>') && r.text.includes('onerror') && r.text.includes('click me'),
       'the payload did not reach the page as text');
     const body = r.reply.locator('.msg-body');
     const live = await body.evaluate((el) => ({
@@ -470,10 +473,25 @@ try {
     console.log(`     live elements: ${JSON.stringify(live)}`);
     assert(live.scripts === 0 && live.imgs === 0 && live.handlers === 0 && live.jsLinks === 0,
       `model output became live HTML: ${JSON.stringify(live)}`);
+    // Clicking what the model linked never takes the app's tab away: links open in a new tab,
+    // without a handle back to the app (noopener noreferrer).
+    const appUrl = page.url();
+    const opened = [];
+    context.on('page', (p) => opened.push(p));
     const links = r.reply.locator('.msg-body a');
+    const attrs = await links.evaluateAll((as) => as.map((a) => ({ href: a.getAttribute('href'), target: a.target, rel: a.rel })));
+    console.log(`     links: ${JSON.stringify(attrs)}`);
+    assert(attrs.some((a) => /^https:\/\//.test(a.href)), `the model's https link is not a link: ${JSON.stringify(attrs)}`);
+    assert(attrs.every((a) => a.target === '_blank' && /noopener/.test(a.rel) && /noreferrer/.test(a.rel)),
+      `a model link would navigate the app or keep an opener: ${JSON.stringify(attrs)}`);
     for (let i = 0; i < await links.count(); i++) await links.nth(i).click({ timeout: 2000 }).catch(() => {});
     await page.waitForTimeout(500);
     assert(dialogs.length === 0, `script ran: ${dialogs.join(', ')}`);
+    assert(page.url() === appUrl && await page.locator('#model-status[data-state=ready]').count() === 1,
+      `a click on a model link navigated the app's tab to ${page.url()}`);
+    const openers = await Promise.all(opened.map((p) => p.evaluate(() => window.opener === null).catch(() => true)));
+    console.log(`     ${attrs.length} links clicked: ${opened.length} new tabs, app tab still at ${new URL(page.url()).pathname}`);
+    assert(openers.every(Boolean), 'a new tab can reach the app through window.opener');
     await context.close();
   });
 
@@ -663,8 +681,9 @@ try {
     await throttle(-1);
     await waitReady(page);
     console.log(`     crashed with ${stored} chunks stored; requests: ${ranges.join(' | ')}`);
-    const resumed = ranges.map((r) => /^bytes=(\d+)-$/.exec(r)).filter(Boolean).map((m) => Number(m[1]));
-    assert(ranges[0] === '(none)' && resumed.some((at) => at >= stored * CHUNK && at % CHUNK === 0),
+    const download = ranges.filter((r) => !/^bytes=0-\d+$/.test(r)); // not the header checks
+    const resumed = download.map((r) => /^bytes=(\d+)-$/.exec(r)).filter(Boolean).map((m) => Number(m[1]));
+    assert(download[0] === '(none)' && resumed.some((at) => at >= stored * CHUNK && at % CHUNK === 0),
       `the download did not resume from the stored chunks: ${ranges.join(', ')}`);
     const entry = (await cachedEntries(page)).find((e) => e.id === MODEL_URL);
     assert(entry && entry.complete, 'the resumed download is not cached as complete');
@@ -998,6 +1017,35 @@ try {
       (await page.locator('#conversations .chat-item.active .chat-open').innerText()).trim() === 'Capitals', 'the chat list has no new title');
     assert(await page.locator('article.msg').count() === 1, 'the deleted message came back');
     await page.screenshot({ path: path.join(SHOTS, 'r-niceties.png') });
+    await context.close();
+  });
+  await test('s. will it fit? the header by Range requests and the numbers, before a byte of weights; a model too large is refused', async () => {
+    const { context, page } = await freshPage();
+    const requests = [];
+    page.on('request', (r) => { if (r.url().includes('/models/')) requests.push(r.headers().range || 'none'); });
+    await page.fill('#model-url', MODEL_URL);
+    await page.click('.url-form .check-fit');
+    const fit = page.locator('.url-form .fit');
+    await fit.waitFor({ timeout: 30_000 });
+    const text = (await fit.innerText()).trim();
+    const kind = await fit.getAttribute('data-fit');
+    console.log(`     ${kind}: ${text} (requests: ${requests.join(', ')})`);
+    // SwiftShader is a software renderer: the CPU engine runs it.
+    assert(kind === 'cpu' && /MB of weights \+ 12\.6 MB of KV cache at 2,048 tokens — fits on the CPU engine/.test(text), `fit: ${text}`);
+    assert(requests.length >= 1 && requests.every((r) => /^bytes=0-\d+$/.test(r)), `not only Range requests for the header: ${requests.join(', ')}`);
+    // A device that reports 32 MB of memory: refused before the download, nothing fetched but the
+    // header, nothing cached.
+    await page.evaluate(() => Object.defineProperty(Navigator.prototype, 'deviceMemory', { get: () => 0.03125 }));
+    requests.length = 0;
+    await openUrl(page, MODEL_URL);
+    const status = page.locator('#model-status[data-state=failed]');
+    await status.waitFor({ timeout: 30_000 });
+    await status.locator('.error-detail summary').click();
+    const why = (await status.innerText()).trim().replace(/\s+/g, ' ');
+    console.log(`     refused: ${why}`);
+    assert(/too large/.test(why) && /too large for this device/.test(why), `no clear refusal: ${why}`);
+    assert(requests.every((r) => r !== 'none'), `the weights were requested: ${requests.join(', ')}`);
+    assert((await cachedEntries(page)).length === 0, 'a refused model was cached');
     await context.close();
   });
 } finally {

@@ -64,6 +64,7 @@ fn ModelCard(model: &'static CatalogModel) -> impl IntoView {
                         None => String::new(),
                     }}
                 </span>
+                <FitCheck name=model.name.to_owned() url=Signal::derive(move || model.url.to_owned())/>
             </div>
             <button class="btn" on:click=load disabled=disabled>
                 {move || match cached() {
@@ -72,6 +73,43 @@ fn ModelCard(model: &'static CatalogModel) -> impl IntoView {
                 }}
             </button>
         </li>
+    }
+}
+
+/// "Will it fit?": the model's header by Range requests against this browser's limits, before a
+/// byte of weights is downloaded (`fit_check.rs`).
+#[component]
+fn FitCheck(name: String, url: Signal<String>) -> impl IntoView {
+    let state = use_state();
+    let result = RwSignal::new(None::<Result<chord_app::fit::Report, String>>);
+    let checking = RwSignal::new(false);
+    let run = move |_| {
+        let (name, url) = (name.clone(), url.get_untracked());
+        if url.trim().is_empty() {
+            return;
+        }
+        checking.set(true);
+        result.set(None);
+        leptos::task::spawn_local(async move {
+            let r = crate::fit_check::check_url(state, &name, &url).await;
+            result.set(Some(r));
+            checking.set(false);
+        });
+    };
+    view! {
+        <span class="fit-check">
+            <button type="button" class="btn-link check-fit" on:click=run disabled=move || checking.get()>
+                {move || if checking.get() { "Checking…" } else { "Will it fit?" }}
+            </button>
+            {move || result.get().map(|r| match r {
+                Ok(report) => view! {
+                    <span class="fit" data-fit=report.fit.key() class:fit-no=!report.fit.runs()>
+                        {report.sentence}
+                    </span>
+                }.into_any(),
+                Err(e) => view! { <span class="fit fit-no" data-fit="unknown">{format!("Could not check: {e}")}</span> }.into_any(),
+            })}
+        </span>
     }
 }
 
@@ -105,6 +143,7 @@ fn UrlForm() -> impl IntoView {
                     on:input=move |ev| url.set(event_target_value(&ev))/>
                 <button class="btn" type="submit" disabled=disabled>"Open"</button>
             </div>
+            <FitCheck name="This model".to_owned() url=Signal::derive(move || url.get().trim().to_owned())/>
         </form>
     }
 }
