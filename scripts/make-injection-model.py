@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make the e2e test's "hostile output" model: a copy of the 4-layer SmolLM2 test model whose
 vocabulary strings for the tokens it generates greedily after "Once upon a time" (28 ',' and
-284 'Ġand', see ../shared/golden/smollm2-4layer-mixed.json) are replaced by HTML/Markdown
+284 'Ġand', see inference/tests/data/golden/smollm2-4layer-mixed.json) are replaced by HTML/Markdown
 payloads. The weights are untouched, so the model emits the same token ids, and their text is a
 real model's output that the app must render inert (<script>, <img onerror>, javascript: links), and
 a plain https link that must open in a new tab without a handle on the app.

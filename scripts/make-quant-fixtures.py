@@ -8,7 +8,7 @@ f32 values (`<name>.f32`, little-endian) as computed by `gguf.quants.dequantize`
 
 Two kinds of fixture:
   * `<TYPE>.real`: the first rows of a real tensor of that type in the test model
-    (`/work/shared/models/smollm2-4layer-mixed.gguf` by default, or argv[1]);
+    (`models/smollm2-4layer-mixed.gguf` by default, built by scripts/fetch-models.sh, or argv[1]);
   * `<TYPE>.rand`: random-but-valid blocks (random bytes, f16 scale fields set to finite values),
     which reach bit patterns a real quantizer may never emit (e.g. all 6-bit scales, all
     sign/high-bit combinations).
@@ -27,7 +27,7 @@ from gguf.quants import dequantize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "inference", "tests", "fixtures", "quant")
-MODEL = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/models/smollm2-4layer-mixed.gguf"
+MODEL = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "models", "smollm2-4layer-mixed.gguf")
 
 TYPES = ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",
          "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]

@@ -13,7 +13,7 @@ usage: scripts/serve.py [--dir dist] [--models models] [--extra-models DIR] [--m
                         [--bind 127.0.0.1] [--port 8080]
 
 --extra-models (or env WASM_CHORD_EXTRA_MODELS): a second folder also served at /models/, looked up
-when a file is not in --models (the e2e test serves ../shared/models this way).
+when a file is not in --models (e.g. models kept outside the repository).
 
 --mount PREFIX=DIR (repeatable): also serve DIR at /PREFIX/ (e.g. `--mount /bench=tests/bench`, how
 scripts/bench-browser.sh serves its page and wllama's assets next to the app). The longest

@@ -520,10 +520,10 @@ fn request_reply(state: AppState) {
     let settings = state.settings.get_untracked();
     let mut turns = Vec::new();
     if !settings.raw && !settings.system_prompt.trim().is_empty() {
-        turns.push(chord_app::protocol::ChatTurn {
-            role: "system".into(),
-            content: settings.system_prompt.clone(),
-        });
+        turns.push(chord_app::protocol::ChatTurn::new(
+            "system",
+            settings.system_prompt.clone(),
+        ));
     }
     state.messages.with_untracked(|m| {
         // A failed reply is left out (and so is an empty one).
@@ -531,10 +531,10 @@ fn request_reply(state: AppState) {
             .iter()
             .filter(|e| e.error.is_none() && !(e.role == Role::Assistant && e.text.is_empty()))
         {
-            turns.push(chord_app::protocol::ChatTurn {
-                role: e.role.as_str().into(),
-                content: e.text.clone(),
-            });
+            turns.push(chord_app::protocol::ChatTurn::new(
+                e.role.as_str(),
+                e.text.clone(),
+            ));
         }
     });
     state
@@ -547,7 +547,7 @@ fn request_reply(state: AppState) {
     let generate = ToWorker::Generate {
         chat_id: chat_id.clone(),
         messages: turns,
-        params: settings.gen_params(seed),
+        params: Box::new(settings.gen_params(seed)),
     };
     let live = LIVE_CHATS.with(|l| l.borrow().contains(&chat_id));
     if live {

@@ -27,13 +27,34 @@ use serde::{Deserialize, Serialize};
 /// The engine the user asks for, and the one that runs (with the reason when it is the CPU):
 /// the engine library's own types, so the names agree everywhere.
 pub use inference::backend::{BackendChoice as BackendInfo, BackendKind, BackendPref};
+pub use inference::tool_calls::ToolCall;
 
 /// One chat turn as the worker sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatTurn {
-    /// "system", "user" or "assistant".
+    /// "system", "user", "assistant" or "tool".
     pub role: String,
     pub content: String,
+    /// An assistant turn's tool calls (OpenAI's shape), rendered back through the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// A `tool` turn: the call it answers, and the tool's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl ChatTurn {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatTurn {
+            role: role.into(),
+            content: content.into(),
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+        }
+    }
 }
 
 /// Sampling and length settings for one reply.
@@ -71,6 +92,10 @@ pub struct GenParams {
     /// (the app saves it with the conversation; the npm package does not ask for it).
     #[serde(default = "yes")]
     pub snapshot: bool,
+    /// OpenAI `tools`: the template renders them, and the reply is parsed into tool calls
+    /// (`Done::tool_calls`).
+    #[serde(default)]
+    pub tools: Option<serde_json::Value>,
 }
 
 /// What a reply must be (OpenAI's `response_format`, or a GBNF grammar).
@@ -105,6 +130,7 @@ impl Default for GenParams {
             stop: Vec::new(),
             format: None,
             snapshot: true,
+            tools: None,
         }
     }
 }
@@ -131,7 +157,8 @@ pub enum ToWorker {
         #[serde(default)]
         chat_id: String,
         messages: Vec<ChatTurn>,
-        params: GenParams,
+        /// Boxed: the other messages are small.
+        params: Box<GenParams>,
     },
     /// Stop the reply in progress after the current token.
     Stop,
@@ -202,6 +229,11 @@ pub enum FromWorker {
         /// Earlier messages (partly) out of the model's view: the context was shifted.
         #[serde(default)]
         trimmed: u32,
+        /// With `tools`: the reply's tool calls, and its text without them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
     },
     Error {
         message: String,
@@ -274,11 +306,8 @@ mod tests {
             ToWorker::LoadEnd,
             ToWorker::Generate {
                 chat_id: "chat-1".into(),
-                messages: vec![ChatTurn {
-                    role: "user".into(),
-                    content: "hi".into(),
-                }],
-                params: GenParams::default(),
+                messages: vec![ChatTurn::new("user", "hi")],
+                params: Box::default(),
             },
             ToWorker::Stop,
             ToWorker::ForgetChat {
@@ -294,13 +323,13 @@ mod tests {
             ToWorker::Generate {
                 chat_id: String::new(),
                 messages: Vec::new(),
-                params: GenParams {
+                params: Box::new(GenParams {
                     stop: vec!["\n".into()],
                     format: Some(OutputFormat::JsonSchema {
                         schema: serde_json::json!({"type": "object"}),
                     }),
                     ..GenParams::default()
-                },
+                }),
             },
         ];
         for m in msgs {

@@ -28,12 +28,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gguf::{Array, Metadata, Value as GgufValue};
+use crate::tool_calls::{normalize_tools, ToolCall, ToolFamily};
 
-/// One message of a conversation.
+/// One message of a conversation. The tool fields follow OpenAI's chat messages: an assistant
+/// message may carry `tool_calls` (its content then often empty; `null` reads as ""), a `tool`
+/// message answers one with `tool_call_id` (and the tool's `name`). They are left out of the
+/// JSON when absent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: String,
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl ChatMessage {
@@ -41,7 +56,48 @@ impl ChatMessage {
         ChatMessage {
             role: role.into(),
             content: content.into(),
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
         }
+    }
+    /// An assistant turn that calls tools (`content` may be "").
+    pub fn assistant_tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        ChatMessage {
+            tool_calls: Some(calls),
+            ..Self::new("assistant", content)
+        }
+    }
+    /// A tool's result (role `tool`), answering the call `tool_call_id`.
+    pub fn tool_result(
+        tool_call_id: impl Into<String>,
+        name: Option<String>,
+        content: impl Into<String>,
+    ) -> Self {
+        ChatMessage {
+            tool_call_id: Some(tool_call_id.into()),
+            name,
+            ..Self::new("tool", content)
+        }
+    }
+    /// The message as a template sees it: tool calls in llama.cpp's shape (arguments as an
+    /// object when they parse as one), absent fields left out.
+    fn template_value(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        let mut m = serde_json::Map::new();
+        m.insert("role".into(), J::String(self.role.clone()));
+        m.insert("content".into(), J::String(self.content.clone()));
+        if let Some(n) = &self.name {
+            m.insert("name".into(), J::String(n.clone()));
+        }
+        if let Some(id) = &self.tool_call_id {
+            m.insert("tool_call_id".into(), J::String(id.clone()));
+        }
+        if let Some(calls) = self.tool_calls.as_ref().filter(|c| !c.is_empty()) {
+            let calls = calls.iter().map(ToolCall::template_value).collect();
+            m.insert("tool_calls".into(), J::Array(calls));
+        }
+        J::Object(m)
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)
@@ -125,6 +181,7 @@ pub struct ChatTemplate {
     bos_token: String,
     eos_token: String,
     limits: Limits,
+    tool_family: ToolFamily,
 }
 
 fn template_error(e: minijinja::Error) -> Error {
@@ -212,6 +269,7 @@ impl ChatTemplate {
             )));
         }
         guard::check_constants(&source).map_err(Error::Template)?;
+        let tool_family = ToolFamily::detect(&source);
         let limits = Limits::default();
         let mut env = Environment::new();
         env.set_trim_blocks(true);
@@ -233,6 +291,7 @@ impl ChatTemplate {
             bos_token,
             eos_token,
             limits,
+            tool_family,
         };
         t.install_guards();
         Ok(t)
@@ -279,6 +338,12 @@ impl ChatTemplate {
         self.source
     }
 
+    /// How this template's model writes tool calls (for [`crate::tool_calls::parse_tool_calls`]),
+    /// told from its source ([`ToolFamily::detect`]).
+    pub fn tool_family(&self) -> ToolFamily {
+        self.tool_family
+    }
+
     /// Render the conversation; with `add_generation_prompt` the text ends where the assistant's
     /// reply starts.
     ///
@@ -286,6 +351,27 @@ impl ChatTemplate {
     /// a recursion limit, and at most [`Limits::max_output`] bytes of output; `~`, `+` and `*`
     /// run as size-checked functions (see [`guard`]).
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// [`render`](Self::render) with OpenAI `tools` (an array of `{"type": "function",
+    /// "function": {"name", "description", "parameters"}}`): checked and written the way
+    /// llama.cpp hands them to templates ([`normalize_tools`]) and passed as `tools` when there
+    /// is at least one. Messages' `tool_calls` reach the template as llama.cpp passes them.
+    pub fn render_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let tools = match tools {
+            Some(t) => {
+                Some(normalize_tools(t)?).filter(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+            }
+            None => None,
+        };
+        let messages: Vec<serde_json::Value> =
+            messages.iter().map(ChatMessage::template_value).collect();
         let tmpl = self.env.get_template("chat").map_err(template_error)?;
         let compiled = get_compiled_template(&tmpl);
         let instructions = guard::patch(&compiled.instructions);
@@ -295,10 +381,15 @@ impl ChatTemplate {
             .map(|(k, v)| (*k, guard::patch(v)))
             .collect();
         let ctx = minijinja::context! {
-            messages => Value::from_serialize(messages),
+            messages => Value::from_serialize(&messages),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
+        };
+        // Like llama.cpp: `tools` is undefined (not none) without tools.
+        let ctx = match &tools {
+            Some(t) => minijinja::context! { tools => Value::from_serialize(t), ..ctx },
+            None => ctx,
         };
         self.limits.start();
         let mut out = String::new();
@@ -665,7 +756,52 @@ mod guard {
     }
 
     /// The largest number in a format string bounds its widths and precisions.
+    /// minijinja 2.24 reads the key of a format field (`%(key)s`, `{0[key]}`) byte by byte and
+    /// panics on a non-ASCII character there (it slices inside the character; found by
+    /// fuzz/chat_template): such a field is refused before minijinja sees it.
+    fn check_format_fields(fmt: &str) -> R<()> {
+        let b = fmt.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let close = match (b[i], b.get(i + 1)) {
+                (b'%', Some(b'%')) | (b'{', Some(b'{')) => {
+                    i += 2;
+                    continue;
+                }
+                (b'%', Some(b'(')) => b')',
+                (b'{', _) => b'}',
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            let start = i;
+            i += 1;
+            // In a `{…}` field, an index `[key]` runs to its `]`, past any `}`.
+            let mut in_index = false;
+            while i < b.len() {
+                let c = b[i];
+                if !c.is_ascii() {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("`format`: a non-ASCII character in the format field at byte {start} is not supported"),
+                    ));
+                }
+                if in_index {
+                    in_index = c != b']';
+                } else if c == close {
+                    break;
+                } else if close == b'}' && c == b'[' {
+                    in_index = true;
+                }
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
     fn format_bound(fmt: &str, args: &[Value], cap: usize) -> R<usize> {
+        check_format_fields(fmt)?;
         let mut widest = 0u128;
         let mut run = 0u128;
         for c in fmt.chars().chain(std::iter::once(' ')) {
@@ -722,30 +858,22 @@ mod guard {
         minijinja::filters::join(state, value, joiner)
     }
 
-    fn tojson(limits: &Limits, value: &Value, indent: Option<Value>, kwargs: Kwargs) -> R<Value> {
-        let width = match &indent {
-            Some(v) => v.as_usize(),
-            None => kwargs.peek::<Option<usize>>("indent")?,
+    /// Python's `json.dumps` (HF's and llama.cpp's `tojson`), see [`crate::pyjson`]. A bool
+    /// as the first argument is HF's `ensure_ascii`, a number minijinja's `indent`.
+    fn tojson(limits: &Limits, value: &Value, first: Option<Value>, kwargs: Kwargs) -> R<Value> {
+        let ascii = first.as_ref().filter(|v| v.kind() == ValueKind::Bool);
+        let indent = first.as_ref().filter(|v| v.kind() != ValueKind::Bool);
+        let mut opts = crate::pyjson::Options::from_args(indent, &kwargs)?;
+        if let Some(a) = ascii {
+            opts.ensure_ascii = a.is_true();
         }
-        .unwrap_or(2);
+        let width = opts.indent.unwrap_or(0);
         if width > 64 {
             return Err(too_large(format!("`tojson` indent {width} (at most 64)")));
         }
-        let pad = " ".repeat(width);
-        let cap = limits.max_output;
-        let mut c = Capped {
-            buf: None,
-            len: 0,
-            cap,
-        };
-        let fmt = serde_json::ser::PrettyFormatter::with_indent(pad.as_bytes());
-        let mut ser = serde_json::Serializer::with_formatter(&mut c, fmt);
-        // Errors other than the size (a value JSON cannot hold) are minijinja's to report.
-        if serde::Serialize::serialize(value, &mut ser).is_err() && c.len > cap {
-            return Err(over("`tojson`", cap));
-        }
-        limits.charge(c.len, "`tojson`")?;
-        minijinja::filters::tojson(value, indent, kwargs)
+        let out = crate::pyjson::to_string(value, &opts, limits.max_output)?;
+        limits.charge(out.len(), "`tojson`")?;
+        Ok(Value::from_safe_string(out))
     }
 
     fn method_check(limits: &Limits, value: &Value, method: &str, args: &[Value]) -> R<()> {
@@ -953,5 +1081,78 @@ mod tests {
             ChatTemplate::from_metadata(&bad),
             Err(Error::Template(_))
         ));
+    }
+
+    #[test]
+    fn tools_and_tool_messages_reach_the_template() {
+        let src = "{% if tools %}{% for t in tools %}{{ t | tojson }}\n{% endfor %}{% endif %}\
+                   {% for m in messages %}{{ m.role }}:{{ m.content }}\
+                   {% for c in m.tool_calls or [] %}[{{ c.function.name }} {{ c.function.arguments | tojson }} {{ c.id }}]{% endfor %}\
+                   {% if m.tool_call_id %}({{ m.tool_call_id }} {{ m.name }}){% endif %}|{% endfor %}";
+        let t = ChatTemplate::from_source(src, "", "").unwrap();
+        let tools = serde_json::json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "b": 1.0, "a": "<'é'>"}}}]);
+        let msgs = [
+            ChatMessage::user("hi"),
+            ChatMessage::assistant_tool_calls(
+                "",
+                vec![ToolCall {
+                    id: "call_0".into(),
+                    name: "f".into(),
+                    arguments: r#"{"z": 1, "a": [true, null]}"#.into(),
+                }],
+            ),
+            ChatMessage::tool_result("call_0", Some("f".into()), "42"),
+        ];
+        let out = t.render_with_tools(&msgs, Some(&tools), false).unwrap();
+        assert_eq!(
+            out,
+            "{\"type\": \"function\", \"function\": {\"name\": \"f\", \"description\": \"\", \"parameters\": {\"type\": \"object\", \"b\": 1.0, \"a\": \"<'é'>\"}}}\n\
+             user:hi|assistant:[f {\"z\": 1, \"a\": [true, null]} call_0]|tool:42(call_0 f)|"
+        );
+        // No tools, or an empty list: `tools` is not defined.
+        let plain = t.render(&msgs[..1], false).unwrap();
+        assert_eq!(plain, "user:hi|");
+        let probe = ChatTemplate::from_source("{{ tools is defined }}", "", "").unwrap();
+        assert_eq!(probe.render(&msgs[..1], false).unwrap(), "False");
+        let one = probe.render_with_tools(&msgs[..1], Some(&tools), false);
+        assert_eq!(one.unwrap(), "True");
+        let empty = serde_json::json!([]);
+        assert_eq!(
+            t.render_with_tools(&msgs[..1], Some(&empty), false)
+                .unwrap(),
+            plain
+        );
+        assert!(matches!(
+            t.render_with_tools(&msgs[..1], Some(&serde_json::json!({})), false),
+            Err(Error::Invalid(_))
+        ));
+        // Messages read from OpenAI JSON: null content, tool calls with string arguments.
+        let m: ChatMessage = serde_json::from_value(serde_json::json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}))
+        .unwrap();
+        assert_eq!(m.content, "");
+        assert_eq!(m.tool_calls.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            serde_json::to_string(&ChatMessage::user("x")).unwrap(),
+            r#"{"role":"user","content":"x"}"#
+        );
+    }
+
+    #[test]
+    fn non_ascii_format_keys_are_refused_not_a_panic() {
+        // Found by fuzz/chat_template: minijinja 2.24 slices inside the character and panics.
+        for src in [
+            r#"{{ "%(é)s" | format(x=1) }}"#,
+            r#"{{ "{0[é]}".format([1]) }}"#,
+            r#"{{ "%((ë((5,77" | format("x") }}"#,
+            r#"{{ "L[{{{{{x[{{} {{:é]".format("x/") }}"#,
+        ] {
+            let t = ChatTemplate::from_source(src, "", "").unwrap();
+            let e = t.check().unwrap_err().to_string();
+            assert!(e.contains("non-ASCII"), "{src}: {e}");
+        }
+        // Non-ASCII text outside the fields still formats.
+        let t = ChatTemplate::from_source(r#"{{ "é %s ü" | format("x") }}"#, "", "").unwrap();
+        assert_eq!(t.check().unwrap(), "é x ü".len());
     }
 }

@@ -23,16 +23,31 @@ impl ChatPrompt {
     /// Render `messages` (roles `system`, `user`, `assistant`) with the model's chat template,
     /// ready for the assistant's reply.
     pub fn new(model: &Model, messages: &[ChatMessage]) -> Result<ChatPrompt> {
+        Self::with_tools(model, messages, None)
+    }
+
+    /// [`new`](Self::new) with OpenAI `tools` rendered by the template (see
+    /// [`crate::chat::ChatTemplate::render_with_tools`]); messages may carry `tool_calls` and
+    /// `tool` results. Templates that put the tools in the system turn (Qwen, Hermes) make
+    /// them part of `keep`.
+    pub fn with_tools(
+        model: &Model,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<ChatPrompt> {
         if messages.is_empty() {
             return Err(Error::Invalid("the conversation is empty".into()));
         }
         let tok = &model.tokenizer;
-        let text = model.chat.render(messages, true)?;
+        let text = model.chat.render_with_tools(messages, tools, true)?;
         let tokens = tok.encode(&text, true);
         // What the template writes before the first non-system message.
         let n_sys = messages.iter().take_while(|m| m.role == "system").count();
         let bos = usize::from(tok.bos_id().is_some() && tokens.first() == tok.bos_id().as_ref());
-        let keep = match model.chat.render(&messages[..n_sys], false) {
+        let keep = match model
+            .chat
+            .render_with_tools(&messages[..n_sys], tools, false)
+        {
             Ok(head) if !head.is_empty() => {
                 common_prefix(&tok.encode(&head, true), &tokens).max(bos)
             }
@@ -60,10 +75,22 @@ pub fn messages_out_of_view(
     keep: usize,
     dropped: usize,
 ) -> Result<usize> {
+    messages_out_of_view_with_tools(model, messages, None, prompt, keep, dropped)
+}
+
+/// [`messages_out_of_view`] for a prompt made by [`ChatPrompt::with_tools`] with `tools`.
+pub fn messages_out_of_view_with_tools(
+    model: &Model,
+    messages: &[ChatMessage],
+    tools: Option<&serde_json::Value>,
+    prompt: &[u32],
+    keep: usize,
+    dropped: usize,
+) -> Result<usize> {
     if dropped == 0 {
         return Ok(0);
     }
-    let before = |limit: usize| starting_before(model, messages, prompt, limit);
+    let before = |limit: usize| starting_before(model, messages, tools, prompt, limit);
     Ok(before(keep + dropped)? - before(keep)?)
 }
 
@@ -72,6 +99,7 @@ pub fn messages_out_of_view(
 fn starting_before(
     model: &Model,
     messages: &[ChatMessage],
+    tools: Option<&serde_json::Value>,
     prompt: &[u32],
     limit: usize,
 ) -> Result<usize> {
@@ -79,7 +107,7 @@ fn starting_before(
         if i == 0 {
             return Ok(0);
         }
-        let text = model.chat.render(&messages[..i], false)?;
+        let text = model.chat.render_with_tools(&messages[..i], tools, false)?;
         Ok(common_prefix(&model.tokenizer.encode(&text, true), prompt))
     };
     // Invariant: messages lo.. start at or after `limit` from `hi` on; start(0) = 0.

@@ -15,8 +15,11 @@ pub mod gguf;
 pub mod grammar;
 pub mod loader;
 pub mod model;
+pub mod pyjson;
 pub mod quant;
+pub mod quantize;
 pub mod sampler;
 pub mod tokenizer;
+pub mod tool_calls;
 
 pub use error::{Error, Result};

@@ -1,5 +1,5 @@
 //! Fidelity of the CPU engine against llama.cpp golden data and the exact-math reference
-//! (`../shared/golden/README.md` explains the rules):
+//! (`tests/data/golden/README.md` explains the rules):
 //! 1. teacher forcing: at every position whose golden margin is >= 1.0, our argmax is llama.cpp's token;
 //! 2. last-position logits: top-1 equal, top-20 max |Δ| <= 1.5 against llama.cpp;
 //! 3. with f32 activations (`Activations::F32`, the default) the top-20 must also be within 0.05

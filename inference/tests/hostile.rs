@@ -257,6 +257,13 @@ fn template_growing_filters_and_methods() {
         "tojson",
     );
     template_fails("batch", r#"{{ [1] | batch(10000000000) | list }}"#, "items");
+    // minijinja panicked on a non-ASCII format key (found by fuzz/chat_template).
+    template_fails("format-key", r#"{{ "%(é)s" | format(x=1) }}"#, "non-ASCII");
+    template_fails(
+        "format-method-key",
+        r#"{{ "{0[é]}".format([1]) }}"#,
+        "non-ASCII",
+    );
 }
 
 /// The real templates at hand (the models' and llama.cpp's vocabulary files', Gemma 4's tool
@@ -555,5 +562,165 @@ fn a_one_megabyte_word_tokenizes_in_bounded_time() {
         assert!(!ids.is_empty());
         assert_eq!(model.tokenizer.decode(&ids).len(), text.len());
         assert!(t.elapsed() < TIME, "{:?}", t.elapsed());
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// The malformed-file corpus: truncations, huge counts, bad offsets (the fuzz targets in
+// fuzz/ search the same space at random; these are the systematic cases, run in CI)
+// ----------------------------------------------------------------------------------------------
+
+/// Byte position of the tensor info of `name` (just after its name string).
+fn tensor_info_at(bytes: &[u8], name: &str) -> usize {
+    let mut needle = (name.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(name.as_bytes());
+    let i = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("tensor info");
+    i + needle.len()
+}
+
+/// `bytes` with `v` written at `at`.
+fn patched(bytes: &[u8], at: usize, v: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[at..at + v.len()].copy_from_slice(v);
+    b
+}
+
+/// The tiny model cut at many offsets: inside the fixed header, every part of the metadata and
+/// the tensor table, at the data section, and inside the tensor data.
+fn truncations() -> Vec<(String, Vec<u8>)> {
+    let b = tiny();
+    let h = GgufHeader::parse_complete(&b).unwrap();
+    let data = h.data_offset as usize;
+    let mut cuts = vec![0, 1, 4, 7, 8, 16, 23, 24, 30];
+    cuts.extend((1..=24).map(|i| 30 + (data - 30) * i / 25));
+    cuts.extend([data - 1, data, data + 1]);
+    cuts.extend((1..=8).map(|i| data + (b.len() - data) * i / 9));
+    cuts.push(b.len() - 1);
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts.into_iter()
+        .map(|n| (format!("cut-{n}"), b[..n].to_vec()))
+        .collect()
+}
+
+/// Counts, lengths and shapes far beyond what the file holds, and tensor offsets that are
+/// misaligned, wrap around u64, or make two tensors overlap.
+fn bad_counts_and_offsets() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let b = tiny();
+    let q = tensor_info_at(&b, "blk.0.attn_q.weight");
+    let k = tensor_info_at(&b, "blk.0.attn_k.weight");
+    // attn_q and attn_k are matrices: n_dims (4 bytes), 2 dims, type (4), offset (8).
+    assert_eq!(u32::from_le_bytes(b[q..q + 4].try_into().unwrap()), 2);
+    let q_off = q + 4 + 16 + 4;
+    let k_off = k + 4 + 16 + 4;
+    let offset = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let huge = (1u64 << 40).to_le_bytes();
+    vec![
+        ("tensor-count", patched(&b, 8, &huge), "tensor count"),
+        (
+            "kv-count",
+            patched(&b, 16, &huge),
+            "metadata key/value count",
+        ),
+        (
+            "key-length",
+            patched(&b, 24, &(1u64 << 62).to_le_bytes()),
+            "key length",
+        ),
+        (
+            "n-dims",
+            patched(&b, q, &u32::MAX.to_le_bytes()),
+            "dimensions",
+        ),
+        (
+            "shape-overflow",
+            patched(&b, q + 4, &[huge, huge].concat()),
+            "overflows",
+        ),
+        (
+            "tensor-too-large",
+            patched(
+                &b,
+                q + 4,
+                &[(1u64 << 33).to_le_bytes(), 64u64.to_le_bytes()].concat(),
+            ),
+            "attn_q",
+        ),
+        (
+            "offset-misaligned",
+            patched(&b, q_off, &(offset(q_off) + 4).to_le_bytes()),
+            "alignment",
+        ),
+        (
+            "offset-wraps",
+            patched(&b, q_off, &(u64::MAX - 31).to_le_bytes()),
+            "past the end",
+        ),
+        (
+            "offset-overlap",
+            patched(&b, k_off, &offset(q_off).to_le_bytes()),
+            "overlap",
+        ),
+        (
+            "alignment-0",
+            variant(&b, &[], |w| {
+                w.u32_kv("general.alignment", 0);
+            }),
+            "general.alignment",
+        ),
+        (
+            "alignment-3",
+            variant(&b, &[], |w| {
+                w.u32_kv("general.alignment", 3);
+            }),
+            "general.alignment",
+        ),
+        (
+            "alignment-2-pow-40",
+            variant(&b, &[], |w| {
+                w.value_kv("general.alignment", &Value::U64(1 << 40));
+            }),
+            "general.alignment",
+        ),
+    ]
+}
+
+/// Every truncation fails in the loader, pushed in chunks as the browser pushes them.
+#[test]
+fn truncations_fail_in_the_loader() {
+    for (case, bytes) in truncations() {
+        let mut l = ModelLoader::new(bytes.len() as u64);
+        let r = bytes
+            .chunks(4 << 10)
+            .try_for_each(|c| l.push(c))
+            .and_then(|()| l.finish().map(drop));
+        let e = r.expect_err(&case).to_string();
+        assert!(!e.contains('\n'), "{case}: {e}");
+    }
+}
+
+#[test]
+fn truncations_through_the_cli() {
+    for (case, bytes) in truncations() {
+        let e = generate_fails(&case, &bytes);
+        assert!(
+            e.contains("truncated")
+                || e.contains("past the end")
+                || e.contains("bytes left in the file")
+                || e.contains("not a GGUF file")
+                || e.contains("before tensor"),
+            "{case}: {e}"
+        );
+    }
+}
+
+#[test]
+fn huge_counts_and_bad_offsets_through_the_cli() {
+    for (case, bytes, want) in bad_counts_and_offsets() {
+        let e = generate_fails(case, &bytes);
+        assert!(e.contains(want), "{case}: {e}");
     }
 }

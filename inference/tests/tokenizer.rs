@@ -1,9 +1,8 @@
-//! Tokenizer and chat-template fidelity against llama.cpp golden data (`shared/golden/*.json`).
+//! Tokenizer and chat-template fidelity against llama.cpp golden data (`tests/data/golden/*.json`).
 //!
 //! Models come from `$WASM_CHORD_MODELS` (default `<repo>/models`, filled by
-//! `scripts/fetch-models.sh`), except the 4-layer test model, which lives in
-//! `$WASM_CHORD_SHARED/models`. Golden data from `$WASM_CHORD_SHARED/golden` (default
-//! `<repo>/../shared`). A missing file fails the test; it is never skipped.
+//! `scripts/fetch-models.sh`, which also builds the 4-layer test model). A missing file fails the
+//! test; it is never skipped.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,17 +18,15 @@ fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")))
 }
 
-fn shared_dir() -> PathBuf {
-    std::env::var_os("WASM_CHORD_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")))
+fn golden_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden"))
 }
 
 fn load_metadata(path: &PathBuf) -> Metadata {
     let bytes = std::fs::read(path).unwrap_or_else(|e| {
         panic!(
-            "cannot read model {}: {e}. Run scripts/fetch-models.sh (or set WASM_CHORD_MODELS / \
-             WASM_CHORD_SHARED) to get the test models.",
+            "cannot read model {}: {e}. Run scripts/fetch-models.sh (or set WASM_CHORD_MODELS) \
+             to get the test models.",
             path.display()
         )
     });
@@ -39,13 +36,9 @@ fn load_metadata(path: &PathBuf) -> Metadata {
 }
 
 fn load_golden(name: &str) -> Value {
-    let path = shared_dir().join("golden").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read golden data {}: {e} (set WASM_CHORD_SHARED)",
-            path.display()
-        )
-    });
+    let path = golden_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read golden data {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -201,9 +194,7 @@ fn smollm2_135m() {
 #[test]
 fn smollm2_4layer_mixed() {
     check_model(
-        shared_dir()
-            .join("models")
-            .join("smollm2-4layer-mixed.gguf"),
+        models_dir().join("smollm2-4layer-mixed.gguf"),
         "smollm2-4layer-mixed.json",
     );
 }

@@ -7,8 +7,9 @@
 //! `dequantize` equals the independent fixtures of `tests/fixtures/quant/` (the PyPI `gguf`
 //! package's values), and `vec_dot` / `matvec` / `matmul` with SIMD on agree with the same calls
 //! after `set_simd(false)` and with a float64 dot of the dequantized weights. Then the whole engine
-//! runs the 4-layer test model of `../shared` against the golden logits. Fixtures and model are
-//! compiled in: wasm has no file system.
+//! runs the 4-layer test model (`models/smollm2-4layer-mixed.gguf`, built by
+//! `scripts/fetch-models.sh`) against the golden logits of `tests/data/`. Fixtures, data and model
+//! are compiled in: wasm has no file system.
 #![cfg(target_arch = "wasm32")]
 
 use inference::quant::{self, dequantize, matmul, matvec, vec_dot, GgmlType};
@@ -409,45 +410,17 @@ type_tests! {
 
 // ---------------------------------------------------------------------------------------------
 // The whole engine under wasm: the 4-layer test model (every quant type the kernels have, 44 MB,
-// compiled in) against the golden file and the float64 reference logits of `../shared`
-// (`../shared/golden/README.md`; `tests/fidelity.rs` runs the same checks natively).
+// compiled in) against the golden file and the float64 reference logits of `tests/data/`
+// (`tests/data/golden/README.md`; `tests/fidelity.rs` runs the same checks natively).
 // ---------------------------------------------------------------------------------------------
 
-macro_rules! shared {
-    ($path:literal) => {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/", $path)
-    };
-}
-
-const MODEL: &[u8] = include_bytes!(shared!("models/smollm2-4layer-mixed.gguf"));
-const GOLDEN: &str = include_str!(shared!("golden/smollm2-4layer-mixed.json"));
-/// `(prompt name, float64 reference logits of its last position)`.
-const REFERENCE: &[(&str, &[u8])] = &[
-    (
-        "once_upon",
-        include_bytes!(shared!("reference/smollm2-4layer-mixed/last.once_upon.f32")),
-    ),
-    (
-        "capital_france",
-        include_bytes!(shared!(
-            "reference/smollm2-4layer-mixed/last.capital_france.f32"
-        )),
-    ),
-    (
-        "fibonacci",
-        include_bytes!(shared!("reference/smollm2-4layer-mixed/last.fibonacci.f32")),
-    ),
-    (
-        "unicode",
-        include_bytes!(shared!("reference/smollm2-4layer-mixed/last.unicode.f32")),
-    ),
-    (
-        "chat_2plus2",
-        include_bytes!(shared!(
-            "reference/smollm2-4layer-mixed/last.chat_2plus2.f32"
-        )),
-    ),
-];
+const MODEL: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/smollm2-4layer-mixed.gguf"
+));
+const GOLDEN: &str = include_str!("data/golden/smollm2-4layer-mixed.json");
+/// Float64 reference logits of each prompt's last position, at the ids the test compares.
+const REFERENCE: &str = include_str!("data/reference/smollm2-4layer-mixed.json");
 
 /// Last-position logits of every golden prompt: top-1 equals llama.cpp's, the top-20 are within
 /// 0.05 of the float64 reference (and 1.5 of llama.cpp); SIMD and scalar kernels agree closely.
@@ -479,7 +452,12 @@ async fn smollm2_4layer_mixed_last_logits() {
         }
     };
     let prompts = golden["prompts"].as_array().expect("prompts");
-    assert_eq!(prompts.len(), REFERENCE.len(), "golden prompts");
+    let reference: serde_json::Value = serde_json::from_str(REFERENCE).expect("reference JSON");
+    assert_eq!(
+        reference["n_vocab"].as_u64(),
+        Some(n_vocab as u64),
+        "reference vocabulary"
+    );
     let (mut worst_ref, mut worst_llama, mut worst_scalar) = (0f32, 0f32, 0f32);
     for p in prompts {
         let name = p["name"].as_str().expect("name");
@@ -498,20 +476,23 @@ async fn smollm2_4layer_mixed_last_logits() {
         let ll = &p["last_logits"];
         let want_top1 = ll["argmax"].as_u64().expect("argmax") as u32;
         assert_eq!(argmax(&got), want_top1, "{name}: top-1");
-        let &(_, r) = REFERENCE
+        let refs: std::collections::HashMap<usize, f32> = reference["prompts"][name]["logits"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no reference logits"))
             .iter()
-            .find(|e| e.0 == name)
-            .unwrap_or_else(|| panic!("{name}: no reference logits"));
-        let reference: Vec<f32> = r
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .map(|e| {
+                let id = e[0].as_u64().expect("id") as usize;
+                (id, e[1].as_f64().expect("logit") as f32)
+            })
             .collect();
-        assert_eq!(reference.len(), n_vocab, "{name}: reference logits");
         let (mut d_ref, mut d_llama) = (0f32, 0f32);
         for e in ll["top20"].as_array().expect("top20") {
             let i = e[0].as_u64().expect("id") as usize;
             let v = e[1].as_f64().expect("logit") as f32;
-            d_ref = d_ref.max((got[i] - reference[i]).abs());
+            let r = *refs
+                .get(&i)
+                .unwrap_or_else(|| panic!("{name}: reference logit of {i} not stored"));
+            d_ref = d_ref.max((got[i] - r).abs());
             d_llama = d_llama.max((got[i] - v).abs());
         }
         let d_scalar = got

@@ -1,6 +1,6 @@
 //! The WebGPU backend against the CPU reference: every matvec / dequant kernel on random blocks and
 //! on real tensors, the binding-size split, and whole-model fidelity (rules of
-//! `../shared/golden/README.md`, as in `fidelity.rs`). Needs a WebGPU adapter (lavapipe:
+//! `tests/data/golden/README.md`, as in `fidelity.rs`). Needs a WebGPU adapter (lavapipe:
 //! `apt-get install mesa-vulkan-drivers`); without one every test FAILS with that message.
 #![cfg(all(feature = "webgpu", not(target_arch = "wasm32")))]
 

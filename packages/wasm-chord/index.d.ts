@@ -30,9 +30,26 @@ export interface EngineOptions {
 
 export interface TextPart { type: 'text'; text: string }
 
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  /** `arguments`: JSON text. */
+  function: { name: string; arguments: string };
+}
+
+export interface Tool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: object };
+}
+
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool';
   content: string | TextPart[] | null;
+  /** An assistant message's tool calls (as a completion returned them). */
+  tool_calls?: ToolCall[];
+  /** A `tool` message: the call it answers. */
+  tool_call_id?: string;
+  name?: string;
 }
 
 export type ResponseFormat =
@@ -63,9 +80,11 @@ interface SamplingParams {
 export interface ChatCompletionParams extends SamplingParams {
   messages: ChatMessage[];
   max_completion_tokens?: number;
-  /** Not supported yet: throws. */
-  tools?: unknown[];
-  tool_choice?: unknown;
+  /** Rendered by the model's chat template; the reply is parsed into `tool_calls` (Qwen2.5/3 and
+   * Hermes `<tool_call>` JSON, Llama 3.x JSON, Mistral `[TOOL_CALLS]`). */
+  tools?: Tool[];
+  /** 'auto' (default) or 'none' (the tools are not given to the model). */
+  tool_choice?: 'auto' | 'none';
 }
 
 export interface CompletionParams extends SamplingParams {
@@ -73,7 +92,7 @@ export interface CompletionParams extends SamplingParams {
   prompt: string;
 }
 
-export type FinishReason = 'stop' | 'length';
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 export interface Usage {
   prompt_tokens: number;
@@ -94,7 +113,7 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  choices: { index: 0; message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }; finish_reason: FinishReason; logprobs: null }[];
   usage: Usage;
 }
 
@@ -103,7 +122,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null }[];
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string; tool_calls?: (ToolCall & { index: number })[] }; finish_reason: FinishReason | null }[];
   /** On the last chunk. */
   usage?: Usage;
 }

@@ -263,8 +263,46 @@ function turns(messages) {
     if (!m || !ROLES.includes(m.role)) {
       throw new TypeError(`messages[${i}].role must be one of ${ROLES.join(', ')}`);
     }
-    return { role: m.role, content: contentText(m.content, i) };
+    const turn = { role: m.role, content: contentText(m.content, i) };
+    if (m.tool_calls !== undefined && m.tool_calls !== null) {
+      if (m.role !== 'assistant' || !Array.isArray(m.tool_calls)) {
+        throw new TypeError(`messages[${i}].tool_calls: an array, on an assistant message`);
+      }
+      turn.tool_calls = m.tool_calls.map((c, j) => {
+        if (!c || !c.function || typeof c.function.name !== 'string') {
+          throw new TypeError(`messages[${i}].tool_calls[${j}]: expected { id, type: 'function', function: { name, arguments } }`);
+        }
+        const args = c.function.arguments;
+        return { id: c.id ?? `call_${j}`, type: 'function', function: { name: c.function.name, arguments: typeof args === 'string' ? safeParse(args) : (args ?? {}) } };
+      });
+    }
+    if (m.role === 'tool') {
+      if (typeof m.tool_call_id !== 'string') throw new TypeError(`messages[${i}]: a tool message needs tool_call_id`);
+      turn.tool_call_id = m.tool_call_id;
+      if (typeof m.name === 'string') turn.name = m.name;
+    }
+    return turn;
   });
+}
+
+function safeParse(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** OpenAI tool calls from the worker's (arguments as JSON text, as OpenAI gives them). */
+function openaiToolCalls(calls) {
+  return (calls ?? []).map((c) => ({
+    id: c.id,
+    type: 'function',
+    function: {
+      name: c.function.name,
+      arguments: typeof c.function.arguments === 'string' ? c.function.arguments : JSON.stringify(c.function.arguments ?? {}),
+    },
+  }));
 }
 
 function outputFormat(where, responseFormat, grammar) {
@@ -408,10 +446,18 @@ class Engine {
   _create(kind, p) {
     const where = kind === 'chat' ? 'chat.completions.create' : 'completions.create';
     checkOptions(where, p, kind === 'chat' ? CHAT_OPTIONS : COMPLETION_OPTIONS);
-    if (p.tools !== undefined || p.tool_choice !== undefined) {
-      throw new WasmChordError(`${where}: tools are not supported by this version of wasm-chord`, 'unsupported');
-    }
     const params = this._params(where, p);
+    if (p.tools !== undefined && p.tools !== null) {
+      if (!Array.isArray(p.tools)) throw new TypeError(`${where}: tools must be an array of { type: 'function', function: {...} }`);
+      const choice = p.tool_choice ?? 'auto';
+      if (choice !== 'auto' && choice !== 'none') {
+        throw new WasmChordError(`${where}: tool_choice "${typeof choice === 'string' ? choice : 'function'}" is not supported (use "auto" or "none")`, 'unsupported');
+      }
+      if (choice === 'auto' && p.tools.length > 0) params.tools = p.tools;
+    } else if (p.tool_choice !== undefined) {
+      throw new TypeError(`${where}: tool_choice without tools`);
+    }
+    const withTools = params.tools !== undefined;
     let generate;
     if (kind === 'chat') {
       generate = { type: 'Generate', chat_id: 'chat', messages: turns(p.messages), params };
@@ -444,13 +490,20 @@ class Engine {
           for (;;) {
             const { value, done } = await events.next();
             if (done) {
-              const finish = FINISH[value.stop] ?? 'stop';
+              const calls = openaiToolCalls(value.tool_calls);
+              const finish = calls.length ? 'tool_calls' : (FINISH[value.stop] ?? 'stop');
+              if (withTools) {
+                // With tools the reply is held back and sent parsed: its text, then its calls.
+                const delta = { content: value.content ?? '' };
+                if (calls.length) delta.tool_calls = calls.map((c, index) => ({ index, ...c }));
+                yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: null }] };
+              }
               yield kind === 'chat'
                 ? { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: finish }], usage: usage(value) }
                 : { id, object: 'text_completion', created, model, choices: [{ index: 0, text: '', finish_reason: finish }], usage: usage(value) };
               return;
             }
-            if (!value.piece) continue;
+            if (!value.piece || withTools) continue;
             yield kind === 'chat'
               ? { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { content: value.piece }, finish_reason: null }] }
               : { id, object: 'text_completion', created, model, choices: [{ index: 0, text: value.piece, finish_reason: null }] };
@@ -468,9 +521,15 @@ class Engine {
       for (;;) {
         const { value, done } = await events.next();
         if (done) {
-          const finish = FINISH[value.stop] ?? 'stop';
+          const calls = openaiToolCalls(value.tool_calls);
+          const finish = calls.length ? 'tool_calls' : (FINISH[value.stop] ?? 'stop');
+          const message = { role: 'assistant', content: withTools ? (value.content ?? text) : text };
+          if (calls.length) {
+            message.tool_calls = calls;
+            if (!message.content.trim()) message.content = null;
+          }
           return kind === 'chat'
-            ? { id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: finish, logprobs: null }], usage: usage(value) }
+            ? { id, object: 'chat.completion', created, model, choices: [{ index: 0, message, finish_reason: finish, logprobs: null }], usage: usage(value) }
             : { id, object: 'text_completion', created, model, choices: [{ index: 0, text, finish_reason: finish, logprobs: null }], usage: usage(value) };
         }
         text += value.piece;

@@ -29,7 +29,7 @@
 //   build, never a model (d); a download larger than the free storage is refused with numbers
 //   (e); Verify re-hashes a stored model: ok, then a damaged chunk is a mismatch (g).
 //
-// The teacher-forcing rule (../shared/golden/README.md): while our tokens equal the golden ones
+// The teacher-forcing rule (inference/tests/data/golden/README.md): while our tokens equal the golden ones
 // the context is identical, so every position whose golden margin is >= 1.0 must match; the first
 // mismatch is allowed only at a near-tie (margin < 1.0), after which contexts differ.
 //
@@ -46,8 +46,8 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8091/';
-const MODEL = process.env.MODEL || path.resolve(here, '../../../shared/models/smollm2-4layer-mixed.gguf');
-const GOLDEN = process.env.GOLDEN || path.resolve(here, '../../../shared/golden/smollm2-4layer-mixed.json');
+const MODEL = process.env.MODEL || path.resolve(here, '../../models/smollm2-4layer-mixed.gguf');
+const GOLDEN = process.env.GOLDEN || path.resolve(here, '../../inference/tests/data/golden/smollm2-4layer-mixed.json');
 const INJECTION_MODEL = process.env.INJECTION_MODEL;
 const TEMPLATE_MODEL = process.env.TEMPLATE_MODEL;
 const SHOTS = process.env.SCREENSHOTS || path.join(here, 'screenshots');

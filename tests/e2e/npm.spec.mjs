@@ -135,7 +135,7 @@ try {
         await msg(() => window.wasmChord.createEngine({ model: '/models/x.gguf', bakend: 'cpu' })),
         await msg(() => e.chat.completions.create({ messages: m, temperature: 7 })),
         await msg(() => e.chat.completions.create({ messages: [{ role: 'robot', content: 'x' }] })),
-        await msg(() => e.chat.completions.create({ messages: m, tools: [] })),
+        await msg(() => e.chat.completions.create({ messages: m, tool_choice: 'auto' })),
         await msg(() => window.wasmChord.createEngine({ model: '/models/no-such-model.gguf', backend: 'cpu' })),
         await msg(() => window.wasmChord.createEngine({ model: new Blob(['not a model at all, just text'.repeat(100)]), backend: 'cpu' })),
         await msg(() => e.detokenize([1e9])),
@@ -146,7 +146,7 @@ try {
     assert(/TypeError: .*unknown option "bakend"/.test(r[1]), r[1]);
     assert(/temperature must be a number from 0 to 2/.test(r[2]), r[2]);
     assert(/role must be one of/.test(r[3]), r[3]);
-    assert(/tools are not supported/.test(r[4]), r[4]);
+    assert(/tool_choice without tools/.test(r[4]), r[4]);
     assert(/HTTP 404/.test(r[5]), r[5]);
     assert(/not a GGUF file/.test(r[6]), r[6]);
     assert(/out of range/.test(r[7]), r[7]);
@@ -248,6 +248,48 @@ try {
     assert(r.entries.length === 1 && r.entries[0].complete && r.entries[0].id.endsWith(MODEL_URL), `entries: ${JSON.stringify(r.entries)}`);
     assert(requests.length === 1 && r.noneSource === 'network', `cache: 'indexeddb' fetched again, or 'none' did not: ${requests.join(', ')}`);
     assert(r.text.length > 0, 'no reply from the cached model');
+  });
+  await test('8. tool calls: tools rendered by the template, the reply parsed into tool_calls, the result sent back', async () => {
+    const r = await page.evaluate(async () => {
+      const e = await window.wasmChord.createEngine({ model: '/hermes.gguf', backend: 'cpu', cache: 'none' });
+      const tools = [
+        { type: 'function', function: { name: 'get_weather', description: 'The weather in a city',
+          parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { enum: ['C', 'F'] } }, required: ['city'] } } },
+        { type: 'function', function: { name: 'add', description: 'Add two numbers',
+          parameters: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] } } },
+      ];
+      const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+      // The 4-layer test model writes gibberish: a grammar makes it write the call a real model would.
+      const grammar = 'root ::= "<tool_call>\\n{\\"name\\": \\"get_weather\\", \\"arguments\\": {\\"city\\": \\"Paris\\"}}\\n</tool_call>"';
+      const plain = await e.chat.completions.create({ messages, temperature: 0, max_tokens: 4 });
+      const call = await e.chat.completions.create({ messages, tools, temperature: 0, max_tokens: 120, grammar });
+      const chunks = [];
+      for await (const c of await e.chat.completions.create({ messages, tools, temperature: 0, max_tokens: 120, grammar, stream: true })) chunks.push(c);
+      const next = await e.chat.completions.create({
+        messages: [...messages, call.choices[0].message,
+          { role: 'tool', tool_call_id: call.choices[0].message.tool_calls[0].id, name: 'get_weather', content: '{"temperature": 18}' }],
+        tools, temperature: 0, max_tokens: 4,
+      });
+      const none = await e.chat.completions.create({ messages, tools, tool_choice: 'none', temperature: 0, max_tokens: 4 });
+      let required;
+      try { await e.chat.completions.create({ messages, tools, tool_choice: 'required' }); required = 'no error'; } catch (err) { required = err.message; }
+      await e.unload();
+      return { plain: plain.usage.prompt_tokens, call, chunks, next: next.usage, none: none.usage.prompt_tokens, required };
+    });
+    const c = r.call.choices[0];
+    console.log(`     prompt ${r.plain} tokens without tools, ${r.call.usage.prompt_tokens} with; reply ${JSON.stringify(c.message)} (${c.finish_reason})`);
+    assert(r.call.usage.prompt_tokens > r.plain + 40, 'the tools were not rendered into the prompt');
+    assert(r.none === r.plain, `tool_choice "none" still rendered the tools (${r.none} vs ${r.plain})`);
+    assert(c.finish_reason === 'tool_calls' && c.message.content === null && c.message.tool_calls.length === 1, `not a tool call: ${JSON.stringify(c)}`);
+    const tc = c.message.tool_calls[0];
+    assert(tc.type === 'function' && tc.function.name === 'get_weather' && typeof tc.id === 'string' &&
+      JSON.parse(tc.function.arguments).city === 'Paris', `tool call: ${JSON.stringify(tc)}`);
+    const streamed = r.chunks.flatMap((k) => k.choices[0].delta.tool_calls ?? []);
+    assert(streamed.length === 1 && streamed[0].function.name === 'get_weather' &&
+      r.chunks[r.chunks.length - 1].choices[0].finish_reason === 'tool_calls', `streamed: ${JSON.stringify(r.chunks)}`);
+    console.log(`     the tool's result went back: prompt ${r.next.prompt_tokens} tokens, ${r.next.prompt_tokens_details.cached_tokens} from the cache`);
+    assert(r.next.prompt_tokens > r.call.usage.prompt_tokens, 'the tool call and result were not rendered');
+    assert(/tool_choice "required" is not supported/.test(r.required), r.required);
   });
 } finally {
   await page.screenshot({ path: path.join(SHOTS, 'npm-package.png') }).catch(() => {});

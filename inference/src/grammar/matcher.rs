@@ -148,9 +148,24 @@ fn prefix_range(tail: &[u8]) -> Option<(u32, u32)> {
         v = (v << 6) | (c & 0x3F) as u32;
     }
     let missing = 6 * (n - tail.len()) as u32;
-    let lo = v << missing;
-    Some((lo, lo | ((1u32 << missing) - 1)))
+    // The bits known so far, clamped to what an n-byte sequence may encode (no overlong forms:
+    // a lone 0xE0 or 0xF0 lead has zero bits yet can only become U+0800.. or U+10000..).
+    let min = match n {
+        2 => 0x80,
+        3 => 0x800,
+        _ => 0x1_0000,
+    };
+    let lo = (v << missing).max(min);
+    let hi = ((v << missing) | ((1u32 << missing) - 1)).min(0x10_FFFF);
+    Some(if lo <= hi {
+        (lo, hi)
+    } else {
+        (NO_CHAR, NO_CHAR)
+    })
 }
+
+/// The range of a partial character that can never become one: matches nothing.
+const NO_CHAR: u32 = u32::MAX;
 
 /// Grammar state over one generation: feed it the chosen tokens, ask it which may come next.
 pub struct Matcher {
@@ -251,7 +266,7 @@ impl Matcher {
 
     /// Whether some stack's next character could be one in `lo..=hi`.
     fn accepts_range(&self, state: u32, lo: u32, hi: u32) -> bool {
-        if state == DEAD {
+        if state == DEAD || lo == NO_CHAR {
             return false;
         }
         let g = &self.grammar;
@@ -464,6 +479,18 @@ fn expand(g: &Grammar, mut stack: Stack, out: &mut Vec<Stack>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn partial_characters_cover_only_what_they_can_become() {
+        // A lone 3- or 4-byte lead has no value bits yet, but can only become U+0800.. or
+        // U+10000..: never ASCII (a token ending in one was once allowed where "e" had to come).
+        assert_eq!(prefix_range(&[0xE0]), Some((0x800, 0xFFF)));
+        assert_eq!(prefix_range(&[0xF0]), Some((0x1_0000, 0x3_FFFF)));
+        assert_eq!(prefix_range(&[0xC3]), Some((0xC0, 0xFF)));
+        assert_eq!(prefix_range(&[0xF4, 0x90]), Some((NO_CHAR, NO_CHAR)));
+        assert_eq!(prefix_range(&[]), None);
+    }
+
     use super::*;
 
     fn g(src: &str) -> Arc<Grammar> {

@@ -9,11 +9,14 @@
 
 use crate::error::{Error, Result};
 
+mod quantize;
 mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use quantize::{can_quantize, quantize};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

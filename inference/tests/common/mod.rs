@@ -38,11 +38,10 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")))
 }
 
-/// `WASM_CHORD_SHARED`, default `<repo>/../shared` (golden data, reference logits, the 4-layer model).
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("WASM_CHORD_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")))
+/// The test data committed with the repository: `inference/tests/data` (golden logits from
+/// llama.cpp in `golden/`, float64 reference logits in `reference/`; see its README.md).
+pub fn data_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"))
 }
 
 /// Path of a model by golden-file stem; panics with the fix when it is missing.
@@ -51,7 +50,8 @@ pub fn model_path(golden: &str) -> PathBuf {
         "smollm2-135m-q4_1" => models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf"),
         "gemma-3-270m-q4_k_m" => models_dir().join("gemma-3-270m-q4_k_m.gguf"),
         "qwen2.5-coder-1.5b-q4_k_m" => models_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
-        "smollm2-4layer-mixed" => shared_dir().join("models/smollm2-4layer-mixed.gguf"),
+        // Built from the SmolLM2 file by `chord quantize` (scripts/smollm2-4layer-mixed.args).
+        "smollm2-4layer-mixed" => models_dir().join("smollm2-4layer-mixed.gguf"),
         other => panic!("unknown golden file {other}"),
     };
     assert!(
@@ -63,7 +63,7 @@ pub fn model_path(golden: &str) -> PathBuf {
 }
 
 pub fn golden(name: &str) -> serde_json::Value {
-    let p = shared_dir().join(format!("golden/{name}.json"));
+    let p = data_dir().join(format!("golden/{name}.json"));
     let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&s).expect("golden JSON")
 }
@@ -76,15 +76,50 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
-/// Reference logits (float64 exact math, stored as f32) for a public prompt, if present.
-pub fn reference_logits(golden: &str, prompt: &str) -> Option<Vec<f32>> {
-    let p = shared_dir().join(format!("reference/{golden}/last.{prompt}.f32"));
-    let b = std::fs::read(p).ok()?;
-    Some(
-        b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
+/// Float64 exact-math reference logits of a golden prompt's last position (stored as f32), for
+/// the ids the tests compare: llama.cpp's top 20 and the reference's own top 20
+/// (`tests/data/reference/`, written by `scripts/compact-reference.py`).
+pub struct Reference {
+    pub n_vocab: usize,
+    pub argmax: u32,
+    logits: std::collections::HashMap<usize, f32>,
+}
+
+impl Reference {
+    /// The reference logit of token `id`; panics if it was not kept.
+    pub fn at(&self, id: usize) -> f32 {
+        *self
+            .logits
+            .get(&id)
+            .unwrap_or_else(|| panic!("reference logit of token {id} not stored"))
+    }
+}
+
+/// The reference logits of `prompt` of golden file `golden`, if present.
+pub fn reference(golden: &str, prompt: &str) -> Option<Reference> {
+    let p = data_dir().join(format!("reference/{golden}.json"));
+    let s = std::fs::read_to_string(&p).ok()?;
+    parse_reference(&s, prompt)
+}
+
+/// [`reference`] from the JSON text (the wasm test compiles it in).
+pub fn parse_reference(json: &str, prompt: &str) -> Option<Reference> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("reference JSON");
+    let p = v["prompts"].get(prompt)?;
+    let logits = p["logits"]
+        .as_array()
+        .expect("logits")
+        .iter()
+        .map(|e| {
+            let id = e[0].as_u64().expect("id") as usize;
+            (id, e[1].as_f64().expect("logit") as f32)
+        })
+        .collect();
+    Some(Reference {
+        n_vocab: v["n_vocab"].as_u64().expect("n_vocab") as usize,
+        argmax: p["argmax"].as_u64().expect("argmax") as u32,
+        logits,
+    })
 }
 
 pub const GOLDEN: [&str; 4] = [
@@ -101,7 +136,7 @@ pub struct Report {
     pub forced: usize,
 }
 
-/// Check every prompt of golden file `name` (`../shared/golden/README.md`): `eval(seq)` returns the
+/// Check every prompt of golden file `name` (`tests/data/golden/README.md`): `eval(seq)` returns the
 /// logits of every position of `seq` ((seq.len(), n_vocab), row-major), where `seq` is the prompt plus
 /// llama.cpp's greedy tokens but the last. Asserts
 /// 1. teacher forcing: where the golden margin is >= 1.0, our argmax is llama.cpp's next token;
@@ -188,12 +223,12 @@ pub fn check_golden(
         }
 
         // Every golden prompt here is public and has reference logits.
-        let r = reference_logits(name, pname)
+        let r = reference(name, pname)
             .unwrap_or_else(|| panic!("{name}/{pname}: reference logits missing"));
-        assert_eq!(r.len(), n_vocab);
+        assert_eq!(r.n_vocab, n_vocab);
         let d_ref = top20
             .iter()
-            .map(|&(i, _)| (last[i] - r[i]).abs())
+            .map(|&(i, _)| (last[i] - r.at(i)).abs())
             .fold(0f32, f32::max);
         if let Some(tol) = ref_tol {
             assert!(

@@ -10,11 +10,12 @@ use chord_app::protocol::{ChatTurn, FromWorker, GenParams, OutputFormat};
 use chord_app::stop::StopStrings;
 use inference::backend::BackendChoice;
 use inference::chat::ChatMessage;
-use inference::conversation::{messages_out_of_view, ChatPrompt};
+use inference::conversation::{messages_out_of_view_with_tools, ChatPrompt};
 use inference::engine::{GenerateParams, KvSnapshot, Session, SessionOptions, TokenSink};
 use inference::grammar::{Grammar, Matcher, TokenTable};
 use inference::loader::LoadedModel;
 use inference::sampler::SamplerParams;
+use inference::tool_calls::parse_tool_calls;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -101,12 +102,17 @@ struct PostTokens<'a> {
     channel: Option<web_sys::MessageChannel>,
     sent: u32,
     stops: StopStrings,
+    /// The reply's text so far (kept only when it is parsed for tool calls).
+    text: Option<String>,
 }
 
 impl TokenSink for PostTokens<'_> {
     async fn piece(&mut self, id: Option<u32>, text: &str) -> bool {
         self.sent += u32::from(id.is_some());
         let piece = self.stops.push(text);
+        if let Some(t) = self.text.as_mut() {
+            t.push_str(&piece);
+        }
         if self.stops.hit() {
             if !piece.is_empty() {
                 post(&FromWorker::Token { id: None, piece });
@@ -164,8 +170,14 @@ pub(crate) async fn reply(
     .min(model.hp.n_ctx_train);
     let msgs: Vec<ChatMessage> = messages
         .iter()
-        .map(|m| ChatMessage::new(m.role.as_str(), m.content.as_str()))
+        .map(|m| ChatMessage {
+            tool_calls: m.tool_calls.clone(),
+            tool_call_id: m.tool_call_id.clone(),
+            name: m.name.clone(),
+            ..ChatMessage::new(m.role.as_str(), m.content.as_str())
+        })
         .collect();
+    let tools = params.tools.as_ref().filter(|_| !params.raw);
     let prompt = if params.raw {
         let text = messages
             .iter()
@@ -174,7 +186,7 @@ pub(crate) async fn reply(
             .map_or("", |m| m.content.as_str());
         ChatPrompt::raw(model, text)
     } else {
-        ChatPrompt::new(model, &msgs).map_err(|e| e.to_string())?
+        ChatPrompt::with_tools(model, &msgs, tools).map_err(|e| e.to_string())?
     };
     let gp = GenerateParams {
         max_tokens: params.max_tokens.max(1) as usize,
@@ -206,11 +218,15 @@ pub(crate) async fn reply(
         channel,
         sent: 0,
         stops: StopStrings::new(&params.stop),
+        text: tools.map(|_| String::new()),
     };
     let result = session
         .generate_constrained(&prompt.tokens, &gp, grammar, &mut sink)
         .await;
     let tail = sink.stops.finish();
+    if let Some(t) = sink.text.as_mut() {
+        t.push_str(&tail);
+    }
     if !tail.is_empty() {
         post(&FromWorker::Token {
             id: None,
@@ -243,15 +259,21 @@ pub(crate) async fn reply(
     let trimmed = if params.raw {
         0
     } else {
-        messages_out_of_view(
+        messages_out_of_view_with_tools(
             model,
             &msgs,
+            tools,
             &prompt.tokens,
             session.keep(),
             session.dropped(),
         )
         .unwrap_or(0) as u32
     };
+    // With tools: the reply as content and OpenAI tool calls, the way this template writes them.
+    let parsed = sink
+        .text
+        .as_deref()
+        .map(|t| parse_tool_calls(t, model.chat.tool_family()));
     let done = FromWorker::Done {
         tokens: g.tokens.len() as u32,
         prompt_tokens: g.prompt_tokens as u32,
@@ -267,6 +289,11 @@ pub(crate) async fn reply(
             g.stop.name().to_owned()
         },
         trimmed,
+        tool_calls: parsed
+            .as_ref()
+            .map(|p| p.tool_calls.clone())
+            .unwrap_or_default(),
+        content: parsed.map(|p| p.content),
     };
     // The cache goes out before `Done`, so the next message can already use the session.
     if params.reuse && params.snapshot {

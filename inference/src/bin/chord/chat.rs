@@ -7,15 +7,18 @@
 //! "shifted_tokens", "dropped_tokens", "dropped_messages", "tokens", "ttft_ms", "prefill_tok_s",
 //! "decode_tok_s", "stop", "text"}`; otherwise the reply streams and a summary goes to stderr.
 //! `--no-reuse` recomputes the whole conversation every turn (the reference the tests compare
-//! with).
+//! with). `--tools FILE` renders OpenAI tools with the template and parses each reply into
+//! `tool_calls` (in the JSON line: `"content"` and `"tool_calls"`, ids unique in the
+//! conversation); `/tool TEXT` answers the last reply's first unanswered call.
 
 use std::io::{BufRead, Write};
 
 use inference::chat::ChatMessage;
-use inference::conversation::{messages_out_of_view, ChatPrompt};
+use inference::conversation::{messages_out_of_view_with_tools, ChatPrompt};
 use inference::engine::{block_on, Session, SessionOptions};
 use inference::model::Model;
 use inference::quant::Activations;
+use inference::tool_calls::parse_tool_calls;
 use serde_json::json;
 
 use crate::cli::{
@@ -30,6 +33,8 @@ enum Command {
     Regen,
     /// Replace user message N (1-based) with the text.
     Edit(usize, String),
+    /// A tool's result for the last reply's first unanswered call.
+    Tool(String),
 }
 
 fn parse(line: &str) -> CliResult<Option<Command>> {
@@ -40,6 +45,7 @@ fn parse(line: &str) -> CliResult<Option<Command>> {
     let cmd = match line.split_once(' ').map_or((line, ""), |(c, r)| (c, r)) {
         ("/reset", _) => Command::Reset,
         ("/regen", _) => Command::Regen,
+        ("/tool", rest) => Command::Tool(rest.to_owned()),
         ("/edit", rest) => {
             let (n, text) = rest
                 .trim_start()
@@ -71,6 +77,13 @@ impl Chat {
     fn apply(&mut self, cmd: Command) -> CliResult<bool> {
         match cmd {
             Command::Say(text) => self.messages.push(ChatMessage::user(text)),
+            Command::Tool(text) => {
+                let id = self.pending_call().ok_or(
+                    "/tool: the last reply called no tool (or all its calls are answered)",
+                )?;
+                self.messages
+                    .push(ChatMessage::tool_result(id.0, Some(id.1), text));
+            }
             Command::Reset => {
                 self.messages.truncate(self.n_system);
                 return Ok(false);
@@ -98,6 +111,23 @@ impl Chat {
         }
         Ok(true)
     }
+
+    /// (id, name) of the first call of the last assistant message that no `tool` message
+    /// after it answers.
+    fn pending_call(&self) -> Option<(String, String)> {
+        let at = self.messages.iter().rposition(|m| m.role == "assistant")?;
+        let answered: Vec<&str> = self.messages[at + 1..]
+            .iter()
+            .filter(|m| m.role == "tool")
+            .filter_map(|m| m.tool_call_id.as_deref())
+            .collect();
+        self.messages[at]
+            .tool_calls
+            .as_ref()?
+            .iter()
+            .find(|c| !answered.contains(&c.id.as_str()))
+            .map(|c| (c.id.clone(), c.name.clone()))
+    }
 }
 
 pub fn chat(raw: &[String]) -> CliResult<()> {
@@ -111,9 +141,11 @@ pub fn chat(raw: &[String]) -> CliResult<()> {
         "--backend",
         "--threads",
         "--activations",
+        "--tools",
     ];
     allowed.extend_from_slice(SAMPLING_FLAGS);
     let a = Args::parse(raw, &allowed)?;
+    let tools = crate::cli::tools(&a)?;
     backend_pref(&a)?;
     let threads = threads(&a)?;
     let act = activations(&a, Activations::Q8)?;
@@ -139,6 +171,7 @@ pub fn chat(raw: &[String]) -> CliResult<()> {
     }
     let stdin = std::io::stdin();
     let mut turn = 0u64;
+    let mut n_calls = 0usize;
     for line in stdin.lock().lines() {
         let line = line.map_err(|e| format!("reading stdin: {e}"))?;
         let cmd = match parse(&line) {
@@ -165,7 +198,8 @@ pub fn chat(raw: &[String]) -> CliResult<()> {
             }
         }
         turn += 1;
-        let prompt = ChatPrompt::new(model, &chat.messages).map_err(|e| e.to_string())?;
+        let prompt = ChatPrompt::with_tools(model, &chat.messages, tools.as_ref())
+            .map_err(|e| e.to_string())?;
         if !reuse {
             session.reset();
         }
@@ -182,17 +216,31 @@ pub fn chat(raw: &[String]) -> CliResult<()> {
         };
         let g = block_on(session.generate(&prompt.tokens, &params, &mut print))
             .map_err(|e| e.to_string())?;
-        let dropped_messages = messages_out_of_view(
+        let dropped_messages = messages_out_of_view_with_tools(
             model,
             &chat.messages,
+            tools.as_ref(),
             &prompt.tokens,
             session.keep(),
             session.dropped(),
         )
         .map_err(|e| e.to_string())?;
-        chat.messages.push(ChatMessage::assistant(g.text.clone()));
+        let reply = tools.as_ref().map(|_| {
+            let mut r = parse_tool_calls(&g.text, model.chat.tool_family());
+            for c in &mut r.tool_calls {
+                c.id = format!("call_{n_calls}");
+                n_calls += 1;
+            }
+            r
+        });
+        match &reply {
+            Some(r) if !r.tool_calls.is_empty() => chat.messages.push(
+                ChatMessage::assistant_tool_calls(r.content.clone(), r.tool_calls.clone()),
+            ),
+            _ => chat.messages.push(ChatMessage::assistant(g.text.clone())),
+        }
         if json_out {
-            let out = json!({
+            let mut out = json!({
                 "turn": turn,
                 "prompt_tokens": g.prompt_tokens,
                 "evaluated_tokens": g.evaluated,
@@ -207,9 +255,16 @@ pub fn chat(raw: &[String]) -> CliResult<()> {
                 "stop": g.stop.name(),
                 "text": g.text,
             });
+            if let (Some(r), Some(o)) = (&reply, out.as_object_mut()) {
+                o.insert("content".into(), json!(r.content));
+                o.insert("tool_calls".into(), json!(r.tool_calls));
+            }
             println!("{out}");
         } else {
             println!();
+            if let Some(r) = reply.as_ref().filter(|r| !r.tool_calls.is_empty()) {
+                eprintln!("[tool_calls: {}]", json!(r.tool_calls));
+            }
             let dropped = if dropped_messages > 0 {
                 format!("; {dropped_messages} earlier message(s) out of the model's view")
             } else {
@@ -251,6 +306,49 @@ mod tests {
         assert!(parse("/edit x y").is_err());
         assert!(parse("/edit 0 y").is_err());
         assert!(parse("/edit 1").is_err());
+        assert_eq!(
+            parse("/tool {\"t\": 1}").unwrap(),
+            Some(Command::Tool("{\"t\": 1}".into()))
+        );
+    }
+
+    #[test]
+    fn tool_results_answer_pending_calls() {
+        use inference::tool_calls::ToolCall;
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+        };
+        let mut c = Chat {
+            messages: vec![ChatMessage::user("q")],
+            n_system: 0,
+        };
+        assert!(c.apply(Command::Tool("x".into())).is_err());
+        c.messages.push(ChatMessage::assistant_tool_calls(
+            "",
+            vec![call("call_0"), call("call_1")],
+        ));
+        assert!(c.apply(Command::Tool("a".into())).unwrap());
+        assert!(c.apply(Command::Tool("b".into())).unwrap());
+        assert!(c.apply(Command::Tool("c".into())).is_err());
+        let ids: Vec<_> = c.messages[2..]
+            .iter()
+            .map(|m| {
+                (
+                    m.role.as_str(),
+                    m.tool_call_id.as_deref(),
+                    m.name.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("tool", Some("call_0"), Some("f")),
+                ("tool", Some("call_1"), Some("f"))
+            ]
+        );
     }
 
     #[test]

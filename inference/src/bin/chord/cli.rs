@@ -17,16 +17,18 @@ use inference::quant::Activations;
 use inference::sampler::SamplerParams;
 use serde_json::json;
 
+use inference::chat::ChatMessage;
 use inference::grammar::{Grammar, TokenTable};
+use inference::tool_calls::parse_tool_calls;
 
 pub const USAGE: &str = "usage:
   chord generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
                  [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx-size N]
                  [--ignore-eos] [--backend cpu|webgpu|auto] [--threads N] [--activations f32|q8] [--json]
-                 [--json-schema FILE | --grammar FILE]
+                 [--json-schema FILE | --grammar FILE] [--tools FILE]
   chord chat     --model PATH [--system TEXT] [--json] [--no-reuse] [--max-tokens N] [--temperature T]
                  [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx-size N]
-                 [--backend cpu|webgpu|auto] [--threads N] [--activations f32|q8]
+                 [--backend cpu|webgpu|auto] [--threads N] [--activations f32|q8] [--tools FILE]
   chord tokenize --model PATH --text TEXT [--json]
   chord logits   --model PATH (--prompt TEXT | --tokens 1,2,3) [--top K] [--all-positions]
                  [--backend cpu|webgpu|auto] [--threads N] [--activations f32|q8] [--json]
@@ -34,6 +36,7 @@ pub const USAGE: &str = "usage:
   chord bench    --model PATH [--threads N] [--prompt-tokens 64] [--gen-tokens 64] [--runs 5]
                  [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8]
                  [--backend cpu|webgpu|auto] [--profile] [--json]
+  chord quantize IN.gguf OUT.gguf --type TYPE [--tensor-type PATTERN=TYPE]... [--layers N] [--json]
 
   chat: one user message per line on stdin; /reset starts over, /regen replaces the last reply,
   /edit N TEXT replaces user message N (1 = the first) and what follows it. Each turn evaluates
@@ -42,9 +45,14 @@ pub const USAGE: &str = "usage:
   --json-schema / --grammar: structured output; every token is one the JSON Schema (the common
   subset: objects, arrays, enums, strings, numbers, anyOf, $ref) or the GBNF grammar allows, and
   generation stops where the output is complete.
+  --tools FILE: a JSON array of OpenAI tools ({type: function, function: {name, description,
+  parameters}}) rendered by the chat template (generate: with --chat); the reply is parsed into
+  OpenAI tool_calls (--json: `content` and `tool_calls`). In chat, /tool TEXT answers the last
+  reply's pending tool call with a `tool` message.
   --activations: q8 (the default of generate, chat and bench) quantizes matmul inputs to 8 bits
   like llama.cpp (about twice as fast; logits move by up to ~1); f32 (the default of logits) keeps
-  them exact.";
+  them exact.
+  quantize: `chord quantize --help` lists the types; matrices are requantized, the rest copied.";
 
 pub type CliResult<T> = Result<T, String>;
 
@@ -165,6 +173,7 @@ fn run(argv: &[String]) -> CliResult<()> {
         "logits" => crate::inspect::logits(rest),
         "inspect" => crate::inspect::inspect(rest),
         "bench" => crate::bench::bench(rest),
+        "quantize" => crate::quantize::quantize(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -291,6 +300,19 @@ fn grammar(a: &Args) -> CliResult<Option<Grammar>> {
     }
 }
 
+/// `--tools FILE`: an OpenAI `tools` array, checked (and written as templates get it).
+pub fn tools(a: &Args) -> CliResult<Option<serde_json::Value>> {
+    let Some(p) = a.get("--tools") else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(p).map_err(|e| format!("--tools {p}: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("--tools {p}: not JSON: {e}"))?;
+    inference::tool_calls::normalize_tools(&v)
+        .map(Some)
+        .map_err(|e| format!("--tools {p}: {e}"))
+}
+
 fn generate(raw: &[String]) -> CliResult<()> {
     let mut allowed = vec![
         "--model",
@@ -305,9 +327,14 @@ fn generate(raw: &[String]) -> CliResult<()> {
         "--json",
         "--json-schema",
         "--grammar",
+        "--tools",
     ];
     allowed.extend_from_slice(SAMPLING_FLAGS);
     let a = Args::parse(raw, &allowed)?;
+    let tools = tools(&a)?;
+    if tools.is_some() && !a.flag("--chat") {
+        return Err("--tools needs --chat (the chat template renders the tools)".into());
+    }
     backend_pref(&a)?;
     let threads = threads(&a)?;
     let act = activations(&a, Activations::Q8)?;
@@ -316,7 +343,17 @@ fn generate(raw: &[String]) -> CliResult<()> {
     let params = generate_params(&a, 128)?;
     let (loaded, load_s) = load(&a, false)?;
     let model = &loaded.model;
-    let text = if a.flag("--chat") {
+    let text = if let Some(t) = &tools {
+        let mut msgs = Vec::new();
+        if let Some(s) = a.get("--system") {
+            msgs.push(ChatMessage::system(s));
+        }
+        msgs.push(ChatMessage::user(prompt_text));
+        model
+            .chat
+            .render_with_tools(&msgs, Some(t), true)
+            .map_err(|e| e.to_string())?
+    } else if a.flag("--chat") {
         model
             .chat_prompt(a.get("--system"), &prompt_text)
             .map_err(|e| e.to_string())?
@@ -366,6 +403,11 @@ fn generate(raw: &[String]) -> CliResult<()> {
             "decode_tok_s": g.decode_tok_s(),
             "kv_cache_bytes": session.backend().kv_bytes(),
         });
+        if let (Some(_), Some(o)) = (&tools, out.as_object_mut()) {
+            let reply = parse_tool_calls(&g.text, model.chat.tool_family());
+            o.insert("content".into(), json!(reply.content));
+            o.insert("tool_calls".into(), json!(reply.tool_calls));
+        }
         #[cfg(feature = "webgpu")]
         if let (Some(gpu), Some(o)) = (session.backend().gpu(), out.as_object_mut()) {
             let st = gpu.stats();
@@ -385,6 +427,12 @@ fn generate(raw: &[String]) -> CliResult<()> {
         println!("{out}");
     } else {
         println!();
+        if tools.is_some() {
+            let reply = parse_tool_calls(&g.text, model.chat.tool_family());
+            if !reply.tool_calls.is_empty() {
+                eprintln!("[tool_calls: {}]", json!(reply.tool_calls));
+            }
+        }
         eprintln!(
             "[{} prompt tokens, {:.1} tok/s prefill; {} tokens, {:.1} tok/s decode; load {:.2} s; stop: {}]",
             g.prompt_tokens,

@@ -1,5 +1,6 @@
 //! `chord` — the native command line of wasm-chord (contract: ../shared/DESIGN.md, usage:
-//! `chord help`). Commands: generate, chat, tokenize, logits, inspect, bench.
+//! `chord help`). Commands: generate, chat, tokenize, logits, inspect, bench,
+//! quantize.
 //! Errors are one line on stderr and a non-zero exit status.
 //!
 //! The CLI is native only (it reads files); on wasm32 the binary is an empty stub, so that
@@ -13,6 +14,8 @@ mod chat;
 mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 mod inspect;
+#[cfg(not(target_arch = "wasm32"))]
+mod quantize;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {

@@ -1,0 +1,123 @@
+//! `chord quantize IN OUT --type T [--tensor-type PATTERN=TYPE]... [--layers N] [--json]`: write a
+//! requantized copy of a GGUF file (`inference::quantize`). The output is written next to OUT and
+//! renamed into place once complete, so a failed run never leaves a half-written model.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use inference::quantize::{quantize_model, Override, Preset, QuantizeOptions};
+use serde_json::json;
+
+use crate::cli::CliResult;
+
+pub const USAGE: &str =
+    "usage: chord quantize IN.gguf OUT.gguf --type TYPE [--tensor-type PATTERN=TYPE]...
+                      [--layers N] [--json]
+  TYPE: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q3_K Q4_K Q5_K Q6_K, or a mix: Q3_K_S Q3_K_M
+  Q4_K_S Q4_K_M Q5_K_S Q5_K_M (_M: attn_v and ffn_down of some layers and output in Q6_K).
+  Matrices get TYPE; norms and other vectors keep theirs; a tensor whose type does not change is
+  copied byte for byte. --tensor-type overrides matrices whose name (with or without `.weight`)
+  matches PATTERN (`*` = anything; the first matching override wins; repeat the flag or separate
+  overrides with commas). --layers N keeps the first N layers (a small test model).";
+
+pub fn quantize(raw: &[String]) -> CliResult<()> {
+    let mut paths = Vec::new();
+    let (mut ty, mut layers, mut json_out) = (None, None, false);
+    let mut overrides = Vec::new();
+    let mut it = raw.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .map(String::as_str)
+                .ok_or_else(|| format!("`{a}` needs a value"))
+        };
+        match a.as_str() {
+            "--type" => ty = Some(value()?),
+            "--tensor-type" => {
+                for o in value()?.split(',').filter(|s| !s.trim().is_empty()) {
+                    overrides.push(Override::parse(o).map_err(|e| e.to_string())?);
+                }
+            }
+            "--layers" => {
+                let v = value()?;
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("`--layers` expects a number, got `{v}`"))?;
+                layers = Some(n);
+            }
+            "--json" => json_out = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option `{s}` for quantize")),
+            s => paths.push(PathBuf::from(s)),
+        }
+    }
+    let [input, output] = <[PathBuf; 2]>::try_from(paths).map_err(|_| {
+        "quantize needs an input and an output file (chord quantize --help)".to_string()
+    })?;
+    let preset = Preset::by_name(ty.ok_or("missing `--type` (chord quantize --help)")?)
+        .map_err(|e| e.to_string())?;
+    if input == output {
+        return Err("the output must be another file than the input".into());
+    }
+
+    let t0 = Instant::now();
+    let bytes = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let opts = QuantizeOptions {
+        preset,
+        overrides,
+        layers,
+    };
+    let q = quantize_model(&bytes, &opts).map_err(|e| format!("{}: {e}", input.display()))?;
+    drop(bytes);
+    let mut tmp = output.clone().into_os_string();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, &q.bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &output).map_err(|e| format!("{}: {e}", output.display()))?;
+
+    let secs = t0.elapsed().as_secs_f64();
+    let copied = q.tensors.iter().filter(|t| t.copied).count();
+    if json_out {
+        let tensors: Vec<_> = q
+            .tensors
+            .iter()
+            .map(|t| {
+                json!({"name": t.name, "dims": t.dims, "from": t.from.name(), "to": t.to.name(),
+                       "copied": t.copied, "fallback": t.fallback})
+            })
+            .collect();
+        let out = json!({"output": output.display().to_string(), "bytes": q.bytes.len(),
+            "type": preset.name, "tensors": tensors, "dropped": q.dropped, "seconds": secs});
+        println!("{out}");
+        return Ok(());
+    }
+    for t in &q.tensors {
+        let how = if t.copied { "copied" } else { "quantized" };
+        let dims: Vec<String> = t.dims.iter().map(u64::to_string).collect();
+        let why = t
+            .fallback
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        println!(
+            "{:<28} {:>12} {:>5} -> {:<5} {how}{why}",
+            t.name,
+            dims.join("x"),
+            t.from.name(),
+            t.to.name()
+        );
+    }
+    println!(
+        "wrote {} ({} bytes, {}): {} tensors ({} quantized, {copied} copied), {} left out, {secs:.1} s",
+        output.display(),
+        q.bytes.len(),
+        preset.name,
+        q.tensors.len(),
+        q.tensors.len() - copied,
+        q.dropped
+    );
+    Ok(())
+}
