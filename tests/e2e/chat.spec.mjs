@@ -504,7 +504,7 @@ try {
     await page.press('input[name=temperature]', 'Tab');
     await page.click('details.settings summary');
     const card = page.locator('.model-card.default');
-    await card.locator('button').click();
+    await card.locator('button.btn').click();
     const t0 = Date.now();
     const status = await waitReady(page);
     const tLoaded = Date.now();
