@@ -29,33 +29,9 @@ use serde::{Deserialize, Serialize};
 pub use inference::backend::{BackendChoice as BackendInfo, BackendKind, BackendPref};
 pub use inference::tool_calls::ToolCall;
 
-/// One chat turn as the worker sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChatTurn {
-    /// "system", "user", "assistant" or "tool".
-    pub role: String,
-    pub content: String,
-    /// An assistant turn's tool calls (OpenAI's shape), rendered back through the template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_calls: Option<Vec<ToolCall>>,
-    /// A `tool` turn: the call it answers, and the tool's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_call_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-impl ChatTurn {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatTurn {
-            role: role.into(),
-            content: content.into(),
-            tool_calls: None,
-            tool_call_id: None,
-            name: None,
-        }
-    }
-}
+/// One chat turn as the worker sees it: the engine's own message type (role, content and
+/// OpenAI's tool fields: `tool_calls` on an assistant turn, `tool_call_id`/`name` on a tool turn).
+pub use inference::chat::ChatMessage as ChatTurn;
 
 /// Sampling and length settings for one reply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use chord_app::protocol::{ChatTurn, FromWorker, GenParams, OutputFormat};
 use chord_app::stop::StopStrings;
 use inference::backend::BackendChoice;
-use inference::chat::ChatMessage;
 use inference::conversation::{messages_out_of_view_with_tools, ChatPrompt};
 use inference::engine::{GenerateParams, KvSnapshot, Session, SessionOptions, TokenSink};
 use inference::grammar::{Grammar, Matcher, TokenTable};
@@ -168,15 +167,6 @@ pub(crate) async fn reply(
         n => n as usize,
     }
     .min(model.hp.n_ctx_train);
-    let msgs: Vec<ChatMessage> = messages
-        .iter()
-        .map(|m| ChatMessage {
-            tool_calls: m.tool_calls.clone(),
-            tool_call_id: m.tool_call_id.clone(),
-            name: m.name.clone(),
-            ..ChatMessage::new(m.role.as_str(), m.content.as_str())
-        })
-        .collect();
     let tools = params.tools.as_ref().filter(|_| !params.raw);
     let prompt = if params.raw {
         let text = messages
@@ -186,7 +176,7 @@ pub(crate) async fn reply(
             .map_or("", |m| m.content.as_str());
         ChatPrompt::raw(model, text)
     } else {
-        ChatPrompt::with_tools(model, &msgs, tools).map_err(|e| e.to_string())?
+        ChatPrompt::with_tools(model, messages, tools).map_err(|e| e.to_string())?
     };
     let gp = GenerateParams {
         max_tokens: params.max_tokens.max(1) as usize,
@@ -261,7 +251,7 @@ pub(crate) async fn reply(
     } else {
         messages_out_of_view_with_tools(
             model,
-            &msgs,
+            messages,
             tools,
             &prompt.tokens,
             session.keep(),
