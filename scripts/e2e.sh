@@ -16,9 +16,24 @@ PORT=${E2E_PORT:-8091}
 MODEL=models/smollm2-4layer-mixed.gguf
 GOLDEN=inference/tests/data/golden/smollm2-4layer-mixed.json
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-for f in "$MODEL" "$GOLDEN"; do
+# The npm suite's structured-output test (5b) runs the 135M model the 4-layer one is cut from.
+for f in "$MODEL" "$GOLDEN" models/SmolLM2-135M-Instruct.Q4_1.gguf; do
   [ -f "$f" ] || { echo "error: $f is missing (run scripts/fetch-models.sh smollm2)" >&2; exit 1; }
 done
+# Test t: the 4-layer model split in 3 files (chord split), served at /models/split/.
+SPLIT=models/split/smollm2-4layer-mixed
+if [ ! -f "$SPLIT-00003-of-00003.gguf" ] || [ "$MODEL" -nt "$SPLIT-00003-of-00003.gguf" ]; then
+  log "splitting $MODEL in 3 parts (chord split)"
+  mkdir -p models/split
+  cargo run -q -p inference --bin chord -- split "$MODEL" --parts 3 --out "$SPLIT" >/dev/null
+fi
+# Test s: a 6.5 GB model's header (Llama-3-8B shapes) in a sparse file, for "will it fit?".
+SYNTH=models/synthetic/synth-8b-header.gguf
+if [ ! -f "$SYNTH" ]; then
+  [ -f models/vocab/ggml-vocab-llama-bpe.gguf ] || scripts/fetch-vocabs.sh
+  mkdir -p models/synthetic
+  python3 scripts/make-synthetic-model.py "$SYNTH" --header-only >/dev/null
+fi
 if [ ! -x "$CHROMIUM" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing chromium (apt-get)"
@@ -64,7 +79,7 @@ done
 status=0
 if [ -z "${NPM_ONLY:-}" ]; then
   log "running tests/e2e/chat.spec.mjs"
-  BASE_URL="http://127.0.0.1:$PORT/" MODEL="$(realpath "$MODEL")" GOLDEN="$(realpath "$GOLDEN")" \
+  BASE_URL="http://127.0.0.1:$PORT/" MODEL="$(realpath "$MODEL")" GOLDEN="$(realpath "$GOLDEN")" SYNTH_HEADER="$SYNTH" \
     INJECTION_MODEL="$INJECTION_MODEL" TEMPLATE_MODEL="$TEMPLATE_MODEL" \
     CHROMIUM="$CHROMIUM" node tests/e2e/chat.spec.mjs || status=1
 fi

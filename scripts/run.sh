@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the web app and serve it with the default model: the README's "run" command.
 # Installs what is missing (wasm32 target, trunk, wasm-bindgen-cli, binaryen), fetches
-# SmolLM2-135M-Instruct (Q4_1) into models/, runs `trunk build --release`, and serves dist/ with
+# SmolLM2-135M-Instruct (Q4_1) into models/, runs `trunk build --release` (and the threaded engine
+# worker, scripts/build-worker-mt.sh), and serves dist/ with
 # models/ at /models/ on http://127.0.0.1:8080 (Range requests, COOP/COEP) until Ctrl-C.
 # usage: scripts/run.sh [--no-serve]     env: PORT (default 8080), BIND (default 127.0.0.1)
 set -euo pipefail
@@ -32,6 +33,9 @@ log "building (trunk build --release)"
 cargo fetch --locked
 echo "wasm-opt: $(command -v wasm-opt) ($(wasm-opt --version))" >&2
 trunk build --release
+# The threaded engine worker (nightly, wasm atomics), used on cross-origin isolated pages; without
+# it the app runs the CPU engine on one thread.
+scripts/build-worker-mt.sh || echo "warning: no threaded engine worker built (the app runs on one thread)" >&2
 
 if [ "$SERVE" = 0 ]; then
   log "built dist/ (not serving)"

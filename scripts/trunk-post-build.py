@@ -15,7 +15,8 @@ service worker.
    cache and the old one is deleted on activation.
 
 Trunk runs it with TRUNK_STAGING_DIR (the build being assembled) and TRUNK_PUBLIC_URL; by hand:
-scripts/trunk-post-build.py DIST_DIR
+scripts/trunk-post-build.py DIST_DIR (scripts/build-worker-mt.sh does, after adding the threaded
+worker's files, so that they are in the app-shell list too; every step is idempotent).
 """
 import base64
 import hashlib

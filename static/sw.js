@@ -10,6 +10,16 @@
 // Strategy: network first (an online visit always gets the current build and refreshes the copy),
 // the cached copy when the network fails. The cache is named after the build, so a new build
 // installs a new cache and activation deletes the older ones.
+//
+// Cross-origin isolation on any static host: the CPU engine runs several threads only on a
+// cross-origin isolated page (SharedArrayBuffer). A host that cannot send the headers still gets
+// it: every app-shell response this worker serves (the page, its scripts, the engine workers and
+// their wasm; network or cache) carries `Cross-Origin-Opener-Policy: same-origin` and
+// `Cross-Origin-Embedder-Policy: require-corp` where the server sent none (what a server sends
+// wins). The cached copies stay as they came; the headers are added on the way out. A page loaded
+// before this worker controlled it is not isolated (one thread) until it is loaded again. Nothing
+// else changes: other requests are still not touched (the model downloads are CORS fetches, which
+// require-corp allows).
 const MANIFEST = {"build":"dev","files":["./"]}; // replaced at build time
 const PREFIX = 'wasm-chord-shell-';
 const CACHE = PREFIX + MANIFEST.build;
@@ -34,6 +44,24 @@ function shellKey(request) {
   // Never a model, whatever the list says.
   if (url.pathname.includes('/models/') || url.pathname.toLowerCase().endsWith('.gguf')) return null;
   return href;
+}
+
+/// `response` with the cross-origin isolation headers the server did not send.
+function isolated(response) {
+  if (response.type === 'opaque' || response.type === 'opaqueredirect' || response.status === 0) {
+    return response;
+  }
+  const coop = response.headers.has('cross-origin-opener-policy');
+  const coep = response.headers.has('cross-origin-embedder-policy');
+  if (coop && coep) return response;
+  const headers = new Headers(response.headers);
+  if (!coop) headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+  if (!coep) headers.set('Cross-Origin-Embedder-Policy', 'require-corp');
+  return new Response(response.body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
 }
 
 function noStore(headers) {
@@ -73,10 +101,10 @@ self.addEventListener('fetch', (event) => {
         const copy = response.clone();
         event.waitUntil(caches.open(CACHE).then((c) => c.put(key, copy)));
       }
-      return response;
+      return isolated(response);
     } catch (err) {
       const cached = await caches.open(CACHE).then((c) => c.match(key));
-      if (cached) return cached;
+      if (cached) return isolated(cached);
       throw err;
     }
   })());

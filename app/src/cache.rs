@@ -32,6 +32,10 @@ pub struct CachedModel {
     pub complete: bool,
     /// When the entry was last written (ms since the epoch).
     pub updated_ms: f64,
+    /// A split model (`…-00001-of-0000N.gguf`, `url` its first part): each part's size, the parts
+    /// stored end to end (`size` is their sum). Empty: one file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<u64>,
 }
 
 impl CachedModel {
@@ -45,6 +49,7 @@ impl CachedModel {
             chunks: 0,
             complete: false,
             updated_ms: 0.0,
+            parts: Vec::new(),
         }
     }
 
@@ -82,6 +87,33 @@ pub fn storage_shortfall(name: &str, needed: u64, usage: f64, quota: f64) -> Opt
             crate::format::bytes(free as u64)
         )
     })
+}
+
+/// The URLs of every part of a split model, from its first part's URL
+/// (`…/name-00001-of-00003.gguf`, with any query string kept on each); `None` for a URL of an
+/// ordinary file (or of another part than the first).
+pub fn split_part_urls(url: &str) -> Option<Vec<String>> {
+    let cut = url.find(['?', '#']).unwrap_or(url.len());
+    let (path, query) = url.split_at(cut);
+    let (stem, n) = inference::loader::split_name(path)?;
+    (n > 1).then(|| {
+        (1..=n)
+            .map(|i| format!("{stem}-{i:05}-of-{n:05}.gguf{query}"))
+            .collect()
+    })
+}
+
+/// Which of `parts` (sizes, laid end to end) holds byte `at`, and where in it it is; past the
+/// end: the last part's end.
+pub fn part_at(parts: &[u64], at: u64) -> (usize, u64) {
+    let mut start = 0u64;
+    for (i, &size) in parts.iter().enumerate() {
+        if at < start + size || i + 1 == parts.len() {
+            return (i, at - start.min(at));
+        }
+        start += size;
+    }
+    (0, at)
 }
 
 /// The cache id of a dropped or picked file.
@@ -151,6 +183,26 @@ pub fn plan_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_models() {
+        let urls = split_part_urls("https://h/m/Qwen-7B-Q4_K_M-00001-of-00003.gguf?download=true")
+            .expect("a split model");
+        assert_eq!(urls.len(), 3);
+        assert_eq!(
+            urls[2],
+            "https://h/m/Qwen-7B-Q4_K_M-00003-of-00003.gguf?download=true"
+        );
+        assert_eq!(split_part_urls("https://h/m-00002-of-00003.gguf"), None);
+        assert_eq!(split_part_urls("https://h/model.gguf"), None);
+        assert_eq!(split_part_urls("https://h/m-00001-of-00001.gguf"), None);
+        let parts = [10, 5, 7];
+        assert_eq!(part_at(&parts, 0), (0, 0));
+        assert_eq!(part_at(&parts, 9), (0, 9));
+        assert_eq!(part_at(&parts, 10), (1, 0));
+        assert_eq!(part_at(&parts, 16), (2, 1));
+        assert_eq!(part_at(&parts, 22), (2, 7));
+    }
 
     #[test]
     fn chunk_geometry() {

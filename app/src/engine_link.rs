@@ -8,6 +8,12 @@
 //! already offers a Restart button. A restart keeps the conversation and every stored byte, says
 //! what happened in the chat area, and loads the model again from where it came from (the cache,
 //! the resumed download, the same file).
+//!
+//! Threads: on a cross-origin isolated page (SharedArrayBuffer) with more than one core, the
+//! threaded build of the worker (`worker_mt_loader.js`, made by `scripts/build-worker-mt.sh`) is
+//! started and told how many threads to use (`ToWorker::Threads`); if it is not there or fails
+//! before it says `Ready`, the default single-threaded worker takes over for the session.
+//! [`cpu_threads`] says what runs, and why only one thread, for the backend badge.
 
 use std::cell::{Cell, RefCell};
 
@@ -47,6 +53,89 @@ thread_local! {
     /// Conversations whose session the worker has (it was given the saved cache or made one)
     /// since the model was loaded.
     static LIVE_CHATS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The threaded worker failed to start once: the single-threaded one is used from then on.
+    static MT_FAILED: Cell<bool> = const { Cell::new(false) };
+    static CPU_THREADS: ArcRwSignal<CpuThreads> = ArcRwSignal::new(CpuThreads::Starting);
+}
+
+/// Most threads used without a setting (more rarely helps a memory-bound decode).
+const AUTO_MAX_THREADS: u32 = 8;
+
+/// How many threads the CPU engine runs, for the backend badge.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CpuThreads {
+    /// The threaded worker is starting its pool.
+    Starting,
+    /// `n` threads (n > 1).
+    Running(u32),
+    /// One thread, and why.
+    One(&'static str),
+}
+
+/// What the CPU engine runs on (reactive).
+pub fn cpu_threads() -> ArcRwSignal<CpuThreads> {
+    CPU_THREADS.with(|t| t.clone())
+}
+
+fn set_cpu_threads(t: CpuThreads) {
+    CPU_THREADS.with(|s| {
+        if s.get_untracked() != t {
+            s.set(t);
+        }
+    });
+}
+
+/// The page can share memory with workers (COOP + COEP, or the service worker's headers).
+fn cross_origin_isolated() -> bool {
+    js_sys::Reflect::get(&js_sys::global(), &"crossOriginIsolated".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// Service workers run here but none controls this page yet (a first visit): the next load is
+/// served by `sw.js`, which adds the isolation headers.
+fn awaits_service_worker() -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let sw = js_sys::Reflect::get(&window.navigator(), &"serviceWorker".into())
+        .unwrap_or(JsValue::UNDEFINED);
+    !sw.is_undefined() && js_sys::Reflect::get(&sw, &"controller".into()).is_ok_and(|c| c.is_null())
+}
+
+/// Threads to ask for: the setting (0 = automatic: the cores, at most `AUTO_MAX_THREADS`), or
+/// one, with the reason, where the threaded engine cannot run.
+fn wanted_threads(state: AppState) -> Result<u32, &'static str> {
+    let cores = web_sys::window()
+        .map(|w| w.navigator().hardware_concurrency())
+        .unwrap_or(1.0) as u32;
+    let setting = state.settings.with_untracked(|s| s.threads);
+    if !cross_origin_isolated() {
+        return Err(if awaits_service_worker() {
+            "one thread: the page is not cross-origin isolated yet; after a reload the app's \
+             service worker makes it so, and the engine can use more threads"
+        } else {
+            "one thread: the page is not cross-origin isolated (its server does not send \
+             COOP/COEP headers), so the engine cannot share memory with other threads"
+        });
+    }
+    if setting == 1 {
+        return Err("one thread, as chosen in Settings");
+    }
+    if cores <= 1 && setting == 0 {
+        return Err("one thread: the browser reports one CPU core");
+    }
+    if MT_FAILED.with(|f| f.get()) {
+        return Err(
+            "one thread: the multi-threaded engine could not be started (it is not in \
+                    this build, or the browser refused it)",
+        );
+    }
+    Ok(match setting {
+        0 => cores.min(AUTO_MAX_THREADS),
+        n => n,
+    })
 }
 
 pub(crate) fn js_err(e: JsValue) -> String {
@@ -68,7 +157,7 @@ struct Link {
     id: u64,
     worker: Worker,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(web_sys::ErrorEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
     _on_message_error: Closure<dyn FnMut(MessageEvent)>,
 }
 
@@ -124,10 +213,29 @@ pub fn start(state: AppState) {
     watchdog.forget();
 }
 
-/// Start a worker (the first, or one replacing a dead one).
+/// Start a worker (the first, or one replacing a dead one): the threaded build where it can run.
 fn spawn_worker(state: AppState) {
-    let worker = match Worker::new("./worker_loader.js") {
+    let threads = wanted_threads(state);
+    let mt = threads.is_ok_and(|n| n > 1);
+    set_cpu_threads(match threads {
+        Ok(n) if n > 1 => CpuThreads::Starting,
+        Ok(_) => CpuThreads::One("one thread, as chosen in Settings"),
+        Err(why) => CpuThreads::One(why),
+    });
+    let url = if mt {
+        "./worker_mt_loader.js"
+    } else {
+        "./worker_loader.js"
+    };
+    let worker = match Worker::new(url) {
         Ok(w) => w,
+        Err(e) if mt => {
+            web_sys::console::warn_1(
+                &format!("the threaded engine did not start: {}", js_err(e)).into(),
+            );
+            MT_FAILED.with(|f| f.set(true));
+            return spawn_worker(state);
+        }
         Err(e) => {
             state.status.set(ModelStatus::Failed(Explained {
                 sentence: "The engine could not be started in this browser.".into(),
@@ -163,12 +271,28 @@ fn spawn_worker(state: AppState) {
             Err(e) => web_sys::console::warn_1(&format!("bad worker message: {e}").into()),
         }
     });
-    let on_error =
-        Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
-            ev.prevent_default();
-            web_sys::console::error_1(&format!("engine worker error: {}", ev.message()).into());
-            restart(state, id, crash_note("it crashed"));
-        });
+    // A script that cannot be loaded (a 404: no threaded build in dist/) fires a plain `Event`,
+    // not an `ErrorEvent`: read the message only where there is one.
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
+        ev.prevent_default();
+        let message = ev.dyn_ref::<web_sys::ErrorEvent>().map_or_else(
+            || "its script could not be loaded".to_owned(),
+            |e| e.message(),
+        );
+        if mt && current_id() == Some(id) && !READY.with(|r| r.get()) {
+            // The threaded build is missing (a build without it is a normal deployment: not a
+            // warning) or cannot run here: the single-threaded worker takes over, with what was
+            // queued for this one.
+            web_sys::console::info_1(
+                &format!("the threaded engine did not start: {message}").into(),
+            );
+            MT_FAILED.with(|f| f.set(true));
+            fall_back(state, id);
+            return;
+        }
+        web_sys::console::error_1(&format!("engine worker error: {message}").into());
+        restart(state, id, crash_note("it crashed"));
+    });
     let on_message_error = Closure::<dyn FnMut(MessageEvent)>::new(move |_ev: MessageEvent| {
         restart(state, id, crash_note("a message from it could not be read"));
     });
@@ -183,6 +307,35 @@ fn spawn_worker(state: AppState) {
         _on_message_error: on_message_error,
     };
     LINK.with(|l| *l.borrow_mut() = Some(link));
+    if let (true, Ok(threads)) = (mt, threads) {
+        // Queued ahead of everything else until the worker says `Ready`.
+        QUEUE.with(|q| {
+            let msg = JsValue::from_str(&ToWorker::Threads { threads }.to_json());
+            q.borrow_mut().insert(0, (msg, false));
+        });
+    }
+}
+
+/// The threaded worker `id` failed before it said `Ready`: start the single-threaded one in its
+/// place; the messages queued for it (a load, a reply) go to the new one.
+fn fall_back(state: AppState, id: u64) {
+    let Some(old) = LINK.with(|l| l.borrow_mut().take_if(|l| l.id == id)) else {
+        return;
+    };
+    old.terminate();
+    leptos::task::spawn_local(async move { drop(old) });
+    // The `Threads` message was for the threaded worker.
+    QUEUE.with(|q| {
+        q.borrow_mut().retain(|(m, _)| {
+            !m.as_string().is_some_and(|t| {
+                matches!(
+                    serde_json::from_str::<ToWorker>(&t),
+                    Ok(ToWorker::Threads { .. })
+                )
+            })
+        })
+    });
+    spawn_worker(state);
 }
 
 fn crash_note(why: &str) -> String {
@@ -358,6 +511,11 @@ fn fail(state: AppState, message: String, rejected: bool) {
 
 fn on_worker_message(state: AppState, msg: FromWorker) {
     match msg {
+        FromWorker::Threads { threads } => set_cpu_threads(if threads > 1 {
+            CpuThreads::Running(threads)
+        } else {
+            CpuThreads::One("one thread: the engine could not start more")
+        }),
         FromWorker::Ready => {
             READY.with(|r| r.set(true));
             state.worker_ready.set(true);
@@ -449,7 +607,7 @@ fn on_worker_message(state: AppState, msg: FromWorker) {
         // Handled where messages arrive (the time is noted there) and by `spawn_worker`.
         FromWorker::Heartbeat | FromWorker::Panic { .. } => {}
         // The app does not ask for these (the npm package does).
-        FromWorker::Tokens { .. } | FromWorker::Text { .. } => {}
+        FromWorker::Tokens { .. } | FromWorker::Text { .. } | FromWorker::ToolDelta { .. } => {}
     }
 }
 

@@ -101,7 +101,7 @@ async fn gpu_max_buffer(state: AppState) -> Option<u64> {
 /// What the model at `url` needs against what this browser has.
 pub async fn check_url(state: AppState, name: &str, url: &str) -> Result<Report, String> {
     let mut want = 1u64 << 20;
-    let needs = loop {
+    let mut needs = loop {
         let (bytes, total) = head_bytes(url, want).await?;
         match GgufHeader::parse(&bytes, total) {
             Ok(Some(header)) => {
@@ -115,6 +115,15 @@ pub async fn check_url(state: AppState, name: &str, url: &str) -> Result<Report,
             Err(e) => return Err(format!("{name} is not a usable GGUF model: {e}")),
         }
     };
+    // A split model: the first part's header lists only its own tensors; the other parts are
+    // (almost) all tensor bytes.
+    if let Some(urls) = chord_app::cache::split_part_urls(url) {
+        for u in &urls[1..] {
+            let (_, size) = head_bytes(u, 1).await?;
+            needs.file = needs.file.saturating_add(size);
+            needs.weights = needs.weights.saturating_add(size);
+        }
+    }
     let device_memory = web_sys::window()
         .and_then(|w| get(&w.navigator(), "deviceMemory"))
         .and_then(|v| v.as_f64())

@@ -313,14 +313,19 @@ struct Sender {
     /// Set only when the bytes are to be checked against a known sha256 (hashing a cached or
     /// dropped model for nothing would cost seconds on a large file).
     hasher: Option<Sha256>,
+    /// Downloaded bytes not sent yet: less than a chunk (a split model's part may end inside a
+    /// chunk; the next part continues it).
+    carry: Vec<u8>,
 }
 
 impl Sender {
+    /// `parts`: a split model's part sizes (empty: one file).
     fn new(
         state: AppState,
         seq: u64,
         name: &str,
         total: u64,
+        parts: Vec<u64>,
         source: Source,
         cache: Option<CachedModel>,
     ) -> Self {
@@ -329,6 +334,7 @@ impl Sender {
             size: total,
             name: name.to_owned(),
             backend: state.settings.with_untracked(|s| s.backend),
+            parts,
         });
         WRITING.with(|w| {
             *w.borrow_mut() = cache.as_ref().filter(|c| !c.complete).map(|c| c.id.clone())
@@ -344,6 +350,7 @@ impl Sender {
             t0: now_ms(),
             cache,
             hasher: None,
+            carry: Vec::new(),
         };
         s.report();
         s
@@ -534,7 +541,15 @@ pub async fn load_cached(state: AppState, meta: CachedModel) -> Result<(), Strin
 
 async fn replay_cached(state: AppState, meta: CachedModel) -> Result<(), String> {
     let seq = next_seq();
-    let mut sender = Sender::new(state, seq, &meta.name, meta.size, Source::Cache, None);
+    let mut sender = Sender::new(
+        state,
+        seq,
+        &meta.name,
+        meta.size,
+        meta.parts.clone(),
+        Source::Cache,
+        None,
+    );
     if !sender.replay(&meta.id, meta.total_chunks()).await? {
         return Ok(());
     }
@@ -551,8 +566,8 @@ async fn load_stored(
     let seq = next_seq();
     let count = meta.total_chunks();
     let id = meta.id.clone();
-    let (name, size) = (meta.name.clone(), meta.size);
-    let mut sender = Sender::new(state, seq, &name, size, Source::Cache, Some(meta));
+    let (name, size, parts) = (meta.name.clone(), meta.size, meta.parts.clone());
+    let mut sender = Sender::new(state, seq, &name, size, parts, Source::Cache, Some(meta));
     sender.hasher = sha256.map(|_| Sha256::new());
     if !sender.replay(&id, count).await? {
         return Ok(());
@@ -587,7 +602,7 @@ pub async fn load_file(state: AppState, file: web_sys::File, keep: bool) {
     } else {
         None
     };
-    let mut sender = Sender::new(state, seq, &name, size, Source::File, cache);
+    let mut sender = Sender::new(state, seq, &name, size, Vec::new(), Source::File, cache);
     let mut off = 0u64;
     while off < size {
         let end = (off + CHUNK_BYTES).min(size);
@@ -688,8 +703,37 @@ enum Cut {
     Fatal(String),
 }
 
+/// The size of each part of a split model (a one-byte Range request each; a server that
+/// ignores Range is answered by its Content-Length and the body is dropped).
+async fn part_sizes(name: &str, urls: &[String]) -> Result<Vec<u64>, String> {
+    let mut sizes = Vec::with_capacity(urls.len());
+    for (i, url) in urls.iter().enumerate() {
+        let fail = |e: String| {
+            format!(
+                "Download of {name} failed: part {} of {}: {e}",
+                i + 1,
+                urls.len()
+            )
+        };
+        let resp = match fetch_range(url, "bytes=0-0").await {
+            Ok(r) => r,
+            Err(Cut::Network(e) | Cut::Fatal(e)) => return Err(fail(e)),
+            Err(Cut::Cancelled) => return Err(String::new()),
+        };
+        let header = |k: &str| resp.headers().get(k).ok().flatten();
+        let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let plan =
+            cache::plan_response(resp.status(), length, header("content-range").as_deref(), 0)
+                .map_err(fail)?;
+        abort_fetch();
+        sizes.push(plan.total);
+    }
+    Ok(sizes)
+}
+
 /// Download `url`, resuming `partial` (chunks already in the cache) and retrying with HTTP Range
-/// when the connection drops.
+/// when the connection drops. The first part of a split model (`…-00001-of-0000N.gguf`) brings
+/// its other parts: they are fetched one after the other and kept as one model.
 async fn download(
     state: AppState,
     name: &str,
@@ -705,17 +749,40 @@ async fn download(
         bytes_per_s: 0.0,
         source: Source::Network,
     });
+    let (urls, parts) = match cache::split_part_urls(url) {
+        Some(urls) => match part_sizes(name, &urls).await {
+            Ok(sizes) => (urls, sizes),
+            Err(e) if e.is_empty() || !current(seq) => return Ok(()),
+            Err(e) => return Err(e),
+        },
+        None => (vec![url.to_owned()], Vec::new()),
+    };
+    if !current(seq) {
+        return Ok(());
+    }
+    // A published sha256 is the single file's: parts are not checked against it.
+    let sha256 = sha256.filter(|_| parts.is_empty());
     let mut sender: Option<Sender> = None;
     let mut retries = 0u32;
     loop {
         let have = match &sender {
-            Some(s) => s.sent,
+            Some(s) => s.sent + s.carry.len() as u64,
             None => partial.as_ref().map_or(0, |p| p.stored_bytes()),
         };
-        let resp = match fetch(url, have).await {
+        // The part that holds byte `have`, and where it starts.
+        let (k, in_part) = if parts.is_empty() {
+            (0, have)
+        } else {
+            cache::part_at(&parts, have)
+        };
+        let part_start = have - in_part;
+        let resp = match fetch(&urls[k], in_part).await {
             Ok(r) => r,
             Err(Cut::Network(e)) if retries < MAX_RETRIES && sender.is_some() => {
                 retries += 1;
+                if let Some(s) = sender.as_mut() {
+                    s.carry.clear();
+                }
                 wait_to_retry(state, name, retries, &e).await;
                 continue;
             }
@@ -733,12 +800,23 @@ async fn download(
             resp.status(),
             length,
             header("content-range").as_deref(),
-            have,
+            in_part,
         )
         .map_err(|e| format!("Download of {name} failed: {e}"))?;
+        // The whole model's size: the file's, or the parts' sum.
+        let total = if parts.is_empty() {
+            plan.total
+        } else {
+            if plan.total != parts[k] {
+                return Err(format!(
+                    "{name} changed on the server during the download; try again"
+                ));
+            }
+            parts.iter().sum()
+        };
         let sender = match &mut sender {
             Some(s) => {
-                if plan.total != s.total {
+                if total != s.total {
                     return Err(format!(
                         "{name} changed on the server during the download; try again"
                     ));
@@ -748,7 +826,7 @@ async fn download(
             None => {
                 // First answer: the size is known. A partial entry of another size is stale.
                 if let Some(p) = partial.take() {
-                    if p.size == plan.total {
+                    if p.size == total && p.parts == parts {
                         partial = Some(p);
                     } else {
                         let _ = model_store::delete(&p.id).await;
@@ -759,8 +837,7 @@ async fn download(
                 }
                 let stored = partial.as_ref().map_or(0, |p| p.stored_bytes());
                 if let Some((usage, quota)) = model_store::estimate().await {
-                    if let Some(why) =
-                        cache::storage_shortfall(name, plan.total - stored, usage, quota)
+                    if let Some(why) = cache::storage_shortfall(name, total - stored, usage, quota)
                     {
                         abort_fetch();
                         return Err(why);
@@ -769,7 +846,8 @@ async fn download(
                 let cache = match partial.take() {
                     Some(p) => Some(p),
                     None => {
-                        let meta = CachedModel::new(url, name, Some(url), plan.total, sha256);
+                        let mut meta = CachedModel::new(url, name, Some(url), total, sha256);
+                        meta.parts = parts.clone();
                         match model_store::put(&meta).await {
                             Ok(()) => Some(meta),
                             Err(e) => {
@@ -787,7 +865,8 @@ async fn download(
                     state,
                     seq,
                     name,
-                    plan.total,
+                    total,
+                    parts.clone(),
                     Source::Network,
                     cache,
                 ));
@@ -795,14 +874,20 @@ async fn download(
                 if !s.replay(&id, stored).await? {
                     return Ok(());
                 }
+                if s.sent != have {
+                    // The cache held fewer chunks than its entry said: ask from there.
+                    continue;
+                }
                 s
             }
         };
-        match stream_body(sender, resp, plan.skip).await {
-            Ok(()) => break,
+        match stream_body(sender, resp, plan.skip, part_start + plan.total).await {
+            Ok(()) if sender.sent == sender.total => break,
+            Ok(()) => {} // the next part
             Err(Cut::Cancelled) => return Ok(()),
             Err(Cut::Network(e)) if retries < MAX_RETRIES => {
                 retries += 1;
+                sender.carry.clear();
                 wait_to_retry(state, name, retries, &e).await;
             }
             Err(Cut::Network(e)) => {
@@ -830,6 +915,12 @@ async fn wait_to_retry(state: AppState, name: &str, attempt: u32, why: &str) {
 
 /// GET `url` from byte `from` on.
 async fn fetch(url: &str, from: u64) -> Result<web_sys::Response, Cut> {
+    let range = (from > 0).then(|| format!("bytes={from}-"));
+    fetch_range(url, range.as_deref().unwrap_or_default()).await
+}
+
+/// GET `url` with this `Range` header (none when empty).
+async fn fetch_range(url: &str, range: &str) -> Result<web_sys::Response, Cut> {
     let window = web_sys::window().ok_or(Cut::Fatal("no window".into()))?;
     abort_fetch();
     let ctrl = web_sys::AbortController::new().map_err(|e| Cut::Fatal(js_err(e)))?;
@@ -837,10 +928,10 @@ async fn fetch(url: &str, from: u64) -> Result<web_sys::Response, Cut> {
     init.set_signal(Some(&ctrl.signal()));
     // The cache is ours (IndexedDB): never let the HTTP cache serve or store model bytes.
     init.set_cache(web_sys::RequestCache::NoStore);
-    if from > 0 {
+    if !range.is_empty() {
         let headers = web_sys::Headers::new().map_err(|e| Cut::Fatal(js_err(e)))?;
         headers
-            .set("Range", &format!("bytes={from}-"))
+            .set("Range", range)
             .map_err(|e| Cut::Fatal(js_err(e)))?;
         init.set_headers(&headers);
     }
@@ -856,14 +947,21 @@ async fn fetch(url: &str, from: u64) -> Result<web_sys::Response, Cut> {
 }
 
 /// Read a response body into whole chunks, skipping the first `skip` bytes; each chunk is
-/// stored and sent.
-async fn stream_body(sender: &mut Sender, resp: web_sys::Response, skip: u64) -> Result<(), Cut> {
+/// stored and sent. The body ends at byte `end` of the model (its size, or where this part of a
+/// split model ends: a partial chunk is then carried over to the next part).
+async fn stream_body(
+    sender: &mut Sender,
+    resp: web_sys::Response,
+    skip: u64,
+    end: u64,
+) -> Result<(), Cut> {
     let body = resp
         .body()
         .ok_or(Cut::Fatal("the response has no body".into()))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut skip = skip;
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES as usize);
+    let mut buf: Vec<u8> = std::mem::take(&mut sender.carry);
+    buf.reserve(CHUNK_BYTES as usize);
     loop {
         let result = match JsFuture::from(reader.read()).await {
             Ok(r) => r,
@@ -893,7 +991,7 @@ async fn stream_body(sender: &mut Sender, resp: web_sys::Response, skip: u64) ->
             bytes.drain(..n);
             skip -= n as u64;
         }
-        if sender.sent + (buf.len() + bytes.len()) as u64 > sender.total {
+        if sender.sent + (buf.len() + bytes.len()) as u64 > end {
             return Err(Cut::Fatal(format!(
                 "{} is larger than its announced {} bytes",
                 sender.name, sender.total
@@ -914,16 +1012,20 @@ async fn stream_body(sender: &mut Sender, resp: web_sys::Response, skip: u64) ->
     }
     // Only the file's last chunk may be short: a cut connection drops its partial chunk, and the
     // retry asks again from the last whole one (cached chunks stay aligned).
-    let last = sender.sent + buf.len() as u64 == sender.total;
-    if last && !buf.is_empty() && !sender.push(&Uint8Array::from(&buf[..]), true).await {
-        return Err(Cut::Cancelled);
-    }
-    if sender.sent < sender.total {
+    let reached = sender.sent + buf.len() as u64;
+    if reached < end {
         return Err(Cut::Network(format!(
             "the connection closed after {} of {}",
-            format::bytes(sender.sent),
+            format::bytes(reached),
             format::bytes(sender.total)
         )));
+    }
+    if end == sender.total && !buf.is_empty() {
+        if !sender.push(&Uint8Array::from(&buf[..]), true).await {
+            return Err(Cut::Cancelled);
+        }
+    } else {
+        sender.carry = buf;
     }
     Ok(())
 }

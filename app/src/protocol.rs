@@ -7,10 +7,10 @@
 //! ```text
 //! UI → worker   LoadStart{size,name} · <ArrayBuffer>… · LoadEnd | LoadCancel · Generate{chat_id,…}
 //!               · Stop · ForgetChat{chat_id} · KvRestore{chat_id} · <ArrayBuffer>
-//!               · Tokenize{text,special} · Detokenize{ids}
+//!               · Tokenize{text,special} · Detokenize{ids} · Threads{threads}
 //! worker → UI   Ready · Progress{done,total} · Loaded{…} · Token{id,piece} · Done{…} · Error{message}
 //!               · Rejected{message} · KvSnapshot{chat_id} · <ArrayBuffer> · Heartbeat · Panic{message}
-//!               · Tokens{ids} · Text{text}
+//!               · Tokens{ids} · Text{text} · Threads{threads}
 //! ```
 //! The worker can die (a panic traps the wasm, memory runs out) or hang: it says `Heartbeat` every
 //! second and `Panic` from its panic hook, and the page restarts it when it panics, fires `error`
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 /// The engine the user asks for, and the one that runs (with the reason when it is the CPU):
 /// the engine library's own types, so the names agree everywhere.
 pub use inference::backend::{BackendChoice as BackendInfo, BackendKind, BackendPref};
-pub use inference::tool_calls::ToolCall;
+pub use inference::tool_calls::{ToolCall, ToolDelta};
 
 /// One chat turn as the worker sees it: the engine's own message type (role, content and
 /// OpenAI's tool fields: `tool_calls` on an assistant turn, `tool_call_id`/`name` on a tool turn).
@@ -72,6 +72,10 @@ pub struct GenParams {
     /// (`Done::tool_calls`).
     #[serde(default)]
     pub tools: Option<serde_json::Value>,
+    /// OpenAI `tool_choice` as sent (`"auto"`, `"none"`, `"required"`, `{"type": "function",
+    /// "function": {"name"}}`); a required call is enforced with a grammar.
+    #[serde(default)]
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 /// What a reply must be (OpenAI's `response_format`, or a GBNF grammar).
@@ -107,6 +111,7 @@ impl Default for GenParams {
             format: None,
             snapshot: true,
             tools: None,
+            tool_choice: None,
         }
     }
 }
@@ -123,6 +128,10 @@ pub enum ToWorker {
         name: String,
         #[serde(default)]
         backend: BackendPref,
+        /// A split model (`…-00001-of-0000N.gguf`): each file's size, the files' bytes sent one
+        /// after the other (`size` is their sum). Empty: one file.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        parts: Vec<u64>,
     },
     /// Every byte has been sent: build the model.
     LoadEnd,
@@ -148,6 +157,10 @@ pub enum ToWorker {
     Tokenize { text: String, special: bool },
     /// The text of `ids`. Answered with `Text`.
     Detokenize { ids: Vec<u32> },
+    /// The CPU engine may use `threads` threads (the caller's included). Only the threaded build
+    /// of the worker (`worker_mt_*`, a cross-origin isolated page) can run more than one; the
+    /// default build stays at one. Answered with `Threads`: what runs.
+    Threads { threads: u32 },
     /// Test hook (sent only when the page was opened with `?test-hooks`): panic now, as a bug in
     /// the engine would, so the page's recovery can be tested.
     TestCrash,
@@ -162,6 +175,11 @@ pub enum ToWorker {
 pub enum FromWorker {
     /// The worker's wasm has started and its message handler is installed.
     Ready,
+    /// Threads the CPU engine runs (its pool is started: nested Web Workers in the threaded
+    /// build), the answer to `ToWorker::Threads`.
+    Threads {
+        threads: u32,
+    },
     /// Bytes of the model consumed so far; `header_ok` once the GGUF header has been validated.
     Progress {
         done: u64,
@@ -183,6 +201,11 @@ pub enum FromWorker {
     Token {
         id: Option<u32>,
         piece: String,
+    },
+    /// With `tools`: the reply as content and tool-call deltas while it streams (beside the
+    /// `Token`s; `Done` still has the whole reply parsed).
+    ToolDelta {
+        delta: ToolDelta,
     },
     Done {
         tokens: u32,
@@ -278,6 +301,7 @@ mod tests {
                 size: 44,
                 name: "m.gguf".into(),
                 backend: BackendPref::Cpu,
+                parts: Vec::new(),
             },
             ToWorker::LoadEnd,
             ToWorker::Generate {
@@ -318,6 +342,11 @@ mod tests {
         };
         assert_eq!(t.to_json(), r#"{"type":"Token","id":28,"piece":","}"#);
         assert_eq!(FromWorker::Heartbeat.to_json(), r#"{"type":"Heartbeat"}"#);
+        // The thread count both ways (bench.mjs and the threaded worker speak this JSON).
+        let th = ToWorker::Threads { threads: 4 };
+        assert_eq!(th.to_json(), r#"{"type":"Threads","threads":4}"#);
+        let back: FromWorker = serde_json::from_str(r#"{"type":"Threads","threads":2}"#).unwrap();
+        assert_eq!(back, FromWorker::Threads { threads: 2 });
         for m in [
             FromWorker::Rejected {
                 message: "not a GGUF file".into(),

@@ -24,6 +24,9 @@ pub struct Settings {
     /// so a reply evaluates only the new tokens. Off: every reply recomputes the whole
     /// conversation (for comparison).
     pub reuse_cache: bool,
+    /// CPU engine threads: 0 = automatic (the cores, at most 8, on a cross-origin isolated page
+    /// where the threaded engine runs; one elsewhere). Applies when the engine (re)starts.
+    pub threads: u32,
 }
 
 impl Default for Settings {
@@ -38,6 +41,7 @@ impl Default for Settings {
             raw: false,
             system_prompt: String::new(),
             reuse_cache: true,
+            threads: 0,
         }
     }
 }
@@ -51,6 +55,7 @@ impl Settings {
         self.top_k = self.top_k.min(1000);
         self.max_tokens = self.max_tokens.clamp(1, 4096);
         self.n_ctx = self.n_ctx.clamp(256, 32768);
+        self.threads = self.threads.min(16);
         self
     }
 
@@ -87,7 +92,8 @@ mod tests {
             (p.seed, p.max_tokens, p.raw, p.reuse),
             (7, 256, false, true)
         );
-        // Saved before the setting existed: the cache is kept.
+        // Saved before the settings existed: the cache is kept, threads are automatic.
         assert!(s.reuse_cache);
+        assert_eq!(s.threads, 0);
     }
 }

@@ -19,6 +19,7 @@ pub mod pyjson;
 pub mod quant;
 pub mod quantize;
 pub mod sampler;
+pub mod split;
 pub mod tokenizer;
 pub mod tool_calls;
 

@@ -36,6 +36,18 @@ pub struct Preflight {
 
 impl Preflight {
     pub fn new(header: GgufHeader) -> Result<Self> {
+        let pre = Self::new_partial(header)?;
+        // Every tensor the architecture needs must be present with the right shape: check now with
+        // placeholder bytes, so a bad file fails before its tensor data is read.
+        Weights::check(&pre.hp, &pre.header)?;
+        Ok(pre)
+    }
+}
+
+impl Preflight {
+    /// The first file of a split model: its metadata (hyper-parameters, tokenizer, template);
+    /// the tensors are checked once every file's header is in.
+    pub fn new_partial(header: GgufHeader) -> Result<Self> {
         let hp = HParams::from_metadata(&header.metadata)?;
         let tokenizer = Tokenizer::from_metadata(&header.metadata)?;
         if tokenizer.vocab_size() != hp.n_vocab {
@@ -46,9 +58,6 @@ impl Preflight {
             )));
         }
         let chat = ChatTemplate::from_metadata(&header.metadata)?;
-        // Every tensor the architecture needs must be present with the right shape: check now with
-        // placeholder bytes, so a bad file fails before its tensor data is read.
-        Weights::check(&hp, &header)?;
         Ok(Preflight {
             header,
             hp,
@@ -61,13 +70,28 @@ impl Preflight {
 /// The first header parse waits for this many bytes (or the whole file).
 const MIN_PARSE: usize = 64 << 10;
 
-/// Takes a tensor's bytes as they stream in (e.g. uploads a matrix to the GPU); `Ok(true)` means
-/// it kept them, so the loader does not.
-pub type TensorSink = Box<dyn FnMut(&TensorInfo, &[u8]) -> Result<bool>>;
+/// Takes tensors' bytes as they stream in (e.g. uploads matrices to the GPU), piece by piece: the
+/// loader never assembles or keeps a tensor the sink takes.
+pub trait TensorSink {
+    /// Whether it takes this tensor (asked once per tensor, when the header is read).
+    fn takes(&mut self, t: &TensorInfo) -> Result<bool>;
+    /// The next `bytes` of a tensor it takes, from byte `at` of the tensor on: tensors in file
+    /// order, each one's bytes in order.
+    fn write(&mut self, t: &TensorInfo, at: u64, bytes: &[u8]) -> Result<()>;
+}
 
-/// Builds a [`Model`] from file bytes pushed in order, in chunks of any size.
+/// Builds a [`Model`] from file bytes pushed in order, in chunks of any size. A split model
+/// (`name-00001-of-00003.gguf`, …: llama.cpp's `gguf-split`) is its files' bytes pushed one
+/// file after the other ([`ModelLoader::new_split`]): the first file holds the metadata, each
+/// file a header listing its own tensors.
 pub struct ModelLoader {
+    /// All files together.
     file_size: u64,
+    /// Each file's size (one for an ordinary model).
+    shards: Vec<u64>,
+    /// The file being received, and where it starts in the pushed bytes.
+    shard: usize,
+    shard_start: u64,
     received: u64,
     prefix: Vec<u8>,
     /// Prefix length at the last failed header parse: the next attempt waits until the prefix
@@ -77,7 +101,13 @@ pub struct ModelLoader {
     pre: Option<Preflight>,
     stream: Option<TensorStream>,
     tensors: HashMap<String, Bytes>,
-    sink: Option<TensorSink>,
+    sink: Option<Box<dyn TensorSink>>,
+    /// The current file's tensors that the sink takes, with where each starts in the file, in
+    /// file order (the tensor stream skips their bytes); the next of them, and its first bytes
+    /// (for the fingerprint).
+    streamed: Vec<(u64, TensorInfo)>,
+    next_streamed: usize,
+    head: Vec<u8>,
     /// Tensors the sink kept.
     sunk: HashSet<String>,
     /// Fused matrices (QKV, gate+up) the sink is not offered: the weights split them by rows
@@ -103,6 +133,16 @@ fn fused_matrices(h: &GgufHeader) -> HashSet<String> {
         .collect()
 }
 
+/// The fingerprint after a tensor: its name, type, shape and first 256 bytes.
+fn fingerprint(mut h: u64, t: &TensorInfo, data: &[u8]) -> u64 {
+    h = fnv(h, t.name.as_bytes());
+    h = fnv(h, t.ty.name().as_bytes());
+    for dim in &t.dims {
+        h = fnv(h, &dim.to_le_bytes());
+    }
+    fnv(h, &data[..data.len().min(256)])
+}
+
 /// FNV-1a, 64 bits.
 fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
@@ -114,8 +154,17 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
 
 impl ModelLoader {
     pub fn new(file_size: u64) -> Self {
+        Self::new_split(&[file_size])
+    }
+
+    /// A model split into files of these sizes, pushed in order.
+    pub fn new_split(shards: &[u64]) -> Self {
+        let file_size = shards.iter().fold(0u64, |a, &b| a.saturating_add(b));
         ModelLoader {
             file_size,
+            shards: shards.to_vec(),
+            shard: 0,
+            shard_start: 0,
             received: 0,
             prefix: Vec::new(),
             parsed_at: 0,
@@ -123,19 +172,26 @@ impl ModelLoader {
             stream: None,
             tensors: HashMap::new(),
             sink: None,
+            streamed: Vec::new(),
+            next_streamed: 0,
+            head: Vec::new(),
             sunk: HashSet::new(),
             host_only: HashSet::new(),
             fingerprint: fnv(0xcbf2_9ce4_8422_2325, &file_size.to_le_bytes()),
         }
     }
 
-    /// A loader that offers every tensor to `sink` first (tensor by tensor, in file order, as the
-    /// bytes arrive): what it keeps never stays on the host.
-    pub fn with_sink(file_size: u64, sink: TensorSink) -> Self {
+    /// A loader that gives `sink` the tensors it takes, as their bytes arrive: they never stay
+    /// on the host.
+    pub fn with_sink(shards: &[u64], sink: Box<dyn TensorSink>) -> Self {
         ModelLoader {
             sink: Some(sink),
-            ..Self::new(file_size)
+            ..Self::new_split(shards)
         }
+    }
+
+    fn shard_size(&self) -> u64 {
+        self.shards.get(self.shard).copied().unwrap_or(0)
     }
 
     /// Bytes pushed so far, of `file_size`.
@@ -148,51 +204,213 @@ impl ModelLoader {
         self.pre.as_ref()
     }
 
-    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
-        self.received += chunk.len() as u64;
-        if self.received > self.file_size {
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<()> {
+        if self.received.saturating_add(chunk.len() as u64) > self.file_size {
             return Err(Error::Invalid(format!(
                 "received more than the announced {} bytes",
                 self.file_size
             )));
         }
+        // A chunk may span the end of one file of a split model and the start of the next.
+        while !chunk.is_empty() {
+            let left = self.shard_start + self.shard_size() - self.received;
+            let (part, rest) = chunk.split_at(chunk.len().min(left as usize));
+            self.received += part.len() as u64;
+            self.push_part(part)?;
+            chunk = rest;
+            if self.received == self.shard_start + self.shard_size()
+                && self.shard + 1 < self.shards.len()
+            {
+                self.next_shard()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The current file is complete: the next one starts with its own header.
+    fn next_shard(&mut self) -> Result<()> {
+        match self.stream.take() {
+            Some(s) => self.finish_stream(&s)?,
+            None => {
+                return Err(Error::Gguf(format!(
+                    "split file {} of {} is truncated: it ends inside its header",
+                    self.shard + 1,
+                    self.shards.len()
+                )))
+            }
+        }
+        self.shard_start += self.shard_size();
+        self.shard += 1;
+        self.prefix.clear();
+        self.parsed_at = 0;
+        Ok(())
+    }
+
+    /// A header is complete: check it (the first file's: the whole model's metadata; a later
+    /// file's: that it belongs to this model) and add its tensors.
+    fn take_header(&mut self, header: GgufHeader) -> Result<()> {
+        let n = self.shards.len() as u64;
+        let md = &header.metadata;
+        let count = md.get_u64("split.count").unwrap_or(1).max(1);
+        let no = md.get_u64("split.no").unwrap_or(0);
+        let this = self.shard as u64;
+        if count != n || no != this {
+            return Err(Error::Gguf(if n == 1 {
+                format!(
+                    "this file is part {} of a model split into {count} files (…-{:05}-of-{count:05}.gguf): load it together with the other parts",
+                    no + 1,
+                    no + 1
+                )
+            } else {
+                format!(
+                    "file {} of the {n} given is part {} of {count} of a split model: give every part, in order",
+                    this + 1,
+                    no + 1
+                )
+            }));
+        }
+        // This file's tensors, for the stream (without the ones the sink takes: see below).
+        let mut own = GgufHeader {
+            version: header.version,
+            metadata: Default::default(),
+            tensors: header.tensors.clone(),
+            alignment: header.alignment,
+            data_offset: header.data_offset,
+            file_size: header.file_size,
+        };
+        if self.shard == 0 {
+            let pre = if n == 1 {
+                Preflight::new(header)?
+            } else {
+                Preflight::new_partial(header)?
+            };
+            self.pre = Some(pre);
+        } else if let Some(pre) = self.pre.as_mut() {
+            let have: HashSet<&str> = pre.header.tensors.iter().map(|t| t.name.as_str()).collect();
+            if let Some(t) = header
+                .tensors
+                .iter()
+                .find(|t| have.contains(t.name.as_str()))
+            {
+                return Err(Error::Gguf(format!(
+                    "tensor `{}` is in two files of the split model",
+                    t.name
+                )));
+            }
+            pre.header.tensors.extend(header.tensors);
+        }
+        if let Some(pre) = self.pre.as_mut() {
+            if self.shard + 1 == self.shards.len() && n > 1 {
+                let want = pre.header.metadata.get_u64("split.tensors.count");
+                let got = pre.header.tensors.len() as u64;
+                if want.is_some_and(|w| w != got) {
+                    return Err(Error::Gguf(format!(
+                        "the split model lists {} tensors, its files hold {got}",
+                        want.unwrap_or_default()
+                    )));
+                }
+                Weights::check(&pre.hp, &pre.header)?;
+            }
+            self.host_only = fused_matrices(&pre.header);
+        }
+        // The tensors the sink takes go to it as their bytes arrive; the stream skips them.
+        let (mut streamed, mut kept) = (Vec::new(), Vec::new());
+        for i in own.file_order() {
+            let t = own.tensors[i].clone();
+            let take = match self.sink.as_mut() {
+                Some(s) if t.size > 0 && !self.host_only.contains(&t.name) => s.takes(&t)?,
+                _ => false,
+            };
+            if take { &mut streamed } else { &mut kept }.push(t);
+        }
+        own.tensors = kept;
+        self.stream = Some(TensorStream::new(&own, 0));
+        self.streamed = streamed
+            .into_iter()
+            .map(|t| (own.data_offset + t.offset, t))
+            .collect();
+        self.next_streamed = 0;
+        Ok(())
+    }
+
+    /// The current file ended: an error naming the first tensor not complete, if any.
+    fn finish_stream(&self, stream: &TensorStream) -> Result<()> {
+        let pos = self.received - self.shard_start;
+        let open = self.streamed.get(self.next_streamed);
+        if open.is_none_or(|(start, _)| pos < *start) {
+            stream.finish()?;
+        }
+        match open {
+            Some((_, t)) => Err(Error::Gguf(format!(
+                "file ended at byte {pos} before tensor `{}` was complete",
+                t.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn push_part(&mut self, chunk: &[u8]) -> Result<()> {
         // Until the header is complete, collect bytes; then the stream takes them all.
         let mut first = None;
         if self.stream.is_none() {
             let Some(header) = self.collect_header(chunk)? else {
                 return Ok(());
             };
-            let pre = Preflight::new(header)?;
-            self.host_only = fused_matrices(&pre.header);
-            self.stream = Some(TensorStream::new(&pre.header, 0));
-            self.pre = Some(pre);
+            self.take_header(header)?;
             first = Some(std::mem::take(&mut self.prefix));
         }
-        let tensors = &mut self.tensors;
-        let sink = &mut self.sink;
-        let sunk = &mut self.sunk;
-        let fp = &mut self.fingerprint;
-        let host_only = &self.host_only;
-        let mut keep = |t: &TensorInfo, d: std::borrow::Cow<'_, [u8]>| {
-            *fp = fnv(*fp, t.name.as_bytes());
-            *fp = fnv(*fp, t.ty.name().as_bytes());
-            for dim in &t.dims {
-                *fp = fnv(*fp, &dim.to_le_bytes());
+        let data = first.as_deref().unwrap_or(chunk);
+        // Where `data` starts in the current file.
+        let mut pos = self.received - self.shard_start - data.len() as u64;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let Some(s) = &mut self.stream else {
+                return Ok(());
+            };
+            // Up to the next tensor the sink takes, or to its end if `pos` is inside it.
+            let (n, streamed) = match self.streamed.get(self.next_streamed) {
+                Some((start, t)) if pos >= *start => (start + t.size - pos, true),
+                Some((start, _)) => (start - pos, false),
+                None => (rest.len() as u64, false),
+            };
+            let (part, tail) = rest.split_at(n.min(rest.len() as u64) as usize);
+            if streamed {
+                // The stream skips these bytes (no tensor of its own lies there).
+                s.push(part, |_, _| Ok(()))?;
+                self.write_streamed(pos, part)?;
+            } else {
+                let tensors = &mut self.tensors;
+                let fp = &mut self.fingerprint;
+                s.push(part, |t: &TensorInfo, d: std::borrow::Cow<'_, [u8]>| {
+                    *fp = fingerprint(*fp, t, &d);
+                    tensors.insert(t.name.clone(), Bytes::from_vec(d.into_owned()));
+                    Ok(())
+                })?;
             }
-            *fp = fnv(*fp, &d[..d.len().min(256)]);
-            if let Some(sink) = sink.as_mut() {
-                if !host_only.contains(&t.name) && sink(t, &d)? {
-                    sunk.insert(t.name.clone());
-                    return Ok(());
-                }
-            }
-            tensors.insert(t.name.clone(), Bytes::from_vec(d.into_owned()));
-            Ok(())
-        };
-        let Some(s) = &mut self.stream else {
+            pos += part.len() as u64;
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    /// Bytes of the next tensor the sink takes, from `pos` in the current file on.
+    fn write_streamed(&mut self, pos: u64, part: &[u8]) -> Result<()> {
+        let (Some((start, t)), Some(sink)) =
+            (self.streamed.get(self.next_streamed), self.sink.as_mut())
+        else {
             return Ok(());
         };
-        s.push(first.as_deref().unwrap_or(chunk), &mut keep)
+        let at = pos - start;
+        let head = (256 - self.head.len()).min(part.len());
+        self.head.extend_from_slice(&part[..head]);
+        sink.write(t, at, part)?;
+        if at + part.len() as u64 == t.size {
+            self.fingerprint = fingerprint(self.fingerprint, t, &self.head);
+            self.head.clear();
+            self.sunk.insert(t.name.clone());
+            self.next_streamed += 1;
+        }
+        Ok(())
     }
 
     /// Buffer `chunk` and try to parse the header when the prefix has doubled since the last
@@ -200,12 +418,13 @@ impl ModelLoader {
     fn collect_header(&mut self, chunk: &[u8]) -> Result<Option<GgufHeader>> {
         self.prefix.extend_from_slice(chunk);
         let len = self.prefix.len();
-        let complete = len as u64 >= self.file_size;
+        let size = self.shard_size();
+        let complete = len as u64 >= size;
         if !complete && len < self.parsed_at.saturating_mul(2).max(MIN_PARSE) {
             return Ok(None);
         }
         self.parsed_at = len;
-        let header = GgufHeader::parse(&self.prefix, self.file_size)?;
+        let header = GgufHeader::parse(&self.prefix, size)?;
         // The parser bounds every count by MAX_HEADER_BYTES, so this only catches a header
         // that ends inside a value that is itself within the limit.
         if header.is_none() && len as u64 > 2 * MAX_HEADER_BYTES {
@@ -221,10 +440,17 @@ impl ModelLoader {
         let (Some(pre), Some(stream)) = (self.pre.take(), self.stream.take()) else {
             return Err(Error::Gguf(format!(
                 "file is truncated: {} bytes end inside the header",
-                self.received
+                self.received - self.shard_start
             )));
         };
-        stream.finish()?;
+        if self.shard + 1 < self.shards.len() {
+            return Err(Error::Gguf(format!(
+                "only {} of the {} files of the split model were received",
+                self.shard + 1,
+                self.shards.len()
+            )));
+        }
+        self.finish_stream(&stream)?;
         let tensors = std::mem::take(&mut self.tensors);
         let sunk = std::mem::take(&mut self.sunk);
         let empty = Bytes::from_vec(Vec::new());
@@ -358,6 +584,18 @@ impl LoadedModel {
     }
 }
 
+/// The GPU uploader, shared by the loader (its sink) and [`Loader::finish`].
+#[cfg(feature = "webgpu")]
+impl TensorSink for Rc<RefCell<GpuUploader>> {
+    fn takes(&mut self, t: &TensorInfo) -> Result<bool> {
+        self.borrow_mut().takes(t)
+    }
+
+    fn write(&mut self, t: &TensorInfo, at: u64, bytes: &[u8]) -> Result<()> {
+        self.borrow_mut().write(t, at, bytes)
+    }
+}
+
 /// Streams a model's bytes onto the backend chosen at [`Loader::new`].
 pub struct Loader {
     inner: ModelLoader,
@@ -372,8 +610,13 @@ impl Loader {
     /// the GPU cannot be opened, or (on [`BackendPref::Auto`]) the only adapter is a software
     /// renderer. Never fails: [`Loader::choice`] says why the CPU runs.
     pub async fn new(file_size: u64, opts: &LoadOptions) -> Loader {
+        Self::new_split(&[file_size], opts).await
+    }
+
+    /// [`Loader::new`] for a model split into files of these sizes (pushed in order).
+    pub async fn new_split(shards: &[u64], opts: &LoadOptions) -> Loader {
         let cpu = |choice| Loader {
-            inner: ModelLoader::new(file_size),
+            inner: ModelLoader::new_split(shards),
             #[cfg(feature = "webgpu")]
             uploader: None,
             choice,
@@ -405,12 +648,8 @@ impl Loader {
                 fallback: None,
             };
             let up = Rc::new(RefCell::new(GpuUploader::new(dev)));
-            let sink = up.clone();
             Loader {
-                inner: ModelLoader::with_sink(
-                    file_size,
-                    Box::new(move |t, d| sink.borrow_mut().take(t, d)),
-                ),
+                inner: ModelLoader::with_sink(shards, Box::new(up.clone())),
                 uploader: Some(up),
                 choice,
                 gpu_options: opts.gpu.clone(),
@@ -475,10 +714,51 @@ impl Loader {
 
     /// Push a whole file from disk, then finish (native; blocks).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn read_file(mut self, path: &std::path::Path) -> Result<LoadedModel> {
-        read_file(path, |c| self.push(c))?;
+    pub fn read_file(self, path: &std::path::Path) -> Result<LoadedModel> {
+        self.read_files(&[path.to_path_buf()])
+    }
+
+    /// Push files from disk one after the other (the parts of a split model), then finish.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_files(mut self, paths: &[std::path::PathBuf]) -> Result<LoadedModel> {
+        for p in paths {
+            read_file(p, |c| self.push(c))?;
+        }
         crate::engine::block_on(self.finish())
     }
+}
+
+/// The files of the model at `path`: itself, or for the first part of a split model
+/// (`name-00001-of-00003.gguf`) every part, in order. An error names a missing part.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn model_files(path: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let Some((stem, n)) = path.to_str().and_then(split_name) else {
+        return Ok(vec![path.to_path_buf()]);
+    };
+    let parts: Vec<std::path::PathBuf> = (1..=n)
+        .map(|i| std::path::PathBuf::from(format!("{stem}-{i:05}-of-{n:05}.gguf")))
+        .collect();
+    if let Some(missing) = parts.iter().find(|p| !p.exists()) {
+        return Err(Error::Invalid(format!(
+            "{} is part of a model split into {n} files, but {} is missing",
+            path.display(),
+            missing.display()
+        )));
+    }
+    Ok(parts)
+}
+
+/// `name-00001-of-00003.gguf` → (`name`, 3) for the first part of a split model.
+pub fn split_name(name: &str) -> Option<(&str, u32)> {
+    let rest = name.strip_suffix(".gguf")?;
+    let (head, count) = rest.rsplit_once("-of-")?;
+    let (stem, no) = head.rsplit_once('-')?;
+    let ok = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !ok(no) || !ok(count) || no != "00001" {
+        return None;
+    }
+    let n: u32 = count.parse().ok()?;
+    (n >= 1).then_some((stem, n))
 }
 
 /// The size of a file, as a one-line error when it cannot be read.

@@ -30,6 +30,11 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+mod choice;
+mod stream;
+pub use choice::{forced_call_grammar, ToolChoice};
+pub use stream::{ToolCallStream, ToolDelta};
+
 /// One call of a tool: `arguments` is JSON text (an object).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "WireCall", try_from = "WireCall")]

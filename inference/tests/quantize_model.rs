@@ -133,3 +133,124 @@ fn bad_arguments_are_one_line() {
         assert!(!Path::new(out).exists());
     }
 }
+
+/// `chord split` and split models: the 4-layer model in 3 parts (llama.cpp's gguf-split layout)
+/// loads by its first part — from disk through the CLI, and through the loader in chunks of
+/// every size, chunks that straddle two parts included — with the same logits as the whole file;
+/// a missing, foreign or lone part is one clear error.
+#[test]
+fn split_models_load_as_one() {
+    use inference::loader::ModelLoader;
+    use inference::model::Model;
+
+    let whole = common::model_path("smollm2-4layer-mixed");
+    let dir = tmp("split");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let prefix = dir.join("m");
+    let out = chord(
+        &[
+            "split",
+            whole.to_str().expect("path"),
+            "--parts",
+            "3",
+            "--out",
+        ],
+        &[prefix.display().to_string()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parts: Vec<PathBuf> = (1..=3)
+        .map(|i| dir.join(format!("m-{i:05}-of-00003.gguf")))
+        .collect();
+    let bytes: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| std::fs::read(p).expect("part"))
+        .collect();
+    let sizes: Vec<u64> = bytes.iter().map(|b| b.len() as u64).collect();
+    eprintln!("parts: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&s| s > 1 << 20),
+        "parts of about equal size: {sizes:?}"
+    );
+
+    // The loader: every chunk size gives the same model as the whole file.
+    let reference = Model::load_file(&whole).expect("whole model");
+    let toks: Vec<u32> = vec![1, 504, 3458, 282, 4649];
+    let want = common::logits(
+        &mut common::cpu_session(
+            &std::rc::Rc::new(reference),
+            64,
+            1,
+            inference::quant::Activations::F32,
+        ),
+        &toks,
+        false,
+    );
+    let all: Vec<u8> = bytes.concat();
+    for chunk in [4096usize, 1 << 20, 7_777_777, all.len()] {
+        let mut l = ModelLoader::new_split(&sizes);
+        for c in all.chunks(chunk) {
+            l.push(c).expect("push");
+        }
+        let m = std::rc::Rc::new(l.finish().expect("split model"));
+        let got = common::logits(
+            &mut common::cpu_session(&m, 64, 1, inference::quant::Activations::F32),
+            &toks,
+            false,
+        );
+        assert_eq!(got, want, "chunks of {chunk}");
+    }
+
+    // The CLI loads it by its first part, greedy tokens as from the whole file.
+    let gen = |model: &Path| {
+        let o = chord(
+            &[
+                "generate",
+                "--max-tokens",
+                "6",
+                "--prompt",
+                "The capital of France is",
+                "--json",
+                "--model",
+            ],
+            &[model.display().to_string()],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["tokens"].clone()
+    };
+    assert_eq!(gen(&parts[0]), gen(&whole));
+
+    // Errors: a lone later part, parts out of order, a part missing, a foreign file.
+    let err = |model: &Path| {
+        let o = chord(
+            &["generate", "--prompt", "x", "--model"],
+            &[model.display().to_string()],
+        );
+        let e = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+        assert!(!o.status.success() && e.lines().count() == 1, "{e}");
+        e
+    };
+    assert!(err(&parts[1]).contains("part 2 of a model split into 3 files"));
+    let mut l = ModelLoader::new_split(&[sizes[1], sizes[0], sizes[2]]);
+    let e = [&bytes[1], &bytes[0]]
+        .iter()
+        .try_for_each(|b| l.push(b))
+        .expect_err("out of order")
+        .to_string();
+    assert!(e.contains("give every part, in order"), "{e}");
+    let mut l = ModelLoader::new_split(&sizes[..2]);
+    let e = bytes[..2]
+        .iter()
+        .try_for_each(|b| l.push(b))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("part 1 of 3"), "two of three parts given: {e}");
+    std::fs::remove_file(&parts[2]).expect("remove");
+    assert!(err(&parts[0]).contains("m-00003-of-00003.gguf is missing"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

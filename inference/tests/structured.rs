@@ -19,84 +19,20 @@ use inference::quant::Activations;
 use inference::sampler::SamplerParams;
 use serde_json::{json, Value};
 
-/// (what to ask for, schema)
-fn schemas() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "a person",
-            json!({"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}}, "required": ["name", "age"]}),
-        ),
-        (
-            "a city and its country",
-            json!({"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}, "country": {"type": "string", "maxLength": 30}}, "required": ["city", "country"]}),
-        ),
-        (
-            "three colors",
-            json!({"type": "array", "items": {"type": "string", "maxLength": 12}, "minItems": 3, "maxItems": 3}),
-        ),
-        (
-            "a traffic light state",
-            json!({"type": "object", "properties": {"light": {"enum": ["red", "yellow", "green"]}}, "required": ["light"]}),
-        ),
-        (
-            "a product with a price",
-            json!({"type": "object", "properties": {"product": {"type": "string", "maxLength": 20}, "price": {"type": "number"}, "in_stock": {"type": "boolean"}}, "required": ["product", "price", "in_stock"]}),
-        ),
-        (
-            "a point",
-            json!({"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}}, "required": ["x", "y"]}),
-        ),
-        (
-            "a book, optionally with its year",
-            json!({"type": "object", "properties": {"title": {"type": "string", "maxLength": 30}, "year": {"type": "integer"}}, "required": ["title"]}),
-        ),
-        ("a yes/no answer", json!({"type": "boolean"})),
-        ("a number between 1 and 10", json!({"type": "integer"})),
-        (
-            "a pet (name and species)",
-            json!({"type": "object", "properties": {"pet": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 15}, "species": {"enum": ["dog", "cat", "bird"]}}, "required": ["name", "species"]}}, "required": ["pet"]}),
-        ),
-        (
-            "one to four prime numbers",
-            json!({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 4}),
-        ),
-        (
-            "an id that is a number or a string",
-            json!({"type": "object", "properties": {"id": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 10}]}}, "required": ["id"]}),
-        ),
-        (
-            "a task with a done flag and optional notes",
-            json!({"type": "object", "properties": {"task": {"type": "string", "maxLength": 25}, "done": {"type": "boolean"}, "notes": {"type": "string", "maxLength": 20}}, "required": ["task", "done"]}),
-        ),
-        (
-            "a temperature reading",
-            json!({"type": "object", "properties": {"celsius": {"type": "number"}, "unit": {"const": "C"}}, "required": ["celsius", "unit"]}),
-        ),
-        (
-            "a team of two people",
-            json!({"type": "object", "properties": {"members": {"type": "array", "items": {"$ref": "#/$defs/member"}, "minItems": 2, "maxItems": 2}}, "required": ["members"], "$defs": {"member": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}, "role": {"enum": ["lead", "dev"]}}, "required": ["name", "role"]}}}),
-        ),
-        (
-            "a nullable middle name",
-            json!({"type": "object", "properties": {"first": {"type": "string", "maxLength": 12}, "middle": {"type": ["string", "null"], "maxLength": 12}}, "required": ["first", "middle"]}),
-        ),
-        (
-            "a rectangle",
-            json!({"type": "object", "properties": {"size": {"type": "object", "properties": {"w": {"type": "number"}, "h": {"type": "number"}}, "required": ["w", "h"]}, "filled": {"type": "boolean"}}, "required": ["size", "filled"]}),
-        ),
-        (
-            "a short word",
-            json!({"type": "string", "minLength": 2, "maxLength": 8}),
-        ),
-        (
-            "a list of up to two tags",
-            json!({"type": "object", "properties": {"tags": {"type": "array", "items": {"enum": ["news", "sport", "tech"]}, "maxItems": 2}}, "required": ["tags"]}),
-        ),
-        (
-            "a shape: a circle or a square",
-            json!({"oneOf": [{"type": "object", "properties": {"circle": {"type": "number"}}, "required": ["circle"]}, {"type": "object", "properties": {"square": {"type": "number"}}, "required": ["square"]}]}),
-        ),
-    ]
+/// (what to ask for, schema): `tests/data/structured/schemas.json`, which the npm package's
+/// browser test (tests/e2e/npm.spec.mjs) runs as well, validated there with ajv.
+fn schemas() -> Vec<(String, Value)> {
+    let p = data_dir().join("structured").join("schemas.json");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let list: Vec<Value> = serde_json::from_str(&text).expect("schemas.json");
+    list.into_iter()
+        .map(|c| {
+            (
+                c["what"].as_str().expect("what").to_owned(),
+                c["schema"].clone(),
+            )
+        })
+        .collect()
 }
 
 /// Validation of the subset the compiler supports; `Err` says where `v` breaks `schema`.

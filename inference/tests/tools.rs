@@ -188,6 +188,73 @@ fn qwen25_coder_greedy_replies_are_well_formed_tool_calls() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// `tool_choice` "required" / a named tool: SmolLM2 135M (whose own template has no tools) is
+/// made to write calls in every family's format by the forced-call grammar; each reply parses
+/// into calls of known tools whose arguments follow their schemas (required keys, enums, types).
+#[test]
+fn forced_tool_calls_parse_in_every_family() {
+    use inference::conversation::ChatPrompt;
+    use inference::grammar::TokenTable;
+    use inference::sampler::SamplerParams;
+    use inference::tool_calls::{forced_call_grammar, ToolChoice};
+    use std::sync::Arc;
+
+    let (tools, _) = cases();
+    let model = load_model("smollm2-135m-q4_1");
+    let table = Arc::new(TokenTable::new(&model.tokenizer));
+    let msgs = [ChatMessage::user(
+        "What is 2 plus 40? And the weather in Paris?",
+    )];
+    let prompt = ChatPrompt::new(&model, &msgs).expect("prompt");
+    let mut session = cpu_session(&model, 1024, 2, Activations::Q8);
+    for family in [ToolFamily::Hermes, ToolFamily::Llama3, ToolFamily::Mistral] {
+        for (choice, temperature) in [
+            (ToolChoice::Function("add".into()), 0.0),
+            (ToolChoice::Function("get_weather".into()), 0.7),
+            (ToolChoice::Required, 0.0),
+            (ToolChoice::Required, 0.9),
+        ] {
+            let g = forced_call_grammar(&tools, family, &choice)
+                .expect("grammar")
+                .expect("a call is forced");
+            let params = GenerateParams {
+                max_tokens: 160,
+                sampler: SamplerParams {
+                    temperature,
+                    seed: 5,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let mut sink = |_: Option<u32>, _: &str| true;
+            let out = block_on(session.generate_constrained(
+                &prompt.tokens,
+                &params,
+                Some(Arc::new(g).matcher(&table)),
+                &mut sink,
+            ))
+            .expect("generation");
+            let what = format!(
+                "{} {choice:?} t={temperature}: {:?}",
+                family.name(),
+                out.text
+            );
+            let reply = parse_tool_calls(&out.text, family);
+            assert!(!reply.tool_calls.is_empty(), "no call: {what}");
+            assert!(reply.content.is_empty(), "text beside the calls: {what}");
+            if let ToolChoice::Function(name) = &choice {
+                assert_eq!(reply.tool_calls.len(), 1, "{what}");
+                assert_eq!(&reply.tool_calls[0].name, name, "{what}");
+            }
+            for c in &reply.tool_calls {
+                check_arguments(&tools, &c.name, &c.arguments)
+                    .unwrap_or_else(|e| panic!("{e}: {what}"));
+            }
+            eprintln!("{what}");
+        }
+    }
+}
+
 #[test]
 fn chord_generate_with_tools() {
     let dir = std::env::temp_dir().join(format!("chord-tools-{}", std::process::id()));
@@ -236,5 +303,31 @@ fn chord_generate_with_tools() {
     }
     let out = run(&good, false);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--chat"));
+    // --tool-choice: a call cannot be forced where the template has no call format, nor a tool
+    // that is not in the file; one line each.
+    for (choice, msg) in [
+        ("required", "no tool-call format"),
+        ("nope", "no tool named `nope`"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chord"))
+            .args([
+                "generate",
+                "--chat",
+                "--max-tokens",
+                "4",
+                "--prompt",
+                "hi",
+                "--tools",
+            ])
+            .arg(&good)
+            .args(["--tool-choice", choice, "--model"])
+            .arg(&model)
+            .output()
+            .expect("run chord");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{choice}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(msg), "{err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

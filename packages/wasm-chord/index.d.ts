@@ -84,12 +84,22 @@ export interface ChatCompletionParams extends SamplingParams {
    * Hermes `<tool_call>` JSON, Llama 3.x JSON, Mistral `[TOOL_CALLS]`). */
   tools?: Tool[];
   /** 'auto' (default) or 'none' (the tools are not given to the model). */
-  tool_choice?: 'auto' | 'none';
+  /** `'required'` or a named function: the reply is a call (enforced with a grammar). */
+  tool_choice?: 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
 }
 
 export interface CompletionParams extends SamplingParams {
   /** The raw prompt (no chat template). */
   prompt: string;
+}
+
+/** A streamed piece of a call: the first of each `index` has `id`, `type` and the name (arguments
+ * ''); the following ones add to `function.arguments`. */
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function: { name?: string; arguments: string };
 }
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls';
@@ -122,7 +132,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string; tool_calls?: (ToolCall & { index: number })[] }; finish_reason: FinishReason | null }[];
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string; tool_calls?: ToolCallDelta[] }; finish_reason: FinishReason | null }[];
   /** On the last chunk. */
   usage?: Usage;
 }

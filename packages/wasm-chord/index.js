@@ -353,7 +353,7 @@ function run(link, generate, signal) {
   let failed = null;
   const push = () => { if (wake) { wake(); wake = null; } };
   const off = link.on((m) => {
-    if (m.type === 'Token') queue.push(m);
+    if (m.type === 'Token' || m.type === 'ToolDelta') queue.push(m);
     else if (m.type === 'Done') finished = m;
     else if (m.type === 'Error' || m.type === 'Rejected') failed = new WasmChordError(m.message);
     else if (m.type === '__dead') failed = link.dead;
@@ -450,10 +450,27 @@ class Engine {
     if (p.tools !== undefined && p.tools !== null) {
       if (!Array.isArray(p.tools)) throw new TypeError(`${where}: tools must be an array of { type: 'function', function: {...} }`);
       const choice = p.tool_choice ?? 'auto';
-      if (choice !== 'auto' && choice !== 'none') {
-        throw new WasmChordError(`${where}: tool_choice "${typeof choice === 'string' ? choice : 'function'}" is not supported (use "auto" or "none")`, 'unsupported');
+      const named = choice !== null && typeof choice === 'object';
+      if (!named && !['auto', 'none', 'required'].includes(choice)) {
+        throw new TypeError(`${where}: tool_choice must be "auto", "none", "required" or { type: 'function', function: { name } }, not ${JSON.stringify(choice)}`);
       }
-      if (choice === 'auto' && p.tools.length > 0) params.tools = p.tools;
+      if (named) {
+        const name = choice.function && choice.function.name;
+        if (choice.type !== 'function' || typeof name !== 'string') {
+          throw new TypeError(`${where}: tool_choice must be { type: 'function', function: { name } }`);
+        }
+        if (!p.tools.some((t) => t && t.function && t.function.name === name)) {
+          throw new TypeError(`${where}: tool_choice names "${name}", which is not among the tools`);
+        }
+      }
+      if (choice !== 'auto' && choice !== 'none' && p.tools.length === 0) {
+        throw new TypeError(`${where}: tool_choice requires a call, but tools is empty`);
+      }
+      if (choice !== 'none' && p.tools.length > 0) {
+        // A required or named call is enforced by the engine with a grammar.
+        params.tools = p.tools;
+        params.tool_choice = choice;
+      }
     } else if (p.tool_choice !== undefined) {
       throw new TypeError(`${where}: tool_choice without tools`);
     }
@@ -492,16 +509,21 @@ class Engine {
             if (done) {
               const calls = openaiToolCalls(value.tool_calls);
               const finish = calls.length ? 'tool_calls' : (FINISH[value.stop] ?? 'stop');
-              if (withTools) {
-                // With tools the reply is held back and sent parsed: its text, then its calls.
-                const delta = { content: value.content ?? '' };
-                if (calls.length) delta.tool_calls = calls.map((c, index) => ({ index, ...c }));
-                yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: null }] };
-              }
               yield kind === 'chat'
                 ? { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: finish }], usage: usage(value) }
                 : { id, object: 'text_completion', created, model, choices: [{ index: 0, text: '', finish_reason: finish }], usage: usage(value) };
               return;
+            }
+            if (value.type === 'ToolDelta') {
+              // With tools the engine sends the reply as content and tool-call deltas: a call's
+              // id, type and name first, then its arguments piece by piece (OpenAI's chunks).
+              const d = value.delta;
+              let delta;
+              if (d.kind === 'content') delta = { content: d.text };
+              else if (d.kind === 'call') delta = { tool_calls: [{ index: d.index, id: `call_${d.index}`, type: 'function', function: { name: d.name, arguments: '' } }] };
+              else delta = { tool_calls: [{ index: d.index, function: { arguments: d.text } }] };
+              yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: null }] };
+              continue;
             }
             if (!value.piece || withTools) continue;
             yield kind === 'chat'
@@ -532,7 +554,7 @@ class Engine {
             ? { id, object: 'chat.completion', created, model, choices: [{ index: 0, message, finish_reason: finish, logprobs: null }], usage: usage(value) }
             : { id, object: 'text_completion', created, model, choices: [{ index: 0, text, finish_reason: finish, logprobs: null }], usage: usage(value) };
         }
-        text += value.piece;
+        if (value.type === 'Token') text += value.piece;
       }
     });
   }

@@ -1,13 +1,17 @@
 // Page script of bench.html: runs one engine on one GGUF and measures it, in the page.
 //
 //   window.bench.ours(opts)    our wasm CPU engine: the app's worker (/worker_loader.js from dist/),
-//                              driven by the protocol of app/src/protocol.rs (backend "cpu"; the
-//                              worker is single-threaded, no wasm threads)
+//                              driven by the protocol of app/src/protocol.rs (backend "cpu"); with
+//                              threads > 1 the threaded build (/worker_mt_loader.js, made by
+//                              scripts/build-worker-mt.sh) told `Threads{threads}` (it must answer
+//                              with that many)
 //   window.bench.wllama(opts)  wllama (@wllama/wllama from ./node_modules, its one wasm build with
-//                              n_threads: 1, so no pthreads, and n_gpu_layers: 0, so no WebGPU)
+//                              n_threads: threads — 1: no pthreads — and n_gpu_layers: 0, so no
+//                              WebGPU)
 //
-// opts: { modelUrl, prompt, nPredict, warmup } (defaults below; wllama also takes keepLog: return
-// its whole log). Both engines get the same bytes
+// opts: { modelUrl, prompt, nPredict, warmup, threads } (defaults below; wllama also takes keepLog:
+// return its whole log). More than one thread needs a cross-origin isolated page (serve.py sends
+// COOP/COEP). Both engines get the same bytes
 // (fetched once per call), the same raw prompt (no chat template), greedy sampling and
 // ignore_eos, so both generate exactly nPredict tokens. With `warmup`, a short untimed generation
 // on another prompt runs first (wasm tier-up), then the timed one.
@@ -34,6 +38,7 @@ export const DEFAULTS = {
     'and new ideas travelled faster than ever before. Historians often argue that',
   nPredict: 64,
   warmup: true,
+  threads: 1,
 };
 const WARMUP_PROMPT = 'Once upon a time, in a small village by the sea,';
 const WARMUP_TOKENS = 16;
@@ -60,6 +65,7 @@ function until(worker, what, onMessage) {
   return new Promise((resolve, reject) => {
     worker.onmessage = (e) => {
       const now = performance.now();
+      if (e.data instanceof ArrayBuffer) return; // a KV snapshot's bytes (not asked for; ignored)
       let msg;
       try {
         msg = JSON.parse(e.data);
@@ -86,7 +92,7 @@ function until(worker, what, onMessage) {
 async function oursGenerate(worker, prompt, nPredict) {
   const params = {
     temperature: 0, top_k: 0, top_p: 1, max_tokens: nPredict, n_ctx: 0,
-    raw: true, ignore_eos: true, seed: 0,
+    raw: true, ignore_eos: true, seed: 0, snapshot: false,
   };
   let tFirst = null;
   let text = '';
@@ -126,9 +132,17 @@ async function oursGenerate(worker, prompt, nPredict) {
 async function ours(opts = {}) {
   const o = { ...DEFAULTS, ...opts };
   const bytes = await fetchModel(o.modelUrl);
-  const worker = new Worker(new URL('/worker_loader.js', location.href));
+  const mt = o.threads > 1;
+  if (mt && !self.crossOriginIsolated) throw new Error('ours: threads > 1 needs a cross-origin isolated page');
+  const worker = new Worker(new URL(mt ? '/worker_mt_loader.js' : '/worker_loader.js', location.href));
   try {
     await until(worker, 'Ready', (m) => (m.type === 'Ready' ? true : undefined));
+    if (mt) {
+      const threadsUp = until(worker, 'Threads', (m) => (m.type === 'Threads' ? m.threads : undefined));
+      worker.postMessage(JSON.stringify({ type: 'Threads', threads: o.threads }));
+      const n = await threadsUp;
+      if (n !== o.threads) throw new Error(`ours: asked for ${o.threads} threads, the engine runs ${n}`);
+    }
     const tLoad = performance.now();
     const loaded = until(worker, 'Loaded', (m) => (m.type === 'Loaded' ? m : undefined));
     const name = o.modelUrl.split('/').pop();
@@ -145,7 +159,8 @@ async function ours(opts = {}) {
     }
     if (o.warmup) await oursGenerate(worker, WARMUP_PROMPT, WARMUP_TOKENS);
     const r = await oursGenerate(worker, o.prompt, o.nPredict);
-    return { engine: 'ours', loadMs, backend: `cpu (${info.arch}, ${info.n_params} params, 1 thread)`, ...r };
+    const t = `${o.threads} thread${o.threads === 1 ? '' : 's'}`;
+    return { engine: 'ours', threads: o.threads, loadMs, backend: `cpu (${info.arch}, ${info.n_params} params, ${t})`, ...r };
   } finally {
     worker.terminate();
   }
@@ -227,15 +242,15 @@ async function wllama(opts = {}) {
   try {
     const tLoad = performance.now();
     await w.loadModel([new Blob([bytes])], {
-      n_threads: 1,
+      n_threads: o.threads,
       n_gpu_layers: 0, // CPU only (wllama then also skips WebGPU device initialisation)
       n_ctx: 512,
       n_parallel: 1,
       seed: 0,
     });
     const loadMs = performance.now() - tLoad;
-    if (w.isMultithread() || w.getNumThreads() !== 1) {
-      throw new Error(`wllama: expected 1 thread, got multithread=${w.isMultithread()} threads=${w.getNumThreads()}`);
+    if (w.isMultithread() !== o.threads > 1 || w.getNumThreads() !== o.threads) {
+      throw new Error(`wllama: expected ${o.threads} thread(s), got multithread=${w.isMultithread()} threads=${w.getNumThreads()}`);
     }
     const gpuLine = log.find((l) => /offloaded [1-9]\d*\/\d+ layers to GPU|using device WebGPU/i.test(l));
     if (gpuLine) throw new Error(`wllama: layers went to the GPU: ${gpuLine}`);
@@ -244,8 +259,9 @@ async function wllama(opts = {}) {
     const sysInfo = log.find((l) => /system_info|system info/i.test(l));
     return {
       engine: 'wllama',
+      threads: o.threads,
       loadMs,
-      backend: `cpu (1 thread, multithread=${w.isMultithread()})${sysInfo ? `; ${sysInfo.slice(0, 200)}` : ''}`,
+      backend: `cpu (${o.threads} thread(s), multithread=${w.isMultithread()})${sysInfo ? `; ${sysInfo.slice(0, 200)}` : ''}`,
       ...r,
       ...(o.keepLog ? { log } : {}),
     };
@@ -260,6 +276,7 @@ window.bench = { ours, wllama, DEFAULTS };
 {
   const q = new URLSearchParams(location.search);
   const modelUrl = q.get('model') || DEFAULTS.modelUrl;
+  const threads = Number(q.get('threads') || DEFAULTS.threads);
   const out = document.getElementById('out');
   const btn = document.getElementById('run');
   if (out && btn) {
@@ -272,7 +289,7 @@ window.bench = { ours, wllama, DEFAULTS };
       for (const engine of ['ours', 'wllama']) {
         out.textContent += `${engine}: running…\n`;
         try {
-          const r = await window.bench[engine]({ modelUrl });
+          const r = await window.bench[engine]({ modelUrl, threads });
           out.textContent += `${engine}: prefill ${r.prefillTokS.toFixed(1)} tok/s (${r.promptTokens} tokens), ` +
             `decode ${r.decodeTokS.toFixed(1)} tok/s (${r.tokens} tokens); engine's own: ` +
             `${r.enginePrefillTokS.toFixed(1)} / ${r.engineDecodeTokS.toFixed(1)}\n  ${JSON.stringify(r.text)}\n`;

@@ -1,4 +1,4 @@
-// Benchmark driver: our wasm CPU engine vs wllama, one thread each, in headless Chromium (the system
+// Benchmark driver: our wasm CPU engine vs wllama, at 1 thread (and more: THREADS), in headless Chromium (the system
 // /usr/bin/chromium through playwright-core; no browser download). scripts/bench-browser.sh serves
 // dist/, this folder (at /bench/) and models/, then runs this.
 //
@@ -12,7 +12,8 @@
 // env: BASE_URL (default http://127.0.0.1:8092/), MODEL_URL (default
 //      /models/SmolLM2-135M-Instruct.Q4_1.gguf), RUNS (default 5), N_PREDICT (default 64),
 //      WARMUP (default 1; 0 = no warm-up generation), RUN_TIMEOUT_S (default 600, per engine run),
-//      CHROMIUM (default /usr/bin/chromium)
+//      CHROMIUM (default /usr/bin/chromium), THREADS (default 1; a list such as 1,2 runs the whole
+//      comparison at each count: ours > 1 is the threaded worker, wllama > 1 its pthreads)
 import { chromium } from 'playwright-core';
 
 const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8092/';
@@ -22,6 +23,14 @@ const N_PREDICT = intEnv('N_PREDICT', 64);
 const WARMUP = process.env.WARMUP !== '0';
 const RUN_TIMEOUT_MS = intEnv('RUN_TIMEOUT_S', 600) * 1000;
 const ENGINES = ['ours', 'wllama'];
+const THREADS = (process.env.THREADS || '1').split(',').map((t) => {
+  const n = Number(t.trim());
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`error: THREADS=${process.env.THREADS}: expected positive integers, e.g. 1,2`);
+    process.exit(2);
+  }
+  return n;
+});
 
 function intEnv(name, dflt) {
   const v = process.env[name];
@@ -42,7 +51,7 @@ function median(xs) {
 
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
 
-async function runOnce(browser, engine) {
+async function runOnce(browser, engine, threads) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const logs = [];
@@ -58,7 +67,7 @@ async function runOnce(browser, engine) {
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${engine}: no result after ${RUN_TIMEOUT_MS / 1000} s`)), RUN_TIMEOUT_MS);
     });
-    const opts = { modelUrl: MODEL_URL, nPredict: N_PREDICT, warmup: WARMUP };
+    const opts = { modelUrl: MODEL_URL, nPredict: N_PREDICT, warmup: WARMUP, threads };
     return await Promise.race([page.evaluate(([e, o]) => window.bench[e](o), [engine, opts]), timeout]);
   } catch (e) {
     const tail = logs.slice(-30).join('\n');
@@ -76,6 +85,13 @@ function commonPrefix(a, b) {
 }
 
 async function main() {
+  for (const threads of THREADS) {
+    if (THREADS.length > 1) console.log(`\n===== ${threads} thread${threads === 1 ? '' : 's'} =====`);
+    await benchAt(threads);
+  }
+}
+
+async function benchAt(threads) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -84,12 +100,12 @@ async function main() {
   });
   const results = { ours: [], wllama: [] };
   try {
-    console.log(`model ${MODEL_URL}, ${N_PREDICT} tokens greedy, 1 thread, ${RUNS} runs per engine` +
+    console.log(`model ${MODEL_URL}, ${N_PREDICT} tokens greedy, ${threads} thread${threads === 1 ? '' : 's'}, ${RUNS} runs per engine` +
       `${WARMUP ? ', warm-up generation before each timed one' : ''}; Chromium ${browser.version()}`);
     for (let i = 0; i < RUNS; i++) {
       const order = i % 2 === 0 ? ENGINES : [...ENGINES].reverse();
       for (const engine of order) {
-        const r = await runOnce(browser, engine);
+        const r = await runOnce(browser, engine, threads);
         results[engine].push(r);
         console.log(`run ${i + 1}/${RUNS} ${engine.padEnd(6)} prefill ${f1(r.prefillTokS).padStart(7)} tok/s ` +
           `(${r.promptTokens} tok in ${r.ttftMs.toFixed(0)} ms)  decode ${f1(r.decodeTokS).padStart(6)} tok/s ` +

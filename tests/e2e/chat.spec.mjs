@@ -25,6 +25,12 @@
 //      violation — and no test at all may report one (every test checks);
 //   m. a model whose chat template raises an error: a clear error in the reply, and the page
 //      works on (another model loads and answers).
+//   s. "will it fit?": Range requests for the header only, the numbers; a device with too little
+//      memory is refused before the download; a 6.5 GB model's header (a sparse file) is refused
+//      for the CPU engine with the reason (wasm memory is 4 GB);
+//   t. a split model (`…-00001-of-00003.gguf`, made by `chord split`): every part downloads, a cut
+//      part resumes with Range, the parts are cached as one model, it chats, and loads again from
+//      the cache.
 //   Also: the service worker caches exactly this build's app shell in a cache named after the
 //   build, never a model (d); a download larger than the free storage is refused with numbers
 //   (e); Verify re-hashes a stored model: ok, then a damaged chunk is a mismatch (g).
@@ -53,6 +59,8 @@ const TEMPLATE_MODEL = process.env.TEMPLATE_MODEL;
 const SHOTS = process.env.SCREENSHOTS || path.join(here, 'screenshots');
 const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 const MARGIN = 1.0;
+// A 6.5 GB model's header in a sparse file (scripts/e2e.sh makes it; test s).
+const SYNTH_HEADER_URL = process.env.SYNTH_HEADER ? '/models/synthetic/synth-8b-header.gguf' : null;
 const MODEL_URL = '/models/smollm2-4layer-mixed.gguf';
 const CHUNK = 4 << 20; // app/src/cache.rs CHUNK_BYTES
 
@@ -1046,6 +1054,58 @@ try {
     assert(/too large/.test(why) && /too large for this device/.test(why), `no clear refusal: ${why}`);
     assert(requests.every((r) => r !== 'none'), `the weights were requested: ${requests.join(', ')}`);
     assert((await cachedEntries(page)).length === 0, 'a refused model was cached');
+    // A real 8B model's header (Llama-3-8B shapes, 6.5 GB: scripts/make-synthetic-model.py
+    // --header-only, a sparse file) served locally: the CPU engine (SwiftShader gives no usable
+    // GPU) refuses it from the header alone, with the reason.
+    assert(SYNTH_HEADER_URL, 'SYNTH_HEADER is not set (scripts/e2e.sh makes the file)');
+    {
+      await context.close();
+      const fresh = await freshPage();
+      const reqs = [];
+      fresh.page.on('request', (r) => { if (r.url().includes('/models/')) reqs.push(r.headers().range || 'none'); });
+      await fresh.page.fill('#model-url', SYNTH_HEADER_URL);
+      await fresh.page.click('.url-form .check-fit');
+      const big = fresh.page.locator('.url-form .fit');
+      await big.waitFor({ timeout: 60_000 });
+      const verdict = (await big.innerText()).trim().replace(/\s+/g, ' ');
+      const bigKind = await big.getAttribute('data-fit');
+      console.log(`     8B header: ${bigKind}: ${verdict} (requests: ${reqs.join(', ')})`);
+      assert(bigKind === 'too-large' && /too large for the CPU engine in this browser/.test(verdict) && /wasm memory is 4 GB/.test(verdict),
+        `the 6.5 GB model was not refused with the reason: ${verdict}`);
+      assert(reqs.every((r) => /^bytes=0-\d+$/.test(r)), `more than the header was requested: ${reqs.join(', ')}`);
+      await fresh.context.close();
+      return;
+    }
+    await context.close();
+  });
+
+  await test('t. a split model (the 4-layer model in 3 files): the first part\'s URL downloads every part, resumes cut parts, caches them as one model and chats', async () => {
+    const { context, page } = await freshPage();
+    await greedySettings(page, golden.greedy.tokens.length, 'cpu');
+    const requests = [];
+    page.on('request', (r) => {
+      const m = /split\/[^?]*-(\d{5})-of-00003\.gguf/.exec(r.url());
+      if (m) requests.push(`${Number(m[1])}:${r.headers().range || '(none)'}`);
+    });
+    // Every part's response from byte 0 is cut after 5 MB: each part must be resumed with Range.
+    const url = '/models/split/smollm2-4layer-mixed-00001-of-00003.gguf?drop_after=5000000';
+    await openUrl(page, url);
+    await waitReady(page);
+    console.log(`     requests: ${requests.join(' | ')}`);
+    for (const part of [1, 2, 3]) {
+      assert(requests.some((r) => r.startsWith(`${part}:`)), `part ${part} was not requested: ${requests.join(', ')}`);
+    }
+    const resumed = requests.filter((r) => /:bytes=[1-9]\d*-$/.test(r));
+    assert(resumed.length >= 2, `cut parts were not resumed with Range: ${requests.join(', ')}`);
+    const entry = (await cachedEntries(page)).find((e) => e.id === url);
+    assert(entry && entry.complete && entry.parts && entry.parts.length === 3,
+      `not cached as one complete split model: ${JSON.stringify(entry && { ...entry, parts: entry.parts })}`);
+    await checkGolden(page); // the parts' bytes came through intact and in order
+    // From the cache: the same model loads again without a request for its parts.
+    requests.length = 0;
+    await page.reload();
+    await waitReady(page);
+    assert(requests.length === 0, `the cached split model asked the network: ${requests.join(', ')}`);
     await context.close();
   });
 } finally {

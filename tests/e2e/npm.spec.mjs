@@ -198,6 +198,38 @@ try {
     console.log(`     ${n} schema replies valid`);
   });
 
+  await test('5b. structured output on SmolLM2 135M: the 20 schemas of the native test × greedy and sampled all validate (ajv)', async () => {
+    // The schemas and prompts of inference/tests/structured.rs (tests/data/structured/schemas.json).
+    const cases = JSON.parse(fs.readFileSync(path.join(here, '../../inference/tests/data/structured/schemas.json'), 'utf8'));
+    const ajv = new Ajv({ strict: false });
+    const t0 = Date.now();
+    const r = await page.evaluate(async (cases) => {
+      const e = await window.wasmChord.createEngine({ model: '/models/SmolLM2-135M-Instruct.Q4_1.gguf', backend: 'cpu', cache: 'none' });
+      const out = [];
+      for (const [i, { what, schema }] of cases.entries()) {
+        const messages = [{ role: 'system', content: 'You answer with JSON only.' },
+          { role: 'user', content: `Give me ${what} as JSON matching this schema: ${JSON.stringify(schema)}` }];
+        for (const temperature of [0, 0.8]) {
+          const c = await e.chat.completions.create({ messages, temperature, seed: i + 1, max_tokens: 200,
+            response_format: { type: 'json_schema', json_schema: { name: `s${i}`, schema } } });
+          out.push({ i, temperature, text: c.choices[0].message.content, finish: c.choices[0].finish_reason, tokens: c.usage.completion_tokens });
+        }
+      }
+      await e.unload();
+      return out;
+    }, cases);
+    const bad = [];
+    for (const o of r) {
+      let value;
+      try { value = JSON.parse(o.text); } catch { bad.push(`schema ${o.i} t=${o.temperature}: not JSON (${o.finish}): ${o.text}`); continue; }
+      if (!ajv.validate(cases[o.i].schema, value)) bad.push(`schema ${o.i} t=${o.temperature}: ${ajv.errorsText()}: ${o.text}`);
+      else if (o.finish !== 'stop') bad.push(`schema ${o.i} t=${o.temperature}: finish ${o.finish}`);
+    }
+    const tokens = r.reduce((n, o) => n + o.tokens, 0);
+    console.log(`     ${r.length - bad.length}/${r.length} replies valid, ${tokens} tokens in ${((Date.now() - t0) / 1000).toFixed(0)} s; e.g. ${r[0].text.replace(/\s+/g, ' ')}`);
+    assert(r.length === 40 && bad.length === 0, `invalid replies:\n${bad.join('\n')}`);
+  });
+
   await test('6. a Blob model, raw completions, stop strings, tokenize/detokenize, unload', async () => {
     const r = await page.evaluate(async (url) => {
       const blob = await (await fetch(url)).blob();
@@ -271,10 +303,16 @@ try {
         tools, temperature: 0, max_tokens: 4,
       });
       const none = await e.chat.completions.create({ messages, tools, tool_choice: 'none', temperature: 0, max_tokens: 4 });
-      let required;
-      try { await e.chat.completions.create({ messages, tools, tool_choice: 'required' }); required = 'no error'; } catch (err) { required = err.message; }
+      // tool_choice "required" / a named tool: the engine's grammar makes even this model call.
+      const named = await e.chat.completions.create({ messages, tools, tool_choice: { type: 'function', function: { name: 'add' } }, temperature: 0, max_tokens: 150 });
+      // (This model writes gibberish: bound the city's length, or a sampled string may run on.)
+      const bounded = JSON.parse(JSON.stringify(tools));
+      bounded[0].function.parameters.properties.city.maxLength = 16;
+      const required = await e.chat.completions.create({ messages, tools: bounded, tool_choice: 'required', temperature: 0.7, seed: 3, max_tokens: 200 });
+      let unknown;
+      try { await e.chat.completions.create({ messages, tools, tool_choice: { type: 'function', function: { name: 'nope' } } }); unknown = 'no error'; } catch (err) { unknown = err.message; }
       await e.unload();
-      return { plain: plain.usage.prompt_tokens, call, chunks, next: next.usage, none: none.usage.prompt_tokens, required };
+      return { plain: plain.usage.prompt_tokens, call, chunks, next: next.usage, none: none.usage.prompt_tokens, named, required, unknown };
     });
     const c = r.call.choices[0];
     console.log(`     prompt ${r.plain} tokens without tools, ${r.call.usage.prompt_tokens} with; reply ${JSON.stringify(c.message)} (${c.finish_reason})`);
@@ -284,12 +322,24 @@ try {
     const tc = c.message.tool_calls[0];
     assert(tc.type === 'function' && tc.function.name === 'get_weather' && typeof tc.id === 'string' &&
       JSON.parse(tc.function.arguments).city === 'Paris', `tool call: ${JSON.stringify(tc)}`);
+    // Streamed as OpenAI does: the call's id and name first, then its arguments in pieces.
     const streamed = r.chunks.flatMap((k) => k.choices[0].delta.tool_calls ?? []);
-    assert(streamed.length === 1 && streamed[0].function.name === 'get_weather' &&
+    const streamedArgs = streamed.slice(1).map((d) => d.function.arguments).join('');
+    console.log(`     streamed: ${streamed.length} tool_calls deltas, arguments ${JSON.stringify(streamedArgs)}`);
+    assert(streamed.length > 2 && streamed[0].function.name === 'get_weather' && streamed[0].id === tc.id &&
+      streamed.every((d) => d.index === 0) && JSON.parse(streamedArgs).city === 'Paris' &&
       r.chunks[r.chunks.length - 1].choices[0].finish_reason === 'tool_calls', `streamed: ${JSON.stringify(r.chunks)}`);
     console.log(`     the tool's result went back: prompt ${r.next.prompt_tokens} tokens, ${r.next.prompt_tokens_details.cached_tokens} from the cache`);
     assert(r.next.prompt_tokens > r.call.usage.prompt_tokens, 'the tool call and result were not rendered');
-    assert(/tool_choice "required" is not supported/.test(r.required), r.required);
+    const n = r.named.choices[0];
+    console.log(`     tool_choice add: ${JSON.stringify(n.message.tool_calls)}; required: ${JSON.stringify(r.required.choices[0].message.tool_calls)}`);
+    assert(n.finish_reason === 'tool_calls' && n.message.tool_calls.length === 1 && n.message.tool_calls[0].function.name === 'add', `named: ${JSON.stringify(n)}`);
+    const args = JSON.parse(n.message.tool_calls[0].function.arguments);
+    assert(typeof args.a === 'number' && typeof args.b === 'number', `add's arguments: ${JSON.stringify(args)}`);
+    const q = r.required.choices[0];
+    assert(q.finish_reason === 'tool_calls' && q.message.tool_calls.length >= 1 &&
+      q.message.tool_calls.every((t) => ['get_weather', 'add'].includes(t.function.name) && typeof JSON.parse(t.function.arguments) === 'object'), `required: ${JSON.stringify(q)}`);
+    assert(/not among the tools/.test(r.unknown), r.unknown);
   });
 } finally {
   await page.screenshot({ path: path.join(SHOTS, 'npm-package.png') }).catch(() => {});

@@ -1,17 +1,29 @@
 use leptos::prelude::*;
 
+use crate::engine_link::{cpu_threads, CpuThreads};
 use crate::platform::{detect_backend, Backend};
 use crate::state::use_state;
 
 /// Which engine runs the model. Before a load: what will run here with the Engine setting (the
 /// WebGPU adapter is asked; a software renderer means the CPU engine, unless WebGPU is forced,
 /// which is shown in amber). After: the engine actually in use — the GPU adapter, or the reason
-/// the CPU engine runs.
+/// the CPU engine runs, and how many threads it runs (one where the page is not cross-origin
+/// isolated, which it says).
 #[component]
 pub fn BackendBadge() -> impl IntoView {
     let state = use_state();
     let detected = detect_backend();
     let pref = move || state.settings.with(|s| s.backend);
+    // How many threads the CPU engine runs ("CPU · 4 threads"), or why one.
+    let threads = cpu_threads();
+    let threads_line = move || {
+        let (n, text) = match threads.get() {
+            CpuThreads::Starting => (0, "CPU · starting its threads…".to_owned()),
+            CpuThreads::Running(n) => (n, format!("CPU · {n} threads")),
+            CpuThreads::One(why) => (1, format!("CPU · {why}")),
+        };
+        view! { <p class="muted threads" data-threads=n>{text}</p> }
+    };
     let body = move || match (state.backend.get(), state.adapter.get()) {
         (None, None) => view! {
             <span class=detected.css_class() data-backend="detected">{detected.label()}</span>
@@ -50,6 +62,7 @@ pub fn BackendBadge() -> impl IntoView {
         (Some(b), _) => view! {
             <span class=Backend::Cpu.css_class() data-backend="cpu">"Running on the CPU"</span>
             <p class="muted fallback-reason">{b.fallback.unwrap_or_default()}</p>
+            {threads_line.clone()}
         }
         .into_any(),
     };

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 
 pub mod cpu;
-#[cfg(not(target_arch = "wasm32"))]
+/// Native, and the browser's threaded build (wasm32 + atomics: shared memory).
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 pub mod pool;
 #[cfg(feature = "webgpu")]
 pub mod webgpu;

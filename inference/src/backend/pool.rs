@@ -1,5 +1,12 @@
-//! A persistent worker pool for the native CPU backend: `n - 1` threads that live as long as the
+//! A persistent worker pool for the CPU backend: `n - 1` threads that live as long as the
 //! [`Pool`], spin briefly and then park between jobs, and are woken for each matrix product.
+//!
+//! Natively the threads are `std::thread`s. In the browser's threaded build (wasm32 with the
+//! `atomics` target feature: shared memory; see ARCHITECTURE.md, "Threads in the browser")
+//! `std::thread::spawn` does not exist, so the embedder installs a [`Spawner`] with
+//! [`set_spawner`] (the engine worker starts a nested Web Worker on the same module and memory
+//! that runs the closure); Mutex, Condvar and the atomics are std's there too. One pool then
+//! serves every session of that thread ([`Pool::shared`]): Web Workers are costly to start.
 //!
 //! No `unsafe`: a job owns everything it reads (the weight [`Bytes`] are reference counted and the
 //! activations are copied in, which is small next to the product itself), and each chunk of rows
@@ -11,15 +18,65 @@
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
+#[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, Instant};
 
 use crate::model::{Bytes, QTensor};
 use crate::quant::{self, Activations, GgmlType};
 
 /// How long an idle worker (or the waiting caller) spins before it parks.
+#[cfg(not(target_arch = "wasm32"))]
 const SPIN: Duration = Duration::from_micros(300);
+
+/// wasm32 has no clock in std (`Instant::now` panics there): spin a number of polls instead, of
+/// the order of the native 300 µs (a poll is an atomic load, about a nanosecond).
+#[cfg(target_arch = "wasm32")]
+const SPIN_POLLS: u32 = 200_000;
+
+/// A bounded spin: `spinning()` is true until the spin time is over.
+struct Spin {
+    #[cfg(not(target_arch = "wasm32"))]
+    start: Instant,
+    #[cfg(target_arch = "wasm32")]
+    polls: u32,
+}
+
+impl Spin {
+    fn new() -> Spin {
+        Spin {
+            #[cfg(not(target_arch = "wasm32"))]
+            start: Instant::now(),
+            #[cfg(target_arch = "wasm32")]
+            polls: 0,
+        }
+    }
+
+    fn spinning(&mut self) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.start.elapsed() < SPIN
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.polls = self.polls.saturating_add(1);
+            self.polls < SPIN_POLLS
+        }
+    }
+}
+
+/// Starts a pool worker: runs the closure on a new thread of this process and returns true, or
+/// returns false when no thread could be started (the pool then has fewer threads).
+pub type Spawner = fn(Box<dyn FnOnce() + Send>) -> bool;
+
+static SPAWNER: OnceLock<Spawner> = OnceLock::new();
+
+/// Install how pool workers are started where `std::thread::spawn` cannot (the browser's
+/// threaded build). The first call wins; without one, std threads are used.
+pub fn set_spawner(spawn: Spawner) {
+    let _ = SPAWNER.set(spawn);
+}
 
 /// One or more matrix products of the same input (q, k, v; gate, up), cut into row chunks that
 /// the caller and the workers claim one at a time (a worker that the OS has not scheduled yet
@@ -131,20 +188,57 @@ impl Pool {
             wake: Condvar::new(),
             generation: AtomicU64::new(0),
         });
-        let handles = (1..threads)
-            .map(|i| {
-                let sh = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("chord-worker-{i}"))
-                    .spawn(move || worker(&sh))
-                    .expect("spawn a worker thread")
-            })
-            .collect();
+        let mut handles = Vec::new();
+        let mut started = 1;
+        for i in 1..threads {
+            let sh = Arc::clone(&shared);
+            match SPAWNER.get() {
+                Some(spawn) => {
+                    // Not joined on drop: a hook-started worker exits by itself once `quit` is
+                    // set, keeping `shared` alive until then.
+                    if spawn(Box::new(move || worker(&sh))) {
+                        started += 1;
+                    }
+                }
+                None => {
+                    handles.push(
+                        std::thread::Builder::new()
+                            .name(format!("chord-worker-{i}"))
+                            .spawn(move || worker(&sh))
+                            .expect("spawn a worker thread"),
+                    );
+                    started += 1;
+                }
+            }
+        }
         Pool {
             shared,
             handles,
-            threads,
+            threads: started,
         }
+    }
+
+    /// This thread's pool of `threads` threads, made once and shared by every caller on this
+    /// thread (a new count replaces it). The browser's engine worker uses it: each of its
+    /// sessions would otherwise start its own set of Web Workers. Jobs from one thread never
+    /// overlap, so sharing is safe; a pool is never shared across threads (`Rc`).
+    pub fn shared(threads: usize) -> std::rc::Rc<Pool> {
+        thread_local! {
+            static SHARED: std::cell::RefCell<Option<(usize, std::rc::Rc<Pool>)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let threads = threads.max(1);
+        SHARED.with(|s| {
+            let mut s = s.borrow_mut();
+            match &*s {
+                Some((n, pool)) if *n == threads => pool.clone(),
+                _ => {
+                    let pool = std::rc::Rc::new(Pool::new(threads));
+                    *s = Some((threads, pool.clone()));
+                    pool
+                }
+            }
+        })
     }
 
     pub fn threads(&self) -> usize {
@@ -225,9 +319,9 @@ impl Pool {
         sh.wake.notify_all();
         job.work();
         // Wait for chunks other threads claimed: spin, then yield the CPU to them.
-        let start = Instant::now();
+        let mut spin = Spin::new();
         while job.finished.load(Ordering::Acquire) < job.ranges.len() {
-            if start.elapsed() < SPIN {
+            if spin.spinning() {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
@@ -254,8 +348,8 @@ fn worker(sh: &Shared) {
     let mut seen = 0u64;
     loop {
         // Spin for a new generation, then park on the condition variable.
-        let start = Instant::now();
-        while sh.generation.load(Ordering::Acquire) == seen && start.elapsed() < SPIN {
+        let mut spin = Spin::new();
+        while sh.generation.load(Ordering::Acquire) == seen && spin.spinning() {
             std::hint::spin_loop();
         }
         let job = {
@@ -321,5 +415,28 @@ mod tests {
         let good = matrix(512, 512 * 32 * 4);
         pool.matmul(Activations::F32, &good, &x, 1, &mut out);
         assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    /// A pool whose workers come from a spawn hook (as in the browser) computes what one thread
+    /// does, and `shared` hands the same pool to every caller on a thread.
+    #[test]
+    fn workers_from_a_spawn_hook() {
+        set_spawner(|f| std::thread::Builder::new().spawn(f).is_ok());
+        let pool = Pool::shared(3);
+        assert_eq!(pool.threads(), 3);
+        assert!(std::rc::Rc::ptr_eq(&pool, &Pool::shared(3)));
+        let w = QTensor {
+            data: Bytes::from_vec(
+                (0..512 * 32)
+                    .flat_map(|i| (i as f32).to_le_bytes())
+                    .collect(),
+            ),
+            ..matrix(512, 0)
+        };
+        let x: Vec<f32> = (0..64).map(|i| i as f32 * 0.25).collect();
+        let (mut one, mut three) = (vec![0f32; 1024], vec![0f32; 1024]);
+        Pool::new(1).matmul(Activations::F32, &w, &x, 2, &mut one);
+        pool.matmul(Activations::F32, &w, &x, 2, &mut three);
+        assert_eq!(one, three);
     }
 }

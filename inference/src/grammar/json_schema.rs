@@ -44,13 +44,24 @@ pub fn json_object_gbnf() -> String {
 
 /// Compile a schema to GBNF text whose start rule is `root`.
 pub fn schema_to_gbnf(schema: &Value) -> Result<String> {
+    schema_to_gbnf_within(schema, |value| value.to_owned())
+}
+
+/// Compile a schema to GBNF text whose start rule `root` is `root_body(value)`, where `value`
+/// is the expression of one JSON value matching the schema (to put literal text around it or
+/// repeat it; the schema's own rules are named `s-…`, so the caller's expression may only use
+/// literals, `value` and the primitives).
+pub fn schema_to_gbnf_within(
+    schema: &Value,
+    root_body: impl FnOnce(&str) -> String,
+) -> Result<String> {
     let mut c = Compiler {
         root: schema,
         rules: Vec::new(),
         names: HashMap::new(),
         refs: HashMap::new(),
     };
-    let body = c.visit(schema, "root", 0)?;
+    let body = root_body(&c.visit(schema, "root", 0)?);
     let mut out = format!("root ::= {body}\n");
     for (name, body) in &c.rules {
         out.push_str(&format!("{name} ::= {body}\n"));
@@ -64,7 +75,7 @@ fn unsupported(msg: impl std::fmt::Display) -> Error {
 }
 
 /// A GBNF string literal matching `text` exactly.
-fn literal(text: &str) -> String {
+pub fn literal(text: &str) -> String {
     let mut s = String::from("\"");
     for c in text.chars() {
         match c {

@@ -106,6 +106,17 @@ impl TokenTable {
     pub fn n_vocab(&self) -> usize {
         self.n_vocab
     }
+
+    /// An empty vocabulary: for tests that walk text with [`Matcher::accept_str`].
+    #[cfg(test)]
+    pub(crate) fn bytes_for_tests() -> TokenTable {
+        TokenTable {
+            n_vocab: 0,
+            nodes: vec![Node::default()],
+            bytes: Vec::new(),
+            eog: Vec::new(),
+        }
+    }
 }
 
 /// Decode complete code points; returns them and where a trailing incomplete (but so far

@@ -4,7 +4,8 @@
 //! dequantizes them in registers. `scalar.rs` is the portable reference; `x86.rs` (AVX2 + FMA +
 //! F16C, detected at run time, every type) and `simd128.rs` (wasm32 with `+simd128`: F32, F16,
 //! Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) are used when available, unless [`set_simd`] turned them off.
-//! [`matmul_act`] with [`Activations::Q8`] adds llama.cpp-style 8-bit activations (x86 only).
+//! [`matmul_act`] with [`Activations::Q8`] adds llama.cpp-style 8-bit activations (integer
+//! kernels in `x86.rs` / `avx512.rs` and, for wasm32 `+simd128`, `simd128_q8.rs`).
 //! `dequantize` always runs the scalar reference (it only serves embedding rows).
 
 use crate::error::{Error, Result};
@@ -13,6 +14,8 @@ mod quantize;
 mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128_q8;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -29,12 +32,17 @@ pub fn set_simd(enabled: bool) {
 }
 
 /// The 8-bit integer kernel families this machine can run, slowest first: `"avx2"`
-/// (`maddubs`), `"avxvnni"` (256-bit `vpdpbusd`), `"avx512vnni"` (512-bit). Empty where there is
-/// no 8-bit kernel (no AVX2, or not x86_64).
+/// (`maddubs`), `"avxvnni"` (256-bit `vpdpbusd`), `"avx512vnni"` (512-bit); `"simd128"` on
+/// wasm32 (`i32x4_dot_i16x8`). Empty where there is no 8-bit kernel (no AVX2 on x86_64, SIMD
+/// turned off, or another ISA).
 pub fn q8_isas() -> &'static [&'static str] {
     #[cfg(target_arch = "x86_64")]
     if simd().is_some() {
         return x86::q8_isas();
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if simd().is_some() {
+        return &["simd128"];
     }
     &[]
 }
@@ -53,6 +61,10 @@ pub fn q8_isa() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     if simd().is_some() {
         return x86::q8_isa();
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if simd().is_some() {
+        return "simd128";
     }
     ""
 }
@@ -251,8 +263,8 @@ pub enum Activations {
     /// for the K-quants on AVX-512 VNNI, in blocks of 256 like llama.cpp's `block_q8_K`
     /// ([`q8_block`]).
     /// About twice as fast; moves logits by up to ~1 from exact math. Used where an integer
-    /// kernel exists (x86_64 AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K); other
-    /// types and ISAs fall back to [`Activations::F32`].
+    /// kernel exists (x86_64 AVX2 and wasm32 simd128: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K,
+    /// Q5_K, Q6_K); other types and ISAs fall back to [`Activations::F32`].
     Q8,
 }
 
@@ -430,7 +442,20 @@ pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, 
         };
         x86::matmul_q8(ty, w, cols, &q.q, d, s, n_tok, out);
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        // The same format as x86's per-32 kernels (`q8_block` is always 32 here).
+        let (d, s) = if ty.block_size() == 32 {
+            (&q.d16, &q.s16)
+        } else {
+            (&q.d, &q.s)
+        };
+        simd128_q8::matmul_q8(ty, w, cols, &q.q, d, s, n_tok, out);
+    }
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )))]
     let _ = (w, q, n_tok, out);
 }
 
@@ -452,6 +477,10 @@ pub fn has_q8_kernel(ty: GgmlType) -> bool {
     #[cfg(target_arch = "x86_64")]
     if simd().is_some() {
         return x86::has_q8(ty);
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if simd().is_some() {
+        return simd128_q8::has_q8(ty);
     }
     let _ = ty;
     false

@@ -5,7 +5,7 @@
 //!
 //! Loading goes through the engine's `Loader`: at `LoadStart` it decides between WebGPU and the
 //! CPU engine (the user's choice; *Automatic* skips software adapters) and says why; on WebGPU
-//! each weight matrix is uploaded, still quantized, the moment its bytes have arrived, and never
+//! each weight matrix is uploaded, still quantized, piece by piece as its bytes arrive, and never
 //! kept in wasm memory. Chunks that come while the device opens wait in a queue.
 //!
 //! Conversations: one engine `Session` (a KV cache) per open conversation, least recently used
@@ -20,6 +20,12 @@
 //! hung engine too. A message that finds the state still borrowed (a trap that bypassed the hook)
 //! is answered with `Panic` as well. Bad model bytes are `Rejected` (the page deletes its cached
 //! copy); every other failure is an `Error`.
+//!
+//! Threads: the same source is also built with wasm threads (`scripts/build-worker-mt.sh`:
+//! `target_feature = "atomics"`, shared memory, `dist/worker_mt*`). There `ToWorker::Threads`
+//! starts the CPU engine's pool: `threads - 1` nested Web Workers (`worker_mt_pool.js`, named
+//! `chord-pool`) that instantiate this same module on this same memory and run one pool worker
+//! each ([`pool_worker_entry`]). In such a nested worker `main` does nothing.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -111,7 +117,101 @@ fn post_load_error(name: &str, e: &inference::Error) {
     });
 }
 
+/// Threads the CPU engine's sessions ask for (`ToWorker::Threads`; one until told).
+pub(crate) fn cpu_threads() -> usize {
+    CPU_THREADS.with(|t| t.get())
+}
+
+thread_local! {
+    static CPU_THREADS: Cell<usize> = const { Cell::new(1) };
+}
+
+/// The most threads the page may ask for.
+const MAX_THREADS: u32 = 16;
+
+/// `ToWorker::Threads`: start the pool now (nested workers take a moment to start; a model
+/// loads meanwhile) and say how many threads run.
+fn set_threads(threads: u32) {
+    let threads = threads.clamp(1, MAX_THREADS) as usize;
+    CPU_THREADS.with(|t| t.set(threads));
+    #[cfg(target_feature = "atomics")]
+    let running = inference::backend::pool::Pool::shared(threads).threads();
+    #[cfg(not(target_feature = "atomics"))]
+    let running = 1;
+    post(&FromWorker::Threads {
+        threads: running as u32,
+    });
+}
+
+/// The threaded build: a pool worker is a nested Web Worker (`worker_mt_pool.js`) given this
+/// module, this memory and the closure to run; false if the browser refuses to start one.
+#[cfg(target_feature = "atomics")]
+fn spawn_pool_worker(work: Box<dyn FnOnce() + Send>) -> bool {
+    let start = || -> Result<(), JsValue> {
+        let ctor = js_sys::Reflect::get(&js_sys::global(), &"Worker".into())?;
+        let opts = js_sys::Object::new();
+        js_sys::Reflect::set(&opts, &"name".into(), &POOL_WORKER_NAME.into())?;
+        let args = js_sys::Array::of2(&"./worker_mt_pool.js".into(), &opts);
+        let worker: web_sys::Worker =
+            js_sys::Reflect::construct(ctor.unchecked_ref::<js_sys::Function>(), &args)?
+                .unchecked_into();
+        let ptr = Box::into_raw(Box::new(work));
+        let msg = js_sys::Array::of3(
+            &wasm_bindgen::module(),
+            &wasm_bindgen::memory(),
+            &JsValue::from(ptr as usize as u32),
+        );
+        if let Err(e) = worker.post_message(&msg) {
+            // SAFETY: `ptr` came from `Box::into_raw` just above and was not sent anywhere.
+            drop(unsafe { Box::from_raw(ptr) });
+            worker.terminate();
+            return Err(e);
+        }
+        Ok(())
+    };
+    match start() {
+        Ok(()) => true,
+        Err(e) => {
+            web_sys::console::warn_2(&"cannot start a CPU pool worker:".into(), &e);
+            false
+        }
+    }
+}
+
+/// The name of the nested pool workers (their `main` does nothing).
+#[cfg(target_feature = "atomics")]
+const POOL_WORKER_NAME: &str = "chord-pool";
+
+/// Entry of a nested pool worker (`worker_mt_pool.js` calls it once the module is instantiated
+/// on the shared memory): runs the pool worker loop until the pool is dropped.
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen]
+pub fn pool_worker_entry(ptr: u32) {
+    // SAFETY: `ptr` is the `Box::into_raw` of `spawn_pool_worker`, posted to exactly one nested
+    // worker, which calls this once; the memory is shared, so the box is valid here.
+    let work = unsafe { Box::from_raw(ptr as usize as *mut Box<dyn FnOnce() + Send>) };
+    work();
+}
+
+/// This is a nested pool worker of the threaded build.
+fn is_pool_worker() -> bool {
+    #[cfg(target_feature = "atomics")]
+    {
+        js_sys::Reflect::get(&js_sys::global(), &"name".into())
+            .ok()
+            .and_then(|n| n.as_string())
+            .is_some_and(|n| n == POOL_WORKER_NAME)
+    }
+    #[cfg(not(target_feature = "atomics"))]
+    false
+}
+
 fn main() {
+    if is_pool_worker() {
+        return; // `pool_worker_entry` is its work; the engine worker does the rest
+    }
+    #[cfg(target_feature = "atomics")]
+    inference::backend::pool::set_spawner(spawn_pool_worker);
     // Tell the page before the trap: it restarts the worker (the state is unusable after it).
     std::panic::set_hook(Box::new(|info| {
         post(&FromWorker::Panic {
@@ -178,6 +278,7 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             size,
             name,
             backend,
+            parts,
         } => {
             let mut s = state.borrow_mut();
             if s.generating {
@@ -203,7 +304,8 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
                     backend,
                     ..Default::default()
                 };
-                let loader = Loader::new(size, &opts).await;
+                let parts = if parts.is_empty() { vec![size] } else { parts };
+                let loader = Loader::new_split(&parts, &opts).await;
                 start_loader(&state, seq, loader);
             });
         }
@@ -295,6 +397,7 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             let _held = state.borrow_mut();
             panic!("test crash requested by the page (?test-hooks)");
         }
+        ToWorker::Threads { threads } => set_threads(threads),
         ToWorker::TestHang { secs } => {
             let until = js_sys::Date::now() + f64::from(secs) * 1e3;
             while js_sys::Date::now() < until {}

@@ -14,7 +14,7 @@ use inference::engine::{GenerateParams, KvSnapshot, Session, SessionOptions, Tok
 use inference::grammar::{Grammar, Matcher, TokenTable};
 use inference::loader::LoadedModel;
 use inference::sampler::SamplerParams;
-use inference::tool_calls::parse_tool_calls;
+use inference::tool_calls::{forced_call_grammar, parse_tool_calls, ToolCallStream, ToolChoice};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -46,8 +46,8 @@ fn take_session(
     drop(s);
     let opts = SessionOptions {
         n_ctx,
-        threads: 1,
-        activations: inference::quant::Activations::F32,
+        threads: crate::cpu_threads(),
+        activations: inference::quant::Activations::Q8,
     };
     let mut session = Session::new(loaded, &opts).map_err(|e| e.to_string())?;
     let restored = saved.is_some_and(|b| {
@@ -103,6 +103,18 @@ struct PostTokens<'a> {
     stops: StopStrings,
     /// The reply's text so far (kept only when it is parsed for tool calls).
     text: Option<String>,
+    /// With tools: the reply's content and tool-call deltas as it streams.
+    calls: Option<ToolCallStream>,
+}
+
+impl PostTokens<'_> {
+    fn post_deltas(&mut self, piece: &str) {
+        if let Some(c) = self.calls.as_mut() {
+            for delta in c.push(piece) {
+                post(&FromWorker::ToolDelta { delta });
+            }
+        }
+    }
 }
 
 impl TokenSink for PostTokens<'_> {
@@ -112,6 +124,7 @@ impl TokenSink for PostTokens<'_> {
         if let Some(t) = self.text.as_mut() {
             t.push_str(&piece);
         }
+        self.post_deltas(&piece);
         if self.stops.hit() {
             if !piece.is_empty() {
                 post(&FromWorker::Token { id: None, piece });
@@ -129,17 +142,8 @@ impl TokenSink for PostTokens<'_> {
 fn matcher(
     state: &Rc<RefCell<State>>,
     loaded: &LoadedModel,
-    format: &OutputFormat,
+    grammar: Grammar,
 ) -> Result<Matcher, String> {
-    let grammar = match format {
-        OutputFormat::JsonObject => Grammar::json_object(),
-        OutputFormat::JsonSchema { schema } => {
-            Grammar::json_schema(schema).map_err(|e| format!("response_format: {e}"))?
-        }
-        OutputFormat::Grammar { grammar } => {
-            Grammar::gbnf(grammar).map_err(|e| format!("grammar: {e}"))?
-        }
-    };
     let table = state.borrow().token_table.clone();
     let table = match table {
         Some(t) => t,
@@ -150,6 +154,33 @@ fn matcher(
         }
     };
     Ok(Arc::new(grammar).matcher(&table))
+}
+
+/// What constrains a reply: a required tool call, or the output format asked for (not both).
+fn reply_grammar(
+    format: Option<&OutputFormat>,
+    tools: Option<&serde_json::Value>,
+    choice: &ToolChoice,
+    model: &inference::model::Model,
+) -> Result<Option<Grammar>, String> {
+    if choice.forces_a_call() {
+        let tools = tools.ok_or("tool_choice requires a call, but no tools were given")?;
+        if format.is_some() {
+            return Err("tool_choice \"required\" or a named tool cannot be combined with response_format or a grammar".into());
+        }
+        return forced_call_grammar(tools, model.chat.tool_family(), choice)
+            .map_err(|e| e.to_string());
+    }
+    Ok(match format {
+        None => None,
+        Some(OutputFormat::JsonObject) => Some(Grammar::json_object()),
+        Some(OutputFormat::JsonSchema { schema }) => {
+            Some(Grammar::json_schema(schema).map_err(|e| format!("response_format: {e}"))?)
+        }
+        Some(OutputFormat::Grammar { grammar }) => {
+            Some(Grammar::gbnf(grammar).map_err(|e| format!("grammar: {e}"))?)
+        }
+    })
 }
 
 /// Run one reply, posting `Token`s as they come and then the cache to save; returns `Done`.
@@ -167,7 +198,14 @@ pub(crate) async fn reply(
         n => n as usize,
     }
     .min(model.hp.n_ctx_train);
-    let tools = params.tools.as_ref().filter(|_| !params.raw);
+    let choice = match &params.tool_choice {
+        Some(v) => ToolChoice::from_openai(v).map_err(|e| e.to_string())?,
+        None => ToolChoice::Auto,
+    };
+    let tools = params
+        .tools
+        .as_ref()
+        .filter(|_| !params.raw && choice != ToolChoice::None);
     let prompt = if params.raw {
         let text = messages
             .iter()
@@ -199,8 +237,8 @@ pub(crate) async fn reply(
         session.reset();
     }
     let channel = state.borrow().yield_channel.clone();
-    let grammar = match &params.format {
-        Some(f) => Some(matcher(state, loaded, f)?),
+    let grammar = match reply_grammar(params.format.as_ref(), tools, &choice, model)? {
+        Some(g) => Some(matcher(state, loaded, g)?),
         None => None,
     };
     let mut sink = PostTokens {
@@ -209,6 +247,7 @@ pub(crate) async fn reply(
         sent: 0,
         stops: StopStrings::new(&params.stop),
         text: tools.map(|_| String::new()),
+        calls: tools.map(|_| ToolCallStream::new(model.chat.tool_family())),
     };
     let result = session
         .generate_constrained(&prompt.tokens, &gp, grammar, &mut sink)
@@ -217,6 +256,7 @@ pub(crate) async fn reply(
     if let Some(t) = sink.text.as_mut() {
         t.push_str(&tail);
     }
+    sink.post_deltas(&tail);
     if !tail.is_empty() {
         post(&FromWorker::Token {
             id: None,
@@ -259,7 +299,13 @@ pub(crate) async fn reply(
         )
         .unwrap_or(0) as u32
     };
-    // With tools: the reply as content and OpenAI tool calls, the way this template writes them.
+    // With tools: the reply as content and OpenAI tool calls, the way this template writes them
+    // (the stream's last deltas first).
+    if let Some(c) = sink.calls.take() {
+        for delta in c.finish() {
+            post(&FromWorker::ToolDelta { delta });
+        }
+    }
     let parsed = sink
         .text
         .as_deref()

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use super::{check_shift, check_tokens, Backend, BackendKind, Output, Want};
 use crate::error::{Error, Result};
 use crate::model::{Activation, HParams, KvCache, LayerWeights, Model, Norm, QTensor, Weights};
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 use crate::quant;
 use crate::quant::Activations;
 use crate::sampler::argmax;
@@ -24,20 +24,26 @@ use crate::sampler::argmax;
 use ops::{add_bias, attention, layer_norm, AttnShape};
 pub use ops::{gelu_tanh, rms_norm, rms_norm_inplace, silu, Rope};
 
-#[cfg(not(target_arch = "wasm32"))]
+/// Native, and the browser's threaded build (wasm32 + `atomics`): the worker pool.
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 use super::pool::Pool;
 
 /// Prompt tokens evaluated per batch during prefill (bounds activation memory for long prompts).
 pub const PREFILL_BATCH: usize = 256;
 
-/// wasm32 runs single-threaded: the "pool" is the calling thread.
-#[cfg(target_arch = "wasm32")]
+/// The default wasm32 build (no shared memory) runs single-threaded: the "pool" is the calling
+/// thread.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 struct Pool;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 impl Pool {
-    fn new(_threads: usize) -> Pool {
-        Pool
+    fn shared(_threads: usize) -> Rc<Pool> {
+        Rc::new(Pool)
+    }
+
+    fn threads(&self) -> usize {
+        1
     }
 
     fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
@@ -96,25 +102,28 @@ fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
-/// The CPU backend: a worker pool (native) and its scratch space.
+/// The CPU backend: a worker pool and its scratch space.
 pub struct Cpu {
     threads: usize,
     act: Activations,
-    pool: Pool,
+    pool: Rc<Pool>,
     scratch: Scratch,
 }
 
 impl Cpu {
+    /// `threads` in all (the caller included). Natively each `Cpu` has its own pool; in the
+    /// browser's threaded build the engine worker's sessions share one ([`Pool::shared`]: its Web
+    /// Workers are started once), and the default wasm32 build runs on one thread whatever is
+    /// asked. [`Cpu::threads`] is what runs (a worker that cannot be started is not counted).
     pub fn new(threads: usize) -> Self {
-        let threads = if cfg!(target_arch = "wasm32") {
-            1
-        } else {
-            threads.max(1)
-        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let pool = Rc::new(Pool::new(threads.max(1)));
+        #[cfg(target_arch = "wasm32")]
+        let pool = Pool::shared(threads);
         Cpu {
-            threads,
+            threads: pool.threads(),
             act: Activations::F32,
-            pool: Pool::new(threads),
+            pool,
             scratch: Scratch::default(),
         }
     }

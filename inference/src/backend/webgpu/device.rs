@@ -73,6 +73,17 @@ impl GpuDevice {
                     _ => wgpu::Features::empty(),
                 },
                 required_limits: limits.clone(),
+                // Small allocator blocks on a CPU adapter (lavapipe: "GPU" memory is host memory):
+                // every weight matrix and upload staging buffer of more than 4 MiB then gets its
+                // own allocation, freed with it, instead of sharing blocks in which the staging
+                // buffers' freed space stays resident (+0.46 GB for an 8B model on lavapipe).
+                memory_hints: if info.device_type == wgpu::DeviceType::Cpu {
+                    wgpu::MemoryHints::Manual {
+                        suballocated_device_memory_block_size: 8 << 20..8 << 20,
+                    }
+                } else {
+                    wgpu::MemoryHints::default()
+                },
                 ..Default::default()
             })
             .await
@@ -264,21 +275,26 @@ impl GpuDevice {
         })
     }
 
-    /// A storage buffer holding `bytes` (padded with zeros to a multiple of 4).
-    pub(crate) fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
-        let size = (bytes.len().max(4) as u64).div_ceil(4) * 4;
+    /// An uninitialized storage buffer for `len` bytes (rounded up to a multiple of 4).
+    pub(crate) fn storage(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
+        let size = (len.max(4) as u64).div_ceil(4) * 4;
         if size > self.max_binding {
             return Err(Error::Gpu(format!(
                 "buffer `{label}` of {size} bytes exceeds the {}-byte binding limit",
                 self.max_binding
             )));
         }
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
+        }))
+    }
+
+    /// A storage buffer holding `bytes` (padded with zeros to a multiple of 4).
+    pub(crate) fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        let buf = self.storage(label, bytes.len())?;
         // `write_buffer`, not a buffer mapped at creation: in the browser a mapped range is a
         // second copy of the tensor in wasm memory plus a JS ArrayBuffer awaiting GC, while
         // `GPUQueue.writeBuffer` streams from our bytes in place. The empty submit hands the

@@ -36,6 +36,29 @@ impl GpuMatrix {
         cols: usize,
         data: &[u8],
     ) -> Result<GpuMatrix> {
+        let m = Self::create(dev, name, ty, rows, cols)?;
+        if data.len() != rows * m.row_bytes {
+            return Err(Error::Model(format!(
+                "`{name}`: {} bytes for {rows} rows of {} bytes",
+                data.len(),
+                m.row_bytes
+            )));
+        }
+        m.write(dev, 0, data);
+        // The empty submit hands the staging memory back at once (natively it would pile up
+        // until the first real submit).
+        dev.queue.submit([]);
+        Ok(m)
+    }
+
+    /// The buffers of a matrix (rows × cols of `ty`), not yet written.
+    fn create(
+        dev: &GpuDevice,
+        name: &str,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+    ) -> Result<GpuMatrix> {
         if !cols.is_multiple_of(32) || !cols.is_multiple_of(ty.block_size()) {
             return Err(Error::Unsupported(format!(
                 "GPU matrix `{name}`: row length {cols} is not a multiple of 32 / the {} block",
@@ -46,11 +69,8 @@ impl GpuMatrix {
             .row_bytes(cols as u64)
             .map(|b| b as usize)
             .ok_or_else(|| Error::Model(format!("`{name}`: bad row length {cols}")))?;
-        if rows == 0 || data.len() != rows * row_bytes {
-            return Err(Error::Model(format!(
-                "`{name}`: {} bytes for {rows} rows of {row_bytes} bytes",
-                data.len()
-            )));
+        if rows == 0 {
+            return Err(Error::Model(format!("`{name}`: no rows")));
         }
         let per = (dev.max_binding as usize / row_bytes).min(rows);
         if per == 0 {
@@ -62,9 +82,8 @@ impl GpuMatrix {
         let mut r0 = 0;
         while r0 < rows {
             let r1 = (r0 + per).min(rows);
-            let buf = dev.upload(name, &data[r0 * row_bytes..r1 * row_bytes])?;
             chunks.push(MatChunk {
-                buf,
+                buf: dev.storage(name, (r1 - r0) * row_bytes)?,
                 row0: r0,
                 rows: r1 - r0,
             });
@@ -77,6 +96,38 @@ impl GpuMatrix {
             row_bytes,
             chunks,
         })
+    }
+
+    /// Write `data`, the matrix's bytes from byte `at` on (`at` is where the previous write
+    /// stopped): returns how many of them were written. Writes are whole 4-byte words, so up to
+    /// 3 bytes before the end of a buffer stay for the next call; a buffer's last word is padded
+    /// with zeros.
+    fn write(&self, dev: &GpuDevice, at: usize, data: &[u8]) -> usize {
+        let end = at + data.len();
+        let mut done = at;
+        for c in &self.chunks {
+            let b0 = c.row0 * self.row_bytes;
+            let b1 = b0 + c.rows * self.row_bytes;
+            if b1 <= done {
+                continue;
+            }
+            let seg = &data[done - at..end.min(b1) - at];
+            let off = (done - b0) as u64;
+            let whole = seg.len() / 4 * 4;
+            if whole > 0 {
+                dev.queue.write_buffer(&c.buf, off, &seg[..whole]);
+            }
+            if end < b1 {
+                return done + whole - at;
+            }
+            if whole < seg.len() {
+                let mut tail = [0u8; 4];
+                tail[..seg.len() - whole].copy_from_slice(&seg[whole..]);
+                dev.queue.write_buffer(&c.buf, off + whole as u64, &tail);
+            }
+            done = b1;
+        }
+        done - at
     }
 
     fn from_tensor(dev: &GpuDevice, t: &QTensor) -> Result<GpuMatrix> {
@@ -153,12 +204,18 @@ impl GpuLayer {
     }
 }
 
-/// Uploads weight matrices to the GPU as a GGUF file streams in (a [`crate::loader::TensorSink`]
-/// for [`crate::loader::ModelLoader::with_sink`]): the host never holds them, so a model needs
-/// about its file size in GPU memory and little on the host.
+/// Uploads weight matrices to the GPU as a GGUF file streams in (the [`crate::loader::TensorSink`]
+/// of [`crate::loader::ModelLoader::with_sink`]): each matrix is written piece by piece as its
+/// bytes arrive, so neither the host nor a staging buffer ever holds a whole tensor, and a model
+/// needs about its file size in GPU memory and little on the host.
 pub struct GpuUploader {
     dev: GpuDevice,
     mats: HashMap<String, GpuMatrix>,
+    /// Matrices whose buffers exist but whose bytes have not arrived yet.
+    empty: HashMap<String, GpuMatrix>,
+    /// The matrix being written: its name, buffers, bytes received, and the received bytes not
+    /// written yet (fewer than 4: writes are whole words).
+    open: Option<(String, GpuMatrix, usize, Vec<u8>)>,
 }
 
 impl GpuUploader {
@@ -166,6 +223,8 @@ impl GpuUploader {
         GpuUploader {
             dev,
             mats: HashMap::new(),
+            empty: HashMap::new(),
+            open: None,
         }
     }
 
@@ -173,19 +232,64 @@ impl GpuUploader {
         &self.dev
     }
 
-    /// Take a tensor if it is a matrix (2-D, rows of whole GPU blocks): upload it, `Ok(true)`.
+    /// Whether the tensor goes to the GPU as it streams in: a matrix (2-D, rows of whole GPU
+    /// blocks); its buffers are created now, when the header is read — before any upload, so
+    /// that (where GPU memory is host memory) no freed staging memory ends up between them.
     /// Vectors (norms, biases) stay on the host; they are uploaded with the model.
-    pub fn take(&mut self, t: &TensorInfo, data: &[u8]) -> Result<bool> {
+    pub fn takes(&mut self, t: &TensorInfo) -> Result<bool> {
         let [cols, rows] = t.dims[..] else {
             return Ok(false);
         };
-        if !cols.is_multiple_of(32) {
+        if !cols.is_multiple_of(32) || rows == 0 {
             return Ok(false);
         }
-        let m = GpuMatrix::upload(&self.dev, &t.name, t.ty, rows as usize, cols as usize, data)?;
+        let m = GpuMatrix::create(&self.dev, &t.name, t.ty, rows as usize, cols as usize)?;
+        if (m.rows * m.row_bytes) as u64 != t.size {
+            return Err(Error::Model(format!(
+                "`{}`: {} bytes for {rows} rows of {} bytes",
+                t.name, t.size, m.row_bytes
+            )));
+        }
         self.dev.check()?;
-        self.mats.insert(t.name.clone(), m);
+        self.empty.insert(t.name.clone(), m);
         Ok(true)
+    }
+
+    /// The next bytes of a tensor it takes, from byte `at` of the tensor on; tensors come one
+    /// after the other, each in order.
+    pub fn write(&mut self, t: &TensorInfo, at: u64, bytes: &[u8]) -> Result<()> {
+        if at == 0 {
+            let m = self
+                .empty
+                .remove(&t.name)
+                .ok_or_else(|| Error::Model(format!("`{}`: no GPU buffers for it", t.name)))?;
+            self.open = Some((t.name.clone(), m, 0, Vec::new()));
+        }
+        let Some((name, m, got, rest)) = self.open.as_mut() else {
+            return Err(Error::Model(format!(
+                "`{}`: bytes before its start",
+                t.name
+            )));
+        };
+        if *name != t.name || *got as u64 != at {
+            return Err(Error::Model(format!("`{}`: bytes out of order", t.name)));
+        }
+        let data: std::borrow::Cow<'_, [u8]> = if rest.is_empty() {
+            bytes.into()
+        } else {
+            [&rest[..], bytes].concat().into()
+        };
+        let n = m.write(&self.dev, *got - rest.len(), &data);
+        *rest = data[n..].to_vec();
+        *got += bytes.len();
+        self.dev.queue.submit([]);
+        if *got as u64 == t.size {
+            if let Some((name, m, _, _)) = self.open.take() {
+                self.dev.check()?;
+                self.mats.insert(name, m);
+            }
+        }
+        Ok(())
     }
 }
 

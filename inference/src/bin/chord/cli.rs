@@ -19,13 +19,13 @@ use serde_json::json;
 
 use inference::chat::ChatMessage;
 use inference::grammar::{Grammar, TokenTable};
-use inference::tool_calls::parse_tool_calls;
+use inference::tool_calls::{forced_call_grammar, parse_tool_calls, ToolChoice};
 
 pub const USAGE: &str = "usage:
   chord generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
                  [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx-size N]
                  [--ignore-eos] [--backend cpu|webgpu|auto] [--threads N] [--activations f32|q8] [--json]
-                 [--json-schema FILE | --grammar FILE] [--tools FILE]
+                 [--json-schema FILE | --grammar FILE] [--tools FILE [--tool-choice auto|none|required|NAME]]
   chord chat     --model PATH [--system TEXT] [--json] [--no-reuse] [--max-tokens N] [--temperature T]
                  [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty R] [--seed S] [--ctx-size N]
                  [--backend cpu|webgpu|auto] [--threads N] [--activations f32|q8] [--tools FILE]
@@ -37,6 +37,7 @@ pub const USAGE: &str = "usage:
                  [--kernels simd|scalar|avx2|avxvnni|avx512vnni] [--activations f32|q8]
                  [--backend cpu|webgpu|auto] [--profile] [--json]
   chord quantize IN.gguf OUT.gguf --type TYPE [--tensor-type PATTERN=TYPE]... [--layers N] [--json]
+  chord split    IN.gguf --parts N [--out PREFIX]
 
   chat: one user message per line on stdin; /reset starts over, /regen replaces the last reply,
   /edit N TEXT replaces user message N (1 = the first) and what follows it. Each turn evaluates
@@ -48,11 +49,14 @@ pub const USAGE: &str = "usage:
   --tools FILE: a JSON array of OpenAI tools ({type: function, function: {name, description,
   parameters}}) rendered by the chat template (generate: with --chat); the reply is parsed into
   OpenAI tool_calls (--json: `content` and `tool_calls`). In chat, /tool TEXT answers the last
-  reply's pending tool call with a `tool` message.
+  reply's pending tool call with a `tool` message. --tool-choice required (a call of any tool) or
+  NAME (one call of that tool) enforces a call with a grammar in the template's call format.
   --activations: q8 (the default of generate, chat and bench) quantizes matmul inputs to 8 bits
   like llama.cpp (about twice as fast; logits move by up to ~1); f32 (the default of logits) keeps
   them exact.
-  quantize: `chord quantize --help` lists the types; matrices are requantized, the rest copied.";
+  quantize: `chord quantize --help` lists the types; matrices are requantized, the rest copied.
+  split: writes PREFIX-00001-of-0000N.gguf … like llama.cpp's gguf-split; every command that
+  takes --model loads a split model by its first part.";
 
 pub type CliResult<T> = Result<T, String>;
 
@@ -174,6 +178,7 @@ fn run(argv: &[String]) -> CliResult<()> {
         "inspect" => crate::inspect::inspect(rest),
         "bench" => crate::bench::bench(rest),
         "quantize" => crate::quantize::quantize(rest),
+        "split" => crate::quantize::split(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -220,12 +225,19 @@ pub fn load(args: &Args, timestamps: bool) -> CliResult<(LoadedModel, f64)> {
         },
     };
     let at = |e: inference::Error| format!("{}: {e}", path.display());
-    let loader = block_on(Loader::new(file_size(&path).map_err(at)?, &opts));
+    // The first part of a split model (`…-00001-of-0000N.gguf`) brings its other parts.
+    let files = inference::loader::model_files(&path).map_err(|e| e.to_string())?;
+    let sizes = files
+        .iter()
+        .map(|f| file_size(f))
+        .collect::<Result<Vec<u64>, _>>()
+        .map_err(at)?;
+    let loader = block_on(Loader::new_split(&sizes, &opts));
     if pref == BackendPref::WebGpu && !loader.choice().is_gpu() {
         let why = loader.choice().fallback.clone().unwrap_or_default();
         return Err(format!("--backend webgpu: {why}"));
     }
-    let loaded = loader.read_file(&path).map_err(at)?;
+    let loaded = loader.read_files(&files).map_err(at)?;
     warn_tokenizer(&loaded.model);
     Ok((loaded, t.elapsed().as_secs_f64()))
 }
@@ -313,6 +325,22 @@ pub fn tools(a: &Args) -> CliResult<Option<serde_json::Value>> {
         .map_err(|e| format!("--tools {p}: {e}"))
 }
 
+/// `--tool-choice auto|none|required|NAME` (needs `--tools`).
+fn tool_choice(a: &Args, has_tools: bool) -> CliResult<ToolChoice> {
+    let Some(v) = a.get("--tool-choice") else {
+        return Ok(ToolChoice::Auto);
+    };
+    if !has_tools {
+        return Err("--tool-choice needs --tools FILE".into());
+    }
+    Ok(match v {
+        "auto" => ToolChoice::Auto,
+        "none" => ToolChoice::None,
+        "required" => ToolChoice::Required,
+        name => ToolChoice::Function(name.to_owned()),
+    })
+}
+
 fn generate(raw: &[String]) -> CliResult<()> {
     let mut allowed = vec![
         "--model",
@@ -328,21 +356,38 @@ fn generate(raw: &[String]) -> CliResult<()> {
         "--json-schema",
         "--grammar",
         "--tools",
+        "--tool-choice",
     ];
     allowed.extend_from_slice(SAMPLING_FLAGS);
     let a = Args::parse(raw, &allowed)?;
-    let tools = tools(&a)?;
+    let mut tools = tools(&a)?;
     if tools.is_some() && !a.flag("--chat") {
         return Err("--tools needs --chat (the chat template renders the tools)".into());
+    }
+    let choice = tool_choice(&a, tools.is_some())?;
+    if choice == ToolChoice::None {
+        tools = None;
     }
     backend_pref(&a)?;
     let threads = threads(&a)?;
     let act = activations(&a, Activations::Q8)?;
     let prompt_text = a.need("--prompt")?.to_owned();
-    let grammar = grammar(&a)?;
+    let mut grammar = grammar(&a)?;
+    if choice.forces_a_call() && grammar.is_some() {
+        return Err(
+            "--tool-choice required/NAME cannot be combined with --json-schema or --grammar".into(),
+        );
+    }
     let params = generate_params(&a, 128)?;
     let (loaded, load_s) = load(&a, false)?;
     let model = &loaded.model;
+    if let Some(t) = &tools {
+        if let Some(g) = forced_call_grammar(t, model.chat.tool_family(), &choice)
+            .map_err(|e| format!("--tool-choice: {e}"))?
+        {
+            grammar = Some(g);
+        }
+    }
     let text = if let Some(t) = &tools {
         let mut msgs = Vec::new();
         if let Some(s) = a.get("--system") {

@@ -1,6 +1,6 @@
 //! `chord` — the native command line of wasm-chord (contract: ../shared/DESIGN.md, usage:
 //! `chord help`). Commands: generate, chat, tokenize, logits, inspect, bench,
-//! quantize.
+//! quantize, split.
 //! Errors are one line on stderr and a non-zero exit status.
 //!
 //! The CLI is native only (it reads files); on wasm32 the binary is an empty stub, so that

@@ -1,6 +1,8 @@
 //! `chord quantize IN OUT --type T [--tensor-type PATTERN=TYPE]... [--layers N] [--json]`: write a
-//! requantized copy of a GGUF file (`inference::quantize`). The output is written next to OUT and
-//! renamed into place once complete, so a failed run never leaves a half-written model.
+//! requantized copy of a GGUF file (`inference::quantize`); `chord split IN.gguf --parts N`: write
+//! it as N files like llama.cpp's `gguf-split` (`inference::split`). Every output is written next
+//! to its name and renamed into place once complete, so a failed run never leaves a half-written
+//! model.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -119,5 +121,63 @@ pub fn quantize(raw: &[String]) -> CliResult<()> {
         q.tensors.len() - copied,
         q.dropped
     );
+    Ok(())
+}
+
+pub const SPLIT_USAGE: &str = "usage: chord split IN.gguf --parts N [--out PREFIX]
+  writes PREFIX-00001-of-0000N.gguf … (PREFIX: IN without .gguf): the first part holds the
+  metadata, the tensors are cut in file order into parts of about equal size. Load the model by
+  its first part (chord, the app).";
+
+/// `chord split IN.gguf --parts N [--out PREFIX]`.
+pub fn split(raw: &[String]) -> CliResult<()> {
+    let (mut input, mut parts, mut out) = (None, None, None);
+    let mut it = raw.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .map(String::as_str)
+                .ok_or_else(|| format!("`{a}` needs a value"))
+        };
+        match a.as_str() {
+            "--parts" => {
+                let v = value()?;
+                parts = Some(
+                    v.parse::<usize>()
+                        .map_err(|_| format!("`--parts` expects a number, got `{v}`"))?,
+                );
+            }
+            "--out" => out = Some(value()?.to_owned()),
+            "--help" | "-h" => {
+                println!("{SPLIT_USAGE}");
+                return Ok(());
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option `{s}` for split")),
+            s if input.is_none() => input = Some(PathBuf::from(s)),
+            s => return Err(format!("unexpected argument `{s}` (chord split --help)")),
+        }
+    }
+    let input = input.ok_or("split needs an input file (chord split --help)")?;
+    let parts = parts.ok_or("missing `--parts N` (chord split --help)")?;
+    let stem = match out {
+        Some(p) => p,
+        None => {
+            let s = input.to_string_lossy();
+            s.strip_suffix(".gguf").unwrap_or(&s).to_owned()
+        }
+    };
+    let bytes = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let files = inference::split::split_model(&bytes, parts)
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    drop(bytes);
+    for (i, data) in files.iter().enumerate() {
+        let name = PathBuf::from(inference::split::part_name(&stem, i + 1, parts));
+        let mut tmp = name.clone().into_os_string();
+        tmp.push(".part");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, data).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &name).map_err(|e| format!("{}: {e}", name.display()))?;
+        println!("wrote {} ({} bytes)", name.display(), data.len());
+    }
     Ok(())
 }

@@ -1,0 +1,628 @@
+//! wasm32 simd128 kernels for 8-bit activations ([`super::Activations::Q8`]). Compiled only with
+//! `+simd128` (see `.cargo/config.toml`), like `simd128.rs`.
+//!
+//! The same activation format and the same arithmetic as the native 8-bit path (`x86.rs`):
+//! activations quantized per 32-chunk by [`super::Q8Acts::quantize`] (`q`, scale `d`; for the
+//! 32-weight types llama.cpp's f16-rounded `d16` / `s16 = f16(d · Σq)`, for the K-quants `d` and
+//! the exact chunk sums `s`); per (row, token) and chunk, the integer dot `Σ w·q` of a weight
+//! group times `scale_w · d_x` is added to an f32 accumulator, and the offset terms (`m · s16`
+//! of Q4_1 / Q5_1, `-dmin·min_j · s_j` of Q4_K / Q5_K) are summed apart and added at the end.
+//! Results differ from x86's only in float rounding (four f32 lanes instead of eight, no FMA).
+//!
+//! Integers: a weight chunk is decoded to 32 signed bytes (|w| ≤ 128), widened to four `i16x8`
+//! and multiplied with the activations (widened to i16 once per product) by `i32x4_dot_i16x8`
+//! (pairs of i16 products summed into i32: exact). Each (row, token) gets exactly the same
+//! operations (`Acc::chunk`, chunk after chunk) whether alone (decode) or in a tile of one row
+//! × four tokens (prefill), so a batch gives each token the bits it gets alone. The sums of a
+//! (row, token) are plain locals (`Acc`): arrays of accumulators indexed in loops would live in
+//! linear memory.
+//!
+//! Covered: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K (the set of `x86.rs`).
+
+use core::arch::wasm32::*;
+
+use super::scalar::{q3_k_scales, row_bytes, scale_min_k4};
+use super::GgmlType;
+
+/// One 32-weight chunk as integers: four `i16x8` (weights 0..8, 8..16, 16..24, 24..32).
+type Q16 = [v128; 4];
+
+/// Where a block type's offset terms go (weights `w = scale · q + offset`).
+#[derive(PartialEq, Eq)]
+enum Offs {
+    /// No offset (`w = scale · q`).
+    None,
+    /// One offset `m` per 32-weight block (Q4_1, Q5_1): `m · s16` per chunk.
+    Chunk,
+    /// One offset per 32-weight group of a 256-block (Q4_K, Q5_K), from [`KernQ8::block_offs`],
+    /// times the exact f32 chunk sums `s`.
+    Block,
+}
+
+/// A block type as 8-bit integers.
+trait KernQ8 {
+    /// Weights per block and bytes per block.
+    const QK: usize;
+    const BYTES: usize;
+    const OFFS: Offs;
+    /// Two scales per chunk (16-weight groups: Q3_K, Q6_K), else one.
+    const HALVES: bool;
+    /// What [`KernQ8::prep`] decodes once per block.
+    type St: Copy;
+    /// `b` is one block (`BYTES` bytes).
+    fn prep(b: &[u8]) -> Self::St;
+    /// Chunk `c` of block `b` as integers, its scales (weights 0..16 and 16..32; equal unless
+    /// `HALVES`) and its offset (`OFFS == Chunk`).
+    fn qchunk(b: &[u8], st: &Self::St, c: usize) -> (Q16, f32, f32, f32);
+    /// The eight offsets of a 256-block (`OFFS == Block`).
+    fn block_offs(_st: &Self::St) -> [v128; 2] {
+        unreachable!("only for Offs::Block types")
+    }
+}
+
+/// The f16 at `b[off..off + 2]` as f32: the same value as `half`'s conversion (which is
+/// software on wasm, with a branch per case), without branches except for Inf/NaN: the 15 bits
+/// moved into an f32's exponent and mantissa and multiplied by 2^112 (exact, subnormals
+/// included).
+#[inline(always)]
+fn f16_at(b: &[u8], off: usize) -> f32 {
+    let h = u16::from_le_bytes([b[off], b[off + 1]]) as u32;
+    let bits = (h & 0x7fff) << 13;
+    let v = if h & 0x7c00 == 0x7c00 {
+        f32::from_bits(bits | 0x7f80_0000)
+    } else {
+        f32::from_bits(bits) * f32::from_bits(0x7780_0000)
+    };
+    f32::from_bits(v.to_bits() | ((h & 0x8000) << 16))
+}
+
+#[inline(always)]
+fn load16(b: &[u8], off: usize) -> v128 {
+    let s = &b[off..off + 16];
+    // SAFETY: `s` is 16 readable bytes; `v128_load` allows unaligned addresses.
+    unsafe { v128_load(s.as_ptr() as *const v128) }
+}
+
+#[inline(always)]
+fn load_f32x4(x: &[f32]) -> v128 {
+    let s = &x[..4];
+    // SAFETY: `s` is 4 readable f32 (16 bytes); `v128_load` allows unaligned addresses.
+    unsafe { v128_load(s.as_ptr() as *const v128) }
+}
+
+/// The 32 activations of one chunk (already widened to i16).
+#[inline(always)]
+fn load_x(xw: &[i16], k: usize) -> Q16 {
+    let s = &xw[32 * k..32 * k + 32];
+    let p = s.as_ptr() as *const v128;
+    // SAFETY: `s` is 32 readable i16 (64 bytes = four v128); `v128_load` allows unaligned
+    // addresses.
+    unsafe {
+        [
+            v128_load(p),
+            v128_load(p.add(1)),
+            v128_load(p.add(2)),
+            v128_load(p.add(3)),
+        ]
+    }
+}
+
+/// Two groups of 16 signed bytes (weights 0..16, 16..32) → four `i16x8` in weight order.
+#[inline(always)]
+fn widen(a: v128, b: v128) -> Q16 {
+    [
+        i16x8_extend_low_i8x16(a),
+        i16x8_extend_high_i8x16(a),
+        i16x8_extend_low_i8x16(b),
+        i16x8_extend_high_i8x16(b),
+    ]
+}
+
+/// `0x10` in byte `i` where bit `16 · half + i` of `qh` is set (the 5th bits of Q5_0 / Q5_1).
+#[inline(always)]
+fn high_bits(qh: u32, half: usize) -> v128 {
+    let v = u32x4_splat(qh);
+    let sel = if half == 0 {
+        i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+    } else {
+        i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)
+    };
+    let bytes = i8x16_swizzle(v, sel);
+    let m = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+    v128_and(i8x16_eq(v128_and(bytes, m), m), i8x16_splat(0x10))
+}
+
+struct Q4_0;
+impl KernQ8 for Q4_0 {
+    const QK: usize = 32;
+    const BYTES: usize = 18;
+    const OFFS: Offs = Offs::None;
+    const HALVES: bool = false;
+    type St = ();
+    fn prep(_b: &[u8]) {}
+    #[inline(always)]
+    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
+        let d = f16_at(b, 0);
+        let qs = load16(b, 2);
+        let eight = i8x16_splat(8);
+        let lo = i8x16_sub(v128_and(qs, i8x16_splat(0x0F)), eight);
+        let hi = i8x16_sub(u8x16_shr(qs, 4), eight);
+        (widen(lo, hi), d, d, 0.0)
+    }
+}
+
+struct Q4_1;
+impl KernQ8 for Q4_1 {
+    const QK: usize = 32;
+    const BYTES: usize = 20;
+    const OFFS: Offs = Offs::Chunk;
+    const HALVES: bool = false;
+    type St = ();
+    fn prep(_b: &[u8]) {}
+    #[inline(always)]
+    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
+        let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+        let qs = load16(b, 4);
+        let lo = v128_and(qs, i8x16_splat(0x0F));
+        let hi = u8x16_shr(qs, 4);
+        (widen(lo, hi), d, d, m)
+    }
+}
+
+struct Q5_0;
+impl KernQ8 for Q5_0 {
+    const QK: usize = 32;
+    const BYTES: usize = 22;
+    const OFFS: Offs = Offs::None;
+    const HALVES: bool = false;
+    type St = ();
+    fn prep(_b: &[u8]) {}
+    #[inline(always)]
+    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
+        let d = f16_at(b, 0);
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let qs = load16(b, 6);
+        let sixteen = i8x16_splat(16);
+        let lo = v128_or(v128_and(qs, i8x16_splat(0x0F)), high_bits(qh, 0));
+        let hi = v128_or(u8x16_shr(qs, 4), high_bits(qh, 1));
+        (
+            widen(i8x16_sub(lo, sixteen), i8x16_sub(hi, sixteen)),
+            d,
+            d,
+            0.0,
+        )
+    }
+}
+
+struct Q5_1;
+impl KernQ8 for Q5_1 {
+    const QK: usize = 32;
+    const BYTES: usize = 24;
+    const OFFS: Offs = Offs::Chunk;
+    const HALVES: bool = false;
+    type St = ();
+    fn prep(_b: &[u8]) {}
+    #[inline(always)]
+    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
+        let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+        let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        let qs = load16(b, 8);
+        let lo = v128_or(v128_and(qs, i8x16_splat(0x0F)), high_bits(qh, 0));
+        let hi = v128_or(u8x16_shr(qs, 4), high_bits(qh, 1));
+        (widen(lo, hi), d, d, m)
+    }
+}
+
+struct Q8_0;
+impl KernQ8 for Q8_0 {
+    const QK: usize = 32;
+    const BYTES: usize = 34;
+    const OFFS: Offs = Offs::None;
+    const HALVES: bool = false;
+    type St = ();
+    fn prep(_b: &[u8]) {}
+    #[inline(always)]
+    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
+        let d = f16_at(b, 0);
+        (widen(load16(b, 2), load16(b, 18)), d, d, 0.0)
+    }
+}
+
+struct Q3K;
+impl KernQ8 for Q3K {
+    const QK: usize = 256;
+    const BYTES: usize = 110;
+    const OFFS: Offs = Offs::None;
+    const HALVES: bool = true;
+    /// `d · scale_i` of the sixteen 16-weight groups.
+    type St = [f32; 16];
+    #[inline(always)]
+    fn prep(b: &[u8]) -> [f32; 16] {
+        let d = f16_at(b, 108);
+        q3_k_scales(&b[96..108]).map(|sc| d * sc as f32)
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &[f32; 16], c: usize) -> (Q16, f32, f32, f32) {
+        let (half, j) = (c >> 2, c & 3);
+        let m = i8x16_splat((1u8 << (4 * half + j)) as i8);
+        let four = i8x16_splat(4);
+        let three = i8x16_splat(3);
+        #[inline(always)]
+        fn part(hm: v128, q: v128, j: usize, m: v128, three: v128, four: v128) -> v128 {
+            let q2 = v128_and(u8x16_shr(q, 2 * j as u32), three);
+            let set = i8x16_eq(v128_and(hm, m), m);
+            i8x16_sub(q2, v128_andnot(four, set))
+        }
+        let q = 32 + 32 * half;
+        let w0 = part(load16(b, 0), load16(b, q), j, m, three, four);
+        let w1 = part(load16(b, 16), load16(b, q + 16), j, m, three, four);
+        let is = half * 8 + j * 2;
+        (widen(w0, w1), st[is], st[is + 1], 0.0)
+    }
+}
+
+/// Scales and mins of the eight 32-weight groups of a Q4_K / Q5_K block, as f32.
+#[derive(Clone, Copy)]
+struct K4 {
+    /// `d · scale_j`
+    d: [f32; 8],
+    /// `-(dmin · min_j)`
+    neg_m: [f32; 8],
+}
+
+#[inline(always)]
+fn k4_prep(b: &[u8]) -> K4 {
+    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+    let mut st = K4 {
+        d: [0.0; 8],
+        neg_m: [0.0; 8],
+    };
+    for j in 0..8 {
+        let (sc, m) = scale_min_k4(j, &b[4..16]);
+        st.d[j] = d * sc as f32;
+        st.neg_m[j] = -(dmin * m as f32);
+    }
+    st
+}
+
+struct Q4K;
+impl KernQ8 for Q4K {
+    const QK: usize = 256;
+    const BYTES: usize = 144;
+    const OFFS: Offs = Offs::Block;
+    const HALVES: bool = false;
+    type St = K4;
+    #[inline(always)]
+    fn prep(b: &[u8]) -> K4 {
+        k4_prep(b)
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &K4, c: usize) -> (Q16, f32, f32, f32) {
+        let off = 16 + 32 * (c >> 1);
+        let (a, bb) = (load16(b, off), load16(b, off + 16));
+        let (a, bb) = if c & 1 == 0 {
+            let m = i8x16_splat(0x0F);
+            (v128_and(a, m), v128_and(bb, m))
+        } else {
+            (u8x16_shr(a, 4), u8x16_shr(bb, 4))
+        };
+        (widen(a, bb), st.d[c], st.d[c], 0.0)
+    }
+    #[inline(always)]
+    fn block_offs(st: &K4) -> [v128; 2] {
+        [load_f32x4(&st.neg_m[..4]), load_f32x4(&st.neg_m[4..])]
+    }
+}
+
+struct Q5K;
+impl KernQ8 for Q5K {
+    const QK: usize = 256;
+    const BYTES: usize = 176;
+    const OFFS: Offs = Offs::Block;
+    const HALVES: bool = false;
+    type St = K4;
+    #[inline(always)]
+    fn prep(b: &[u8]) -> K4 {
+        k4_prep(b)
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &K4, c: usize) -> (Q16, f32, f32, f32) {
+        let off = 48 + 32 * (c >> 1);
+        let m = i8x16_splat((1u8 << c) as i8);
+        #[inline(always)]
+        fn part(q: v128, qh: v128, c: usize, m: v128) -> v128 {
+            let lo = if c & 1 == 0 {
+                v128_and(q, i8x16_splat(0x0F))
+            } else {
+                u8x16_shr(q, 4)
+            };
+            let hb = v128_and(i8x16_eq(v128_and(qh, m), m), i8x16_splat(0x10));
+            v128_or(lo, hb)
+        }
+        let w0 = part(load16(b, off), load16(b, 16), c, m);
+        let w1 = part(load16(b, off + 16), load16(b, 32), c, m);
+        (widen(w0, w1), st.d[c], st.d[c], 0.0)
+    }
+    #[inline(always)]
+    fn block_offs(st: &K4) -> [v128; 2] {
+        [load_f32x4(&st.neg_m[..4]), load_f32x4(&st.neg_m[4..])]
+    }
+}
+
+struct Q6K;
+impl KernQ8 for Q6K {
+    const QK: usize = 256;
+    const BYTES: usize = 210;
+    const OFFS: Offs = Offs::None;
+    const HALVES: bool = true;
+    /// `d · scale_i` of the sixteen 16-weight groups.
+    type St = [f32; 16];
+    #[inline(always)]
+    fn prep(b: &[u8]) -> [f32; 16] {
+        let d = f16_at(b, 208);
+        let mut st = [0f32; 16];
+        for (i, s) in st.iter_mut().enumerate() {
+            *s = (b[192 + i] as i8) as f32 * d;
+        }
+        st
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &[f32; 16], c: usize) -> (Q16, f32, f32, f32) {
+        let (h, k) = (c >> 2, c & 3);
+        let (lo_off, hi_off) = (64 * h + 32 * (k & 1), 128 + 32 * h);
+        #[inline(always)]
+        fn part(ql: v128, qh: v128, k: usize) -> v128 {
+            let lo = if k >> 1 == 0 {
+                v128_and(ql, i8x16_splat(0x0F))
+            } else {
+                u8x16_shr(ql, 4)
+            };
+            let qh = v128_and(u8x16_shr(qh, 2 * k as u32), i8x16_splat(3));
+            i8x16_sub(v128_or(lo, i8x16_shl(qh, 4)), i8x16_splat(32))
+        }
+        let w0 = part(load16(b, lo_off), load16(b, hi_off), k);
+        let w1 = part(load16(b, lo_off + 16), load16(b, hi_off + 16), k);
+        (widen(w0, w1), st[2 * c], st[2 * c + 1], 0.0)
+    }
+}
+
+/// Sum of the four lanes in a fixed order.
+#[inline(always)]
+fn hsum(a: v128) -> f32 {
+    (f32x4_extract_lane::<0>(a) + f32x4_extract_lane::<1>(a))
+        + (f32x4_extract_lane::<2>(a) + f32x4_extract_lane::<3>(a))
+}
+
+/// The sums of one (row, token): the scaled integer dots, and the offset terms apart.
+#[derive(Clone, Copy)]
+struct Acc {
+    v: v128,
+    off: f32,
+    offv: v128,
+}
+
+impl Acc {
+    #[inline(always)]
+    fn new() -> Acc {
+        Acc {
+            v: f32x4_splat(0.0),
+            off: 0.0,
+            offv: f32x4_splat(0.0),
+        }
+    }
+
+    /// The offset terms of 256-block `b` (`OFFS == Block`): `Σ_j -(dmin · min_j) · s_j`, `xs`
+    /// the chunk sums of this token.
+    #[inline(always)]
+    fn block<K: KernQ8>(&mut self, st: &K::St, xs: &[f32], b: usize) {
+        let s = &xs[8 * b..8 * b + 8];
+        let [m0, m1] = K::block_offs(st);
+        let p = f32x4_add(
+            f32x4_mul(m0, load_f32x4(&s[..4])),
+            f32x4_mul(m1, load_f32x4(&s[4..])),
+        );
+        self.offv = f32x4_add(self.offv, p);
+    }
+
+    /// Chunk `k` of this token's activations (`xw`, `xd`, `xs`) against the decoded weight
+    /// chunk `wq` with scales `s0`, `s1` and offset `ofs`: `v += f32(Σ w·x) · (s · dx)`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn chunk<K: KernQ8>(
+        &mut self,
+        wq: &Q16,
+        s0: f32,
+        s1: f32,
+        ofs: f32,
+        xw: &[i16],
+        xd: &[f32],
+        xs: &[f32],
+        k: usize,
+    ) {
+        let xv = load_x(xw, k);
+        let dx = xd[k];
+        let lo = i32x4_add(i32x4_dot_i16x8(wq[0], xv[0]), i32x4_dot_i16x8(wq[1], xv[1]));
+        let hi = i32x4_add(i32x4_dot_i16x8(wq[2], xv[2]), i32x4_dot_i16x8(wq[3], xv[3]));
+        if K::HALVES {
+            let p0 = f32x4_mul(f32x4_convert_i32x4(lo), f32x4_splat(s0 * dx));
+            let p1 = f32x4_mul(f32x4_convert_i32x4(hi), f32x4_splat(s1 * dx));
+            self.v = f32x4_add(f32x4_add(self.v, p0), p1);
+        } else {
+            let p = f32x4_convert_i32x4(i32x4_add(lo, hi));
+            self.v = f32x4_add(self.v, f32x4_mul(p, f32x4_splat(s0 * dx)));
+        }
+        if K::OFFS == Offs::Chunk {
+            self.off += ofs * xs[k];
+        }
+    }
+
+    #[inline(always)]
+    fn result(&self) -> f32 {
+        hsum(self.v) + (self.off + hsum(self.offv))
+    }
+}
+
+/// One row against one token (`xw`/`xd`/`xs` from that token on).
+#[inline(always)]
+fn row1<K: KernQ8>(row: &[u8], nb: usize, xw: &[i16], xd: &[f32], xs: &[f32]) -> f32 {
+    let mut a = Acc::new();
+    for (b, blk) in row.chunks_exact(K::BYTES).take(nb).enumerate() {
+        let st = K::prep(blk);
+        if K::OFFS == Offs::Block {
+            a.block::<K>(&st, xs, b);
+        }
+        for c in 0..K::QK / 32 {
+            let (wq, s0, s1, ofs) = K::qchunk(blk, &st, c);
+            a.chunk::<K>(&wq, s0, s1, ofs, xw, xd, xs, b * (K::QK / 32) + c);
+        }
+    }
+    a.result()
+}
+
+/// One row against four tokens, `cpr` chunks apart (each decoded weight chunk serves all four;
+/// per token exactly the operations of [`row1`]).
+#[inline(always)]
+fn row4<K: KernQ8>(
+    row: &[u8],
+    nb: usize,
+    cpr: usize,
+    xw: &[i16],
+    xd: &[f32],
+    xs: &[f32],
+) -> [f32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = (Acc::new(), Acc::new(), Acc::new(), Acc::new());
+    for (b, blk) in row.chunks_exact(K::BYTES).take(nb).enumerate() {
+        let st = K::prep(blk);
+        if K::OFFS == Offs::Block {
+            a0.block::<K>(&st, xs, b);
+            a1.block::<K>(&st, &xs[cpr..], b);
+            a2.block::<K>(&st, &xs[2 * cpr..], b);
+            a3.block::<K>(&st, &xs[3 * cpr..], b);
+        }
+        for c in 0..K::QK / 32 {
+            let (wq, s0, s1, ofs) = K::qchunk(blk, &st, c);
+            let j = b * (K::QK / 32) + c;
+            a0.chunk::<K>(&wq, s0, s1, ofs, xw, xd, xs, j);
+            a1.chunk::<K>(&wq, s0, s1, ofs, xw, xd, xs, cpr + j);
+            a2.chunk::<K>(&wq, s0, s1, ofs, xw, xd, xs, 2 * cpr + j);
+            a3.chunk::<K>(&wq, s0, s1, ofs, xw, xd, xs, 3 * cpr + j);
+        }
+    }
+    [a0.result(), a1.result(), a2.result(), a3.result()]
+}
+
+/// Tokens per register tile of the batch kernel.
+const TOKS: usize = 4;
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_k<K: KernQ8>(
+    w: &[u8],
+    cols: usize,
+    xw: &[i16],
+    xd: &[f32],
+    xs: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    let rows = out.len() / n_tok;
+    let (nb, cpr) = (cols / K::QK, cols / 32);
+    let rb = nb * K::BYTES;
+    let mut t = 0;
+    while t + TOKS <= n_tok {
+        let (xw, xd, xs) = (&xw[t * cols..], &xd[t * cpr..], &xs[t * cpr..]);
+        for (r, row) in w.chunks_exact(rb).enumerate() {
+            let v = row4::<K>(row, nb, cpr, xw, xd, xs);
+            for (i, &x) in v.iter().enumerate() {
+                out[(t + i) * rows + r] = x;
+            }
+        }
+        t += TOKS;
+    }
+    while t < n_tok {
+        let (xw, xd, xs) = (&xw[t * cols..], &xd[t * cpr..], &xs[t * cpr..]);
+        for (o, row) in out[t * rows..(t + 1) * rows]
+            .iter_mut()
+            .zip(w.chunks_exact(rb))
+        {
+            *o = row1::<K>(row, nb, xw, xd, xs);
+        }
+        t += 1;
+    }
+}
+
+/// The activations widened to i16 (once per product; every row reads them).
+fn widen_acts(xq: &[i8]) -> Vec<i16> {
+    let mut xw = vec![0i16; xq.len()];
+    for (o, i) in xw.chunks_exact_mut(16).zip(xq.chunks_exact(16)) {
+        // SAFETY: `i` is 16 readable bytes and `o` 16 writable i16 (two v128); `v128_load` and
+        // `v128_store` allow unaligned addresses.
+        unsafe {
+            let v = v128_load(i.as_ptr() as *const v128);
+            let p = o.as_mut_ptr() as *mut v128;
+            v128_store(p, i16x8_extend_low_i8x16(v));
+            v128_store(p.add(1), i16x8_extend_high_i8x16(v));
+        }
+    }
+    xw
+}
+
+/// Whether [`matmul_q8`] has an integer kernel for `ty`.
+pub(super) fn has_q8(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q3_K
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    )
+}
+
+/// `matmul` with activations already quantized per 32-chunk: `xq` (n_tok × cols) signed bytes,
+/// `xd` their scales and `xs` the sum of each chunk (`d16` / `s16` for the 32-weight types,
+/// `d` / `s` for the K-quants, as on x86). `ty` must satisfy [`has_q8`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_q8(
+    ty: GgmlType,
+    w: &[u8],
+    cols: usize,
+    xq: &[i8],
+    xd: &[f32],
+    xs: &[f32],
+    n_tok: usize,
+    out: &mut [f32],
+) {
+    assert!(has_q8(ty), "no 8-bit kernel for {}", ty.name());
+    assert_eq!(xq.len(), n_tok * cols, "activations are not n_tok x cols");
+    assert!(cols.is_multiple_of(32) && xd.len() == xq.len() / 32 && xs.len() == xd.len());
+    if n_tok == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n_tok, 0, "output is not n_tok x rows");
+    let rows = out.len() / n_tok;
+    assert_eq!(
+        w.len(),
+        row_bytes(ty, cols) * rows,
+        "weight matrix has the wrong byte length"
+    );
+    if cols == 0 {
+        // Empty rows: every dot is 0 (and `chunks_exact` wants a non-zero length).
+        out.fill(0.0);
+        return;
+    }
+    let xw = widen_acts(xq);
+    macro_rules! by_type {
+        ($($gt:ident => $k:ty),*) => {
+            match ty {
+                $(GgmlType::$gt => matmul_k::<$k>(w, cols, &xw, xd, xs, n_tok, out),)*
+                _ => unreachable!("no 8-bit kernel for {:?}", ty),
+            }
+        };
+    }
+    by_type!(Q4_0 => Q4_0, Q4_1 => Q4_1, Q5_0 => Q5_0, Q5_1 => Q5_1, Q8_0 => Q8_0,
+        Q3_K => Q3K, Q4_K => Q4K, Q5_K => Q5K, Q6_K => Q6K)
+}
