@@ -85,6 +85,22 @@ pub fn SettingsPanel() -> impl IntoView {
                         <option value="cpu">"CPU (SIMD wasm)"</option>
                     </select>
                 </label>
+                <label class="wide">
+                    "CPU threads (applies after a reload)"
+                    <select name="threads"
+                        prop:value=move || s.with(|s| s.threads.to_string())
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev).parse::<u32>().unwrap_or(0);
+                            s.update(|st| st.threads = v);
+                        }>
+                        <option value="0">"Automatic: every core (at most 8) where the page allows threads"</option>
+                        <option value="1">"1"</option>
+                        <option value="2">"2"</option>
+                        <option value="4">"4"</option>
+                        <option value="8">"8"</option>
+                    </select>
+                    <span class="help">"The CPU engine uses several cores only on a cross-origin isolated page; the badge says how many run"</span>
+                </label>
                 <label class="wide check">
                     <input type="checkbox" name="raw"
                         prop:checked=move || s.with(|s| s.raw)
