@@ -123,10 +123,38 @@ class Link {
 
 /** The bytes of `model` as chunks: a URL is downloaded (streamed; with `cache: 'indexeddb'` from
  * and into the web app's IndexedDB model cache, resuming a partial download), a Blob/File sliced. */
-async function openModel(model, signal, cacheMode) {
+/** The parts of a split model from its first part's URL (`…-00001-of-00003.gguf`), or null. */
+function splitParts(url) {
+  const m = /^(.*)-00001-of-(\d{5})\.gguf([?#].*)?$/.exec(url);
+  const n = m ? Number(m[2]) : 0;
+  if (n < 2) return null;
+  return Array.from({ length: n }, (_, i) => `${m[1]}-${String(i + 1).padStart(5, '0')}-of-${m[2]}.gguf${m[3] ?? ''}`);
+}
+
+/** `single`: a part of a split model (not split again). */
+async function openModel(model, signal, cacheMode, single = false) {
   if (typeof model === 'string' || model instanceof URL) {
     const base = typeof location !== 'undefined' ? location.href : undefined;
     const url = new URL(model, base).href;
+    const urls = single ? null : splitParts(url);
+    if (urls) {
+      // A split model: every part opened (each cached under its own URL), then their bytes one
+      // after the other; the engine reads them as one model.
+      const parts = [];
+      for (const u of urls) parts.push(await openModel(u, signal, cacheMode, true));
+      async function* chained() {
+        for (const p of parts) yield* p.chunks;
+      }
+      return {
+        name: parts[0].name.replace(/-00001-of-\d{5}\.gguf$/, '.gguf'),
+        size: parts.reduce((n, p) => n + p.size, 0),
+        parts: parts.map((p) => p.size),
+        source: parts.every((p) => p.source === 'cache') ? 'cache' : 'network',
+        chunks: chained(),
+        cache: parts[0].cache,
+        keys: parts.filter((p) => p.cache).map((p) => p.key),
+      };
+    }
     const name = decodeURIComponent(url.split(/[?#]/)[0].split('/').pop()) || 'model.gguf';
     const failed = (e) => new WasmChordError(`wasm-chord: cannot download ${url}: ${e.message}`, 'download_failed');
     const cache = cacheMode === 'indexeddb' ? await openCache() : null;
@@ -138,7 +166,7 @@ async function openModel(model, signal, cacheMode) {
         if (e.name === 'AbortError') throw e;
         throw failed(e);
       }
-      if (got) return { ...got, cache, key: url };
+      if (got) return { ...got, cache, key: url, keys: [url] };
     }
     let resp;
     try {
@@ -209,7 +237,7 @@ async function load(link, model, { backend, onProgress, signal, cache }) {
   const loaded = link.wait((m) => (m.type === 'Loaded' ? m : undefined));
   loaded.catch(() => {}); // observed below
   try {
-    link.post({ type: 'LoadStart', size, name, backend });
+    link.post({ type: 'LoadStart', size, name, backend, ...(opened.parts ? { parts: opened.parts } : {}) });
     let sent = 0;
     for await (const chunk of chunks) {
       if (signal && signal.aborted) throw abortError();
@@ -229,13 +257,17 @@ async function load(link, model, { backend, onProgress, signal, cache }) {
       if (signal) signal.addEventListener('abort', () => reject(abortError()), { once: true });
     });
     const info = await Promise.race([loaded, onAbort]);
-    if (opened.cache) await markComplete(opened.cache, opened.key).catch(() => {});
+    if (opened.cache) {
+      for (const key of opened.keys ?? []) await markComplete(opened.cache, key).catch(() => {});
+    }
     return { name, source, info };
   } catch (e) {
     if (!link.dead) link.post({ type: 'LoadCancel' });
     // Only the engine's verdict on the bytes deletes a stored copy (a network failure keeps it,
     // to resume).
-    if (opened.cache && e.code === 'bad_model') await forget(opened.cache, opened.key).catch(() => {});
+    if (opened.cache && e.code === 'bad_model') {
+      for (const key of opened.keys ?? []) await forget(opened.cache, key).catch(() => {});
+    }
     throw e;
   } finally {
     off();

@@ -281,6 +281,28 @@ try {
     assert(requests.length === 1 && r.noneSource === 'network', `cache: 'indexeddb' fetched again, or 'none' did not: ${requests.join(', ')}`);
     assert(r.text.length > 0, 'no reply from the cached model');
   });
+  await test('9. a split model by its first part\'s URL: the same model as the whole file, and kept in IndexedDB', async () => {
+    const r = await page.evaluate(async () => {
+      const ask = { messages: [{ role: 'user', content: 'Hello' }], temperature: 0, max_tokens: 12 };
+      const whole = await window.wasmChord.createEngine({ model: '/models/smollm2-4layer-mixed.gguf', backend: 'cpu', cache: 'none' });
+      const want = (await whole.chat.completions.create(ask)).choices[0].message.content;
+      await whole.unload();
+      const url = '/models/split/smollm2-4layer-mixed-00001-of-00003.gguf';
+      const first = await window.wasmChord.createEngine({ model: url, backend: 'cpu' });
+      const got = (await first.chat.completions.create(ask)).choices[0].message.content;
+      const source1 = first.source;
+      await first.unload();
+      const again = await window.wasmChord.createEngine({ model: url, backend: 'cpu' });
+      const source2 = again.source;
+      const got2 = (await again.chat.completions.create(ask)).choices[0].message.content;
+      await again.unload();
+      return { want, got, got2, source1, source2 };
+    });
+    console.log(`     whole file: ${JSON.stringify(r.want)}; split: ${JSON.stringify(r.got)} (${r.source1}, then ${r.source2})`);
+    assert(r.got === r.want && r.got2 === r.want, `the split model answers differently: ${JSON.stringify(r)}`);
+    assert(r.source1 === 'network' && r.source2 === 'cache', `sources: ${r.source1}, ${r.source2}`);
+  });
+
   await test('8. tool calls: tools rendered by the template, the reply parsed into tool_calls, the result sent back', async () => {
     const r = await page.evaluate(async () => {
       const e = await window.wasmChord.createEngine({ model: '/hermes.gguf', backend: 'cpu', cache: 'none' });
