@@ -104,6 +104,11 @@ pub fn MessageList() -> impl IntoView {
             stick.set(true);
         }
         if stick.get_untracked() {
+            // Following: the next visit opens this chat at its end too (a scroll event may not
+            // come to say so when the end is already where the list is).
+            if grew {
+                chat_store::remember_scroll(&state.chat_id.get_untracked(), 0.0, true);
+            }
             to_end();
         }
     });
