@@ -94,9 +94,11 @@ impl ToolCallStream {
             self.at = At::Header;
             return true;
         }
-        // A reply that starts like an untagged call, or a code fence: wait for the end.
-        let start = format!("{}{}", self.sent_content, self.held);
-        if start.trim_start().starts_with('{') || self.held.contains("```") {
+        // A reply that starts like an untagged call, or a code fence: wait for the end. (The
+        // reply's first visible character: in what was sent, else in what is held.)
+        let first = self.sent_content.trim_start().chars().next();
+        let first = first.or_else(|| self.held.trim_start().chars().next());
+        if first == Some('{') || self.held.contains("```") {
             return false;
         }
         let keep = partial_suffix(&self.held, HERMES_OPEN);

@@ -22,17 +22,21 @@ pub const USAGE: &str =
   matches PATTERN (`*` = anything; the first matching override wins; repeat the flag or separate
   overrides with commas). --layers N keeps the first N layers (a small test model).";
 
+/// The value after flag `flag` (these commands mix positional files and flags, so they do not
+/// use `cli::Args`).
+fn flag_value<'a>(it: &mut std::slice::Iter<'a, String>, flag: &str) -> CliResult<&'a str> {
+    it.next()
+        .map(String::as_str)
+        .ok_or_else(|| format!("`{flag}` needs a value"))
+}
+
 pub fn quantize(raw: &[String]) -> CliResult<()> {
     let mut paths = Vec::new();
     let (mut ty, mut layers, mut json_out) = (None, None, false);
     let mut overrides = Vec::new();
     let mut it = raw.iter();
     while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .map(String::as_str)
-                .ok_or_else(|| format!("`{a}` needs a value"))
-        };
+        let mut value = || flag_value(&mut it, a);
         match a.as_str() {
             "--type" => ty = Some(value()?),
             "--tensor-type" => {
@@ -134,11 +138,7 @@ pub fn split(raw: &[String]) -> CliResult<()> {
     let (mut input, mut parts, mut out) = (None, None, None);
     let mut it = raw.iter();
     while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .map(String::as_str)
-                .ok_or_else(|| format!("`{a}` needs a value"))
-        };
+        let mut value = || flag_value(&mut it, a);
         match a.as_str() {
             "--parts" => {
                 let v = value()?;
