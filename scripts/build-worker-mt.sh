@@ -18,8 +18,13 @@
 # target dir is separate (CARGO_TARGET_DIR, default ../target-mt next to the repository) so it
 # never fights the default build. std is rebuilt, which needs its crates from crates.io once.
 #
+# With RELAXED=1 (scripts/build-worker-relaxed.sh runs it so), the same build with +relaxed-simd
+# (target dir default ../target-mt-rs): only worker_mt_rs_bg.wasm is added, after checking that its
+# wasm-bindgen glue is identical to dist/worker_mt.js (the pool workers instantiate either module
+# with it); build-worker-relaxed.sh then writes the loader that picks one.
+#
 # usage: scripts/build-worker-mt.sh [DIST_DIR]     env: NIGHTLY (default nightly), WASM_OPT (1/0),
-#        CARGO_TARGET_DIR, PROFILE (release|dev, default release)
+#        CARGO_TARGET_DIR, PROFILE (release|dev, default release), RELAXED (1/0, default 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/toolchain.sh
@@ -28,7 +33,12 @@ source scripts/toolchain.sh
 DIST=${1:-dist}
 NIGHTLY=${NIGHTLY:-nightly}
 PROFILE=${PROFILE:-release}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(cd .. && pwd)/target-mt}
+RELAXED=${RELAXED:-0}
+rs_dir="" rs_feat="" rs_opt=()
+if [ "$RELAXED" = 1 ]; then
+  rs_dir=-rs rs_feat=,+relaxed-simd rs_opt=(--enable-relaxed-simd)
+fi
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(cd .. && pwd)/target-mt$rs_dir}
 [ -f "$DIST/index.html" ] || { echo "error: $DIST/ has no built app (run trunk build --release first)" >&2; exit 1; }
 
 if ! rustup +"$NIGHTLY" component list --installed 2>/dev/null | grep -q '^rust-src'; then
@@ -41,7 +51,7 @@ ensure_wasm_bindgen
 # as wasm has no unwinding here). A shared memory must declare its maximum: 4 GiB (the wasm32
 # limit), like the default build's. These RUSTFLAGS are those of every crate: changing them
 # rebuilds everything, std included.
-RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--max-memory=4294967296"
+RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128$rs_feat -C link-arg=--max-memory=4294967296"
 export RUSTFLAGS
 # Link arguments of the final link only (`cargo rustc -- …`): a shared, imported memory and the
 # TLS symbols that wasm-bindgen's thread support calls. rustc no longer adds them for +atomics
@@ -63,9 +73,20 @@ grep -q 'shared:true' "$out/worker_mt.js" \
 if [ "${WASM_OPT:-1}" != 0 ] && [ "$PROFILE" = release ] && command -v wasm-opt >/dev/null; then
   log "wasm-opt -O3 ($(wasm-opt --version))"
   wasm-opt -O3 --enable-threads --enable-bulk-memory --enable-mutable-globals --enable-simd \
+    "${rs_opt[@]}" \
     --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
     --enable-multivalue "$out/worker_mt_bg.wasm" -o "$out/worker_mt_bg.opt.wasm"
   mv "$out/worker_mt_bg.opt.wasm" "$out/worker_mt_bg.wasm"
+fi
+
+if [ "$RELAXED" = 1 ]; then
+  [ -f "$DIST/worker_mt.js" ] || { echo "error: $DIST/ has no threaded worker to pair with" >&2; exit 1; }
+  # (Comments name closure shim indices, which differ between the two builds; the code may not.)
+  cmp -s <(grep -v '^ *//' "$out/worker_mt.js") <(grep -v '^ *//' "$DIST/worker_mt.js") \
+    || { echo "error: the relaxed build's glue differs from $DIST/worker_mt.js" >&2; exit 1; }
+  cp "$out/worker_mt_bg.wasm" "$DIST/worker_mt_rs_bg.wasm"
+  log "added $(du -h "$DIST/worker_mt_rs_bg.wasm" | cut -f1) worker_mt_rs_bg.wasm to $DIST/"
+  exit 0
 fi
 
 # The engine worker. A failed start (no shared memory, no such file) must reach the page as the

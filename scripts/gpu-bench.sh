@@ -35,7 +35,7 @@ MODEL=${MODEL:-/tmp/qwen-tiled.gguf}
 step() { echo; echo "=== $* ($(date +%T))"; }
 
 step "1. kernel tests on this GPU (every quant type vs the CPU; split tensors; shader errors)"
-"$D/webgpu-tests" --test-threads 1 matvec_every_type embedding_lookup tensors_larger shader_errors \
+"$D/webgpu-tests" --test-threads 1 matvec_every_type fused_products embedding_lookup tensors_larger shader_errors \
     2>&1 | tee "$OUT/kernel-tests.log" | grep -E "^test |test result"
 
 step "2. GPU vs CPU logits, every position of a 72-token prompt (two GPU batches)"

@@ -2,7 +2,8 @@
 # Build the web app and serve it with the default model: the README's "run" command.
 # Installs what is missing (wasm32 target, trunk, wasm-bindgen-cli, binaryen), fetches
 # SmolLM2-135M-Instruct (Q4_1) into models/, runs `trunk build --release` (and the threaded engine
-# worker, scripts/build-worker-mt.sh), and serves dist/ with
+# worker, scripts/build-worker-mt.sh, and the relaxed-SIMD builds of both,
+# scripts/build-worker-relaxed.sh), and serves dist/ with
 # models/ at /models/ on http://127.0.0.1:8080 (Range requests, COOP/COEP) until Ctrl-C.
 # usage: scripts/run.sh [--no-serve]     env: PORT (default 8080), BIND (default 127.0.0.1)
 set -euo pipefail
@@ -36,6 +37,9 @@ trunk build --release
 # The threaded engine worker (nightly, wasm atomics), used on cross-origin isolated pages; without
 # it the app runs the CPU engine on one thread.
 scripts/build-worker-mt.sh || echo "warning: no threaded engine worker built (the app runs on one thread)" >&2
+# The relaxed-SIMD builds of both workers (stable and nightly), loaded where the browser has relaxed
+# SIMD (Chrome 114+); without them every browser runs the default kernels.
+scripts/build-worker-relaxed.sh || echo "warning: no relaxed-SIMD engine worker built (the default kernels run)" >&2
 
 if [ "$SERVE" = 0 ]; then
   log "built dist/ (not serving)"

@@ -11,7 +11,7 @@ struct Step {
     n_out: u32,
 }
 
-struct Params {
+struct ArgmaxParams {
     n_vocab: u32,
     has_bias: u32,
     cap: f32,
@@ -19,7 +19,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> st: Step;
-@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> p: ArgmaxParams;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(4) var<storage, read_write> result: array<u32>;

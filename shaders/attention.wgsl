@@ -4,9 +4,16 @@
 //   head h reads KV head h / (n_head / n_kv).
 //   out = softmax(softcap(q·k) × kq_scale) · v,  softcap(s) = cap · tanh(s / cap) when cap > 0
 //   (Gemma 2), else s
-// One workgroup (256 threads) per (head, token). Scores go through `scores`
+// `main`: one workgroup (256 threads) per (head, token, split). Scores go through `scores`
 // (max_batch, n_head, n_ctx): pass 1 q·k and max, pass 2 exp and sum, pass 3 the weighted sum of V.
-// Dispatch: (n_head, n, 1).
+// Split-K (flash decoding): with S = nwg.z > 1 splits (one token: the host splits a long cache so
+// that more than n_head workgroups share the work), split s takes its share of the keys and writes
+// its max m_s, its sum l_s = Σ exp(score − m_s) and o_s = Σ exp(score − m_s) · v to `part`
+// (n_head, MAX_SPLIT, hd + 2); `combine` then writes out = Σ e^(m_s − M) o_s / Σ e^(m_s − M) l_s,
+// M = max m_s. With S = 1, `main` writes out itself.
+// KV is the cache's element type (f32, or f16 where the device has shader-f16: half the bytes
+// to read; the host substitutes it); reads convert to f32, all arithmetic is f32.
+// Dispatch: main (n_head, n, S); combine (n_head, 1, 1), only when S > 1 (n = 1).
 
 struct Step {
     n_tok: u32,
@@ -15,7 +22,7 @@ struct Step {
     n_out: u32,
 }
 
-struct Params {
+struct AttentionParams {
     n_head: u32,
     n_head_kv: u32,
     hd: u32,
@@ -23,16 +30,19 @@ struct Params {
     n_ctx: u32,
     kq_scale: f32,
     softcap: f32,
-    _p1: u32,
+    split_keys: u32, // keys per split of one token's attention (the host's choice of S)
 }
 
 @group(0) @binding(0) var<uniform> st: Step;
-@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> p: AttentionParams;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> kc: array<f32>;
-@group(0) @binding(4) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read> kc: array<KV>;
+@group(0) @binding(4) var<storage, read> vc: array<KV>;
 @group(0) @binding(5) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> part: array<f32>;
+
+const MAX_SPLIT: u32 = 32u;
 
 // 256 threads: decoding has only n_head workgroups (12 for Qwen 1.5B), so each must be wide, and
 // every loop keeps four independent loads in flight (it is latency-bound, not ALU-bound).
@@ -45,25 +55,35 @@ fn qk(qo: u32, kb: u32) -> f32 {
     var d = 0u;
     for (; d + 4u <= p.hd; d += 4u) {
         let qv = vec4<f32>(q[qo + d], q[qo + d + 1u], q[qo + d + 2u], q[qo + d + 3u]);
-        let kv = vec4<f32>(kc[kb + d], kc[kb + d + 1u], kc[kb + d + 2u], kc[kb + d + 3u]);
+        let kv = vec4<f32>(
+            f32(kc[kb + d]),
+            f32(kc[kb + d + 1u]),
+            f32(kc[kb + d + 2u]),
+            f32(kc[kb + d + 3u]),
+        );
         s4 += qv * kv;
     }
     var s = (s4.x + s4.y) + (s4.z + s4.w);
     for (; d < p.hd; d++) {
-        s += q[qo + d] * kc[kb + d];
+        s += q[qo + d] * f32(kc[kb + d]);
     }
     return s;
 }
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
     let t = wid.y;
     let pos = st.start + t;
-    var lo = 0u;
+    var first = 0u;
     if (p.window > 0u) {
-        lo = pos + 1u - min(pos + 1u, p.window);
+        first = pos + 1u - min(pos + 1u, p.window);
     }
+    // this split's keys: lo ..< end
+    let per = (pos + 1u - first + nwg.z - 1u) / nwg.z;
+    let lo = min(first + wid.z * per, pos + 1u);
+    let end = min(lo + per, pos + 1u);
     let kvd = p.n_head_kv * p.hd;
     let qd = p.n_head * p.hd;
     let ko = (h / (p.n_head / p.n_head_kv)) * p.hd;
@@ -72,7 +92,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // pass 1: scores and their max
     var m = -3.0e38;
-    for (var j = lo + lid; j <= pos; j += WG) {
+    for (var j = lo + lid; j < end; j += WG) {
         var s = qk(qo, j * kvd + ko);
         if (p.softcap > 0.0) {
             s = tanh(clamp(s / p.softcap, -15.0, 15.0)) * p.softcap;
@@ -94,7 +114,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // pass 2: exp and sum (each thread revisits its own keys)
     var sum = 0.0;
-    for (var j = lo + lid; j <= pos; j += WG) {
+    for (var j = lo + lid; j < end; j += WG) {
         let e = exp(scores[sb + j] - mx);
         scores[sb + j] = e;
         sum += e;
@@ -107,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
     }
-    let inv = 1.0 / red[0];
+    let total = red[0];
     storageBarrier();
     workgroupBarrier();
 
@@ -121,7 +141,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let stp = phases;
         var a = vec4<f32>(0.0);
         var j = lo + ph;
-        for (; j + 3u * stp <= pos; j += 4u * stp) {
+        for (; j + 3u * stp < end; j += 4u * stp) {
             let w = vec4<f32>(
                 scores[sb + j],
                 scores[sb + j + stp],
@@ -129,15 +149,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 scores[sb + j + 3u * stp],
             );
             let v = vec4<f32>(
-                vc[j * kvd + ko + d],
-                vc[(j + stp) * kvd + ko + d],
-                vc[(j + 2u * stp) * kvd + ko + d],
-                vc[(j + 3u * stp) * kvd + ko + d],
+                f32(vc[j * kvd + ko + d]),
+                f32(vc[(j + stp) * kvd + ko + d]),
+                f32(vc[(j + 2u * stp) * kvd + ko + d]),
+                f32(vc[(j + 3u * stp) * kvd + ko + d]),
             );
             a += w * v;
         }
-        for (; j <= pos; j += stp) {
-            a.x += scores[sb + j] * vc[j * kvd + ko + d];
+        for (; j < end; j += stp) {
+            a.x += scores[sb + j] * f32(vc[j * kvd + ko + d]);
         }
         acc = (a.x + a.y) + (a.z + a.w);
     }
@@ -148,6 +168,44 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var k = 0u; k < phases; k++) {
             v += red[k * p.hd + d];
         }
-        out[qo + d] = v * inv;
+        if (nwg.z == 1u) {
+            out[qo + d] = v / total;
+        } else {
+            let po = (h * MAX_SPLIT + wid.z) * (p.hd + 2u);
+            part[po + 2u + d] = v;
+            if (d == 0u) {
+                part[po] = mx;
+                part[po + 1u] = total;
+            }
+        }
     }
+}
+
+// The splits' partial results of one head (one token) into `out`. The host keeps S ≤ MAX_SPLIT.
+@compute @workgroup_size(256)
+fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = wid.x;
+    let pos = st.start;
+    var first = 0u;
+    if (p.window > 0u) {
+        first = pos + 1u - min(pos + 1u, p.window);
+    }
+    let splits = min(MAX_SPLIT, max(1u, (pos + 1u - first + p.split_keys - 1u) / p.split_keys));
+    let stride = p.hd + 2u;
+    var m = -3.0e38;
+    for (var s = 0u; s < splits; s++) {
+        m = max(m, part[(h * MAX_SPLIT + s) * stride]);
+    }
+    if (lid >= p.hd) {
+        return;
+    }
+    var l = 0.0;
+    var v = 0.0;
+    for (var s = 0u; s < splits; s++) {
+        let po = (h * MAX_SPLIT + s) * stride;
+        let w = exp(part[po] - m);
+        l += w * part[po + 1u];
+        v += w * part[po + 2u + lid];
+    }
+    out[h * p.hd + lid] = v / l;
 }

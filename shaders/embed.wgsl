@@ -11,7 +11,7 @@ struct Step {
     n_out: u32,
 }
 
-struct Params {
+struct EmbedParams {
     rows: u32,
     cols: u32,
     row_bytes: u32,
@@ -23,7 +23,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> st: Step;
-@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> p: EmbedParams;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
 @group(0) @binding(3) var<storage, read> tokens: array<u32>;
 @group(0) @binding(4) var<storage, read_write> x: array<f32>;

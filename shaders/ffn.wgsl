@@ -10,7 +10,7 @@ struct Step {
     n_out: u32,
 }
 
-struct Params {
+struct FfnParams {
     n_ff: u32,
     gelu: u32,
     gated: u32,
@@ -18,7 +18,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> st: Step;
-@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> p: FfnParams;
 @group(0) @binding(2) var<storage, read> u: array<f32>;
 @group(0) @binding(3) var<storage, read_write> g: array<f32>;
 

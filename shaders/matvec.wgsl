@@ -1,14 +1,10 @@
 // Quantized matrix × activations: y (n, out_stride)[:, out_off + r] = W (rows, cols) · x (n, cols) + bias.
 //
 // W is one row-chunk of a GGUF tensor, its blocks as-is in `wq` (a tensor larger than the binding
-// limit is split by rows: each chunk is dispatched with its own `out_off`). A workgroup of 64
-// threads takes RPW = 8 rows and NT = 8 tokens: the TPR = 8 threads of a row stride over its
-// 32-element chunks, dequantize each chunk once into registers (`dq`, see dequant_*.wgsl) and dot
-// it with up to NT token rows of x; one barrier, then a shared-memory sum of the 8 partials.
-// f32 accumulation throughout.
-// Prefill (n ≤ max batch) uses `main`; one token uses `main1` (below).
-//
-// Dispatch: (min(g, 32768), ceil(g / 32768), ceil(n / NT)) workgroups, g = ceil(rows / RPW).
+// limit is split by rows: each chunk is dispatched with its own `out_off`). f32 accumulation
+// throughout. Prefill (n ≤ max batch) uses `main`, a tiled matrix × matrix product (256 threads,
+// 64 rows × 32 tokens per workgroup, weights decoded into workgroup memory: see below); one
+// token uses `main1` (further below).
 // The host prepends: `const BLOCK_BYTES`, `const SUBS`, the dequant sources, and replaces DECODE.
 
 struct Step {
@@ -18,7 +14,7 @@ struct Step {
     n_out: u32,     // rows that need logits
 }
 
-struct Params {
+struct MatvecParams {
     rows: u32,       // rows of this chunk
     cols: u32,
     row_bytes: u32,
@@ -30,61 +26,104 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> st: Step;
-@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> p: MatvecParams;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
 @group(0) @binding(3) var<storage, read> x: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 
-const TPR: u32 = 8u;   // threads per row
-const RPW: u32 = 8u;   // rows per workgroup (64 threads)
-const NT: u32 = 8u;    // tokens per workgroup
-var<workgroup> red: array<f32, 512>; // NT * 64
+// ----------------------------------------------------------------------------------------------
+// Batch (prefill): `main`, a tiled matrix × matrix product
+// ----------------------------------------------------------------------------------------------
+// A workgroup of 256 threads computes a tile of RPW = 64 rows × NT = 32 tokens. It walks K in
+// steps of one 32-weight chunk: threads 0..63 each decode the chunk of one row (the decoders of
+// dequant_*.wgsl, into `dq`) and store it in workgroup memory, every thread loads 4 values of
+// the 32-token × 32 x tile, one barrier; then thread (tr, tc) = (lid / 16, lid % 16) multiplies
+// rows 4tr..4tr+3 by tokens 2tc, 2tc+1 (a 4 × 2 register tile: per k one vec4 of weights and
+// one vec2 of x from workgroup memory, 8 FMAs), one barrier. Each weight is thus decoded once
+// per 32 tokens (the 8 × 8 kernel before this one: once per 8) and x is read from workgroup
+// memory, each value used by 64 rows. Both tiles are stored transposed ([k][row], [k][token]):
+// the decoding threads write consecutive floats per k, and a thread's rows (tokens) are one
+// aligned vec4 (vec2), read by a warp as 2 broadcast vec4s and 16 consecutive vec2s — no bank
+// conflicts. Per step the chunk's 32 products are summed first, then added to the accumulator
+// (f32 throughout, as before). Workgroup memory: 64 × 32 × 4 + 32 × 32 × 4 B = 12 KiB (of the
+// 16 KiB WebGPU guarantees).
+//
+// Dispatch: (min(g, 32768), ceil(g / 32768), ceil(n / NT)) workgroups, g = ceil(rows / RPW).
 
-@compute @workgroup_size(64)
+const RPW: u32 = 64u;  // rows per workgroup (MATVEC_RPW)
+const NT: u32 = 32u;   // tokens per workgroup (MATVEC_NT)
+var<workgroup> tile_w: array<vec4<f32>, 512>; // [k][RPW / 4]: decoded weights
+var<workgroup> tile_x: array<vec2<f32>, 512>; // [k][NT / 2]: x
+
+@compute @workgroup_size(256)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let sub = lid % TPR;
-    let row = (wid.x + wid.y * nwg.x) * RPW + lid / TPR;
+    let row0 = (wid.x + wid.y * nwg.x) * RPW;
     let t0 = wid.z * NT;
     let n = select(st.n_tok, st.n_out, p.tok_mode == 1u);
     let nt = min(NT, n - min(n, t0));
-    var acc: array<f32, 8>;
-    for (var t = 0u; t < NT; t++) {
-        acc[t] = 0.0;
-    }
-    if (row < p.rows) {
-        let nchunks = p.cols / 32u;
-        let rb = row * p.row_bytes;
-        for (var j = sub; j < nchunks; j += TPR) {
-            DECODE(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS);
-            for (var t = 0u; t < nt; t++) {
-                let xo = (t0 + t) * p.cols + j * 32u;
-                var s = 0.0;
+    let tr = lid / 16u;
+    let tc = lid % 16u;
+    // loaders: thread lid < RPW decodes row row0 + lid; x tile: token xt, k = xk..xk+3
+    let wrow = row0 + lid;
+    let xt = lid % NT;
+    let xk = (lid / NT) * 4u;
+    var acc0 = vec4<f32>(0.0); // rows 4tr..4tr+3, token 2tc
+    var acc1 = vec4<f32>(0.0); // token 2tc+1
+    let nchunks = p.cols / 32u;
+    for (var j = 0u; j < nchunks; j++) {
+        if (lid < RPW) {
+            if (wrow < p.rows) {
+                DECODE(wrow * p.row_bytes + (j / SUBS) * BLOCK_BYTES, j % SUBS);
+            } else {
                 for (var i = 0u; i < 32u; i++) {
-                    s += dq[i] * x[xo + i];
+                    dq[i] = 0.0;
                 }
-                acc[t] += s;
+            }
+            for (var i = 0u; i < 32u; i++) {
+                tile_w[i * (RPW / 4u) + lid / 4u][lid % 4u] = dq[i];
             }
         }
+        var xv = vec4<f32>(0.0);
+        if (xt < nt) {
+            let xo = (t0 + xt) * p.cols + j * 32u + xk;
+            xv = vec4<f32>(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]);
+        }
+        for (var c = 0u; c < 4u; c++) {
+            tile_x[(xk + c) * (NT / 2u) + xt / 2u][xt % 2u] = xv[c];
+        }
+        workgroupBarrier();
+        var s0 = vec4<f32>(0.0);
+        var s1 = vec4<f32>(0.0);
+        for (var k = 0u; k < 32u; k++) {
+            let w = tile_w[k * (RPW / 4u) + tr];
+            let v = tile_x[k * (NT / 2u) + tc];
+            s0 += w * v.x;
+            s1 += w * v.y;
+        }
+        acc0 += s0;
+        acc1 += s1;
+        workgroupBarrier();
     }
-    for (var t = 0u; t < nt; t++) {
-        red[t * 64u + lid] = acc[t];
-    }
-    workgroupBarrier();
-    if (sub == 0u && row < p.rows) {
-        for (var t = 0u; t < nt; t++) {
-            var v = 0.0;
-            for (var k = 0u; k < TPR; k++) {
-                v += red[t * 64u + lid + k];
-            }
-            if (p.has_bias != 0u) {
-                v += bias[p.out_off + row];
-            }
-            y[(t0 + t) * p.out_stride + p.out_off + row] = v;
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + 4u * tr + i;
+        if (row >= p.rows) {
+            continue;
+        }
+        var b = 0.0;
+        if (p.has_bias != 0u) {
+            b = bias[p.out_off + row];
+        }
+        let o = p.out_off + row;
+        if (2u * tc < nt) {
+            y[(t0 + 2u * tc) * p.out_stride + o] = acc0[i] + b;
+        }
+        if (2u * tc + 1u < nt) {
+            y[(t0 + 2u * tc + 1u) * p.out_stride + o] = acc1[i] + b;
         }
     }
 }

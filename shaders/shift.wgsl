@@ -5,11 +5,13 @@
 //   cs (hd/2, 2):          cos/sin of −discard × inv_freq_i, computed on the host like the CPU's
 //   tk, tv (n, n_kv·hd):   staging copies of the moved rows
 //   kc, vc (n_ctx, n_kv·hd): the cache
+// KV is the cache's element type (f32, or f16 where the device has shader-f16; the host
+// substitutes it and writes KV(…) conversions).
 // Pairs: (2i, 2i+1) for the original ordering, (i, i + rot/2) for NeoX, over the first `rot`
 // dims of each head (the rest are copied).
 // Dispatch: one workgroup of 64 threads per moved row, (x, y) = split of n over 32768 columns.
 
-struct Params {
+struct ShiftParams {
     n_head_kv: u32,
     hd: u32,
     neox: u32,
@@ -20,12 +22,12 @@ struct Params {
     _p2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ShiftParams;
 @group(0) @binding(1) var<storage, read> cs: array<f32>;
-@group(0) @binding(2) var<storage, read> tk: array<f32>;
-@group(0) @binding(3) var<storage, read> tv: array<f32>;
-@group(0) @binding(4) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(5) var<storage, read_write> vc: array<f32>;
+@group(0) @binding(2) var<storage, read> tk: array<KV>;
+@group(0) @binding(3) var<storage, read> tv: array<KV>;
+@group(0) @binding(4) var<storage, read_write> kc: array<KV>;
+@group(0) @binding(5) var<storage, read_write> vc: array<KV>;
 
 fn pair(i: u32) -> vec2<u32> {
     let hv = p.rot / 2u;
@@ -51,10 +53,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let c = cs[f * 2u];
         let s = cs[f * 2u + 1u];
         let pr = pair(f) + vec2<u32>(h * p.hd);
-        let x0 = tk[src + pr.x];
-        let x1 = tk[src + pr.y];
-        kc[dst + pr.x] = x0 * c - x1 * s;
-        kc[dst + pr.y] = x0 * s + x1 * c;
+        let x0 = f32(tk[src + pr.x]);
+        let x1 = f32(tk[src + pr.y]);
+        kc[dst + pr.x] = KV(x0 * c - x1 * s);
+        kc[dst + pr.y] = KV(x0 * s + x1 * c);
     }
     let rest = p.hd - p.rot;
     for (var i = lid; i < p.n_head_kv * rest; i += 64u) {

@@ -701,8 +701,9 @@ fn check_q8_matrix(ty: GgmlType, rows: usize, cols: usize, n_tok: usize, seed: u
 fn q8_kernels_exist_for_the_native_set() {
     let _on = SimdOn;
     quant::set_simd(true);
-    assert_eq!(quant::q8_isa(), "simd128");
-    assert_eq!(quant::q8_isas(), ["simd128"]);
+    // This test build has the relaxed-SIMD kernels too (inference's `relaxed-simd` feature).
+    assert_eq!(quant::q8_isa(), "relaxed");
+    assert_eq!(quant::q8_isas(), ["simd128", "relaxed"]);
     for ty in GgmlType::ALL {
         assert_eq!(
             quant::has_q8_kernel(ty),
@@ -796,6 +797,114 @@ q8_type_tests! {
     q4_k_q8_kernels => Q4_K,
     q5_k_q8_kernels => Q5_K,
     q6_k_q8_kernels => Q6_K,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relaxed SIMD (`quant/simd128_rq8.rs`, `i32x4_relaxed_dot_i8x16_i7x16_add`): the same results
+// as the simd128 kernels above, bit for bit. This test build compiles both (the `relaxed-simd`
+// feature); `set_q8_isa` picks one.
+// ---------------------------------------------------------------------------------------------
+
+/// Puts the default 8-bit kernels (the relaxed ones here) back when dropped.
+struct IsaReset;
+impl Drop for IsaReset {
+    fn drop(&mut self) {
+        quant::set_q8_isa("relaxed");
+    }
+}
+
+/// `matmul_q8` of `q` with the simd128 kernels and with the relaxed ones.
+fn both_isas(
+    ty: GgmlType,
+    raw: &[u8],
+    cols: usize,
+    q: &Q8Acts,
+    n_tok: usize,
+    rows: usize,
+) -> [Vec<f32>; 2] {
+    let _reset = IsaReset;
+    ["simd128", "relaxed"].map(|isa| {
+        quant::set_q8_isa(isa);
+        assert_eq!(quant::q8_isa(), isa);
+        let mut out = vec![f32::NAN; n_tok * rows];
+        quant::matmul_q8(ty, raw, cols, q, n_tok, &mut out);
+        out
+    })
+}
+
+fn assert_same_bits(name: &str, plain: &[f32], relaxed: &[f32]) {
+    for (i, (a, b)) in plain.iter().zip(relaxed).enumerate() {
+        assert_eq!(
+            a.to_bits(),
+            b.to_bits(),
+            "{name} [{i}]: simd128 {a} vs relaxed {b}"
+        );
+    }
+}
+
+/// Every 8-bit type, random weights (every nibble and high-bit pattern) against activations
+/// quantized from random values with outliers, and against hand-made activations at the ends
+/// of the i8 range (-128, -127, 127, 0): relaxed = simd128 bit for bit, alone and in 4-token
+/// tiles, in one block and many.
+#[wasm_bindgen_test]
+fn relaxed_q8_kernels_equal_simd128_bit_for_bit() {
+    let _on = SimdOn;
+    quant::set_simd(true);
+    let mut n = 0;
+    for ty in Q8_TYPES {
+        let bs = ty.block_size();
+        for (i, &(rows, cols)) in [(1, bs), (7, 3 * bs), (5, 8 * bs)].iter().enumerate() {
+            let raw = random_row(ty, rows * cols, 900 + i as u64);
+            for n_tok in [1, 3, 4, 5, 9] {
+                let name = format!("{} {rows}x{cols} n_tok={n_tok}", ty.name());
+                let x = q8_x(n_tok, cols, 950 + 10 * i as u64 + n_tok as u64);
+                let mut q = Q8Acts::default();
+                q.quantize_for(ty, &x);
+                let [plain, relaxed] = both_isas(ty, &raw, cols, &q, n_tok, rows);
+                assert_same_bits(&name, &plain, &relaxed);
+
+                // The ends of the i8 range, with the scales and sums of the quantized input.
+                let mut next = rng(990 + n_tok as u64);
+                for v in q.q.iter_mut() {
+                    *v = [-128, -127, 127, 0][(next() >> 40) as usize % 4];
+                }
+                let [plain, relaxed] = both_isas(ty, &raw, cols, &q, n_tok, rows);
+                assert_same_bits(&format!("{name} (extreme activations)"), &plain, &relaxed);
+                n += 2 * rows * n_tok;
+            }
+        }
+    }
+    console_log!("relaxed vs simd128 8-bit kernels: {n} dots, bit for bit equal");
+}
+
+/// The whole engine on the 4-layer model (every weight type it has), a batch and single
+/// tokens: the same logits, bit for bit, with either kernel family.
+#[wasm_bindgen_test]
+async fn relaxed_q8_engine_equals_simd128_bit_for_bit() {
+    use inference::engine::{Session, SessionOptions};
+    use inference::model::Model;
+    use std::rc::Rc;
+
+    let _on = SimdOn;
+    quant::set_simd(true);
+    let _reset = IsaReset;
+    let model = Rc::new(Model::from_bytes(MODEL).expect("model loads"));
+    let opts = SessionOptions {
+        n_ctx: 16,
+        activations: Activations::Q8,
+        ..Default::default()
+    };
+    let toks: Vec<u32> = vec![1, 504, 3458, 282, 4649, 314, 253, 1345, 30];
+    let mut runs = Vec::new();
+    for isa in ["simd128", "relaxed"] {
+        quant::set_q8_isa(isa);
+        let mut s = Session::cpu(model.clone(), &opts).expect("session");
+        let mut l = s.logits(&toks, true).await.expect("forward");
+        l.extend(s.logits(&[17], false).await.expect("forward"));
+        runs.push(l);
+    }
+    assert_eq!(runs[0].len(), runs[1].len());
+    assert_same_bits("smollm2-4layer-mixed logits", &runs[0], &runs[1]);
 }
 
 /// The 4-layer model with 8-bit activations, under the rules `tests/fidelity.rs` applies to

@@ -9,8 +9,9 @@
 //                              n_threads: threads — 1: no pthreads — and n_gpu_layers: 0, so no
 //                              WebGPU)
 //
-// opts: { modelUrl, prompt, nPredict, warmup, threads } (defaults below; wllama also takes keepLog:
-// return its whole log). More than one thread needs a cross-origin isolated page (serve.py sends
+// opts: { modelUrl, prompt, nPredict, warmup, threads, kernels } (defaults below; ours: kernels
+// `simd128` = `?kernels=simd128` on the worker's URL, the default build even where the relaxed-SIMD
+// one would load; wllama also takes keepLog: return its whole log). More than one thread needs a cross-origin isolated page (serve.py sends
 // COOP/COEP). Both engines get the same bytes
 // (fetched once per call), the same raw prompt (no chat template), greedy sampling and
 // ignore_eos, so both generate exactly nPredict tokens. With `warmup`, a short untimed generation
@@ -134,7 +135,9 @@ async function ours(opts = {}) {
   const bytes = await fetchModel(o.modelUrl);
   const mt = o.threads > 1;
   if (mt && !self.crossOriginIsolated) throw new Error('ours: threads > 1 needs a cross-origin isolated page');
-  const worker = new Worker(new URL(mt ? '/worker_mt_loader.js' : '/worker_loader.js', location.href));
+  const url = new URL(mt ? '/worker_mt_loader.js' : '/worker_loader.js', location.href);
+  if (o.kernels) url.searchParams.set('kernels', o.kernels);
+  const worker = new Worker(url);
   try {
     await until(worker, 'Ready', (m) => (m.type === 'Ready' ? true : undefined));
     if (mt) {

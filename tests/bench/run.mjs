@@ -13,7 +13,10 @@
 //      /models/SmolLM2-135M-Instruct.Q4_1.gguf), RUNS (default 5), N_PREDICT (default 64),
 //      WARMUP (default 1; 0 = no warm-up generation), RUN_TIMEOUT_S (default 600, per engine run),
 //      CHROMIUM (default /usr/bin/chromium), THREADS (default 1; a list such as 1,2 runs the whole
-//      comparison at each count: ours > 1 is the threaded worker, wllama > 1 its pthreads)
+//      comparison at each count: ours > 1 is the threaded worker, wllama > 1 its pthreads),
+//      KERNELS (ours: `simd128` loads the default build even where relaxed SIMD validates, see
+//      scripts/build-worker-relaxed.sh; default: the loader's choice), CHROMIUM_ARGS (extra
+//      Chromium flags, space-separated, e.g. --js-flags=--liftoff-only)
 import { chromium } from 'playwright-core';
 
 const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8092/';
@@ -67,7 +70,7 @@ async function runOnce(browser, engine, threads) {
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${engine}: no result after ${RUN_TIMEOUT_MS / 1000} s`)), RUN_TIMEOUT_MS);
     });
-    const opts = { modelUrl: MODEL_URL, nPredict: N_PREDICT, warmup: WARMUP, threads };
+    const opts = { modelUrl: MODEL_URL, nPredict: N_PREDICT, warmup: WARMUP, threads, kernels: process.env.KERNELS || '' };
     return await Promise.race([page.evaluate(([e, o]) => window.bench[e](o), [engine, opts]), timeout]);
   } catch (e) {
     const tail = logs.slice(-30).join('\n');
@@ -96,12 +99,14 @@ async function benchAt(threads) {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
+      '--disable-sync', '--no-first-run', '--disable-quic',
+      ...(process.env.CHROMIUM_ARGS || '').split(' ').filter((a) => a)],
   });
   const results = { ours: [], wllama: [] };
   try {
     console.log(`model ${MODEL_URL}, ${N_PREDICT} tokens greedy, ${threads} thread${threads === 1 ? '' : 's'}, ${RUNS} runs per engine` +
-      `${WARMUP ? ', warm-up generation before each timed one' : ''}; Chromium ${browser.version()}`);
+      `${WARMUP ? ', warm-up generation before each timed one' : ''}; Chromium ${browser.version()}` +
+      `${process.env.KERNELS ? `; ours: kernels=${process.env.KERNELS}` : ''}`);
     for (let i = 0; i < RUNS; i++) {
       const order = i % 2 === 0 ? ENGINES : [...ENGINES].reverse();
       for (const engine of order) {

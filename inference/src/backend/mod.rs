@@ -32,6 +32,9 @@ pub struct GpuOptions {
     /// Time every forward pass on the GPU with timestamp queries, where the adapter has them
     /// (benchmarks: GPU time per token apart from submit, readback and host overhead).
     pub timestamps: bool,
+    /// Keep the KV cache in f16 where the adapter has `shader-f16` (half the cache's memory and
+    /// the bytes attention reads; arithmetic stays f32). Off: the portable f32 cache.
+    pub f16_kv: bool,
 }
 
 /// What a forward pass should return.

@@ -16,6 +16,12 @@ mod scalar;
 mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128_q8;
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    any(target_feature = "relaxed-simd", feature = "relaxed-simd")
+))]
+mod simd128_rq8;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -33,7 +39,8 @@ pub fn set_simd(enabled: bool) {
 
 /// The 8-bit integer kernel families this machine can run, slowest first: `"avx2"`
 /// (`maddubs`), `"avxvnni"` (256-bit `vpdpbusd`), `"avx512vnni"` (512-bit); `"simd128"` on
-/// wasm32 (`i32x4_dot_i16x8`). Empty where there is no 8-bit kernel (no AVX2 on x86_64, SIMD
+/// wasm32 (`i32x4_dot_i16x8`), and `"relaxed"` (`i32x4_relaxed_dot_i8x16_i7x16_add`, same
+/// results) in a module built with relaxed SIMD. Empty where there is no 8-bit kernel (no AVX2 on x86_64, SIMD
 /// turned off, or another ISA).
 pub fn q8_isas() -> &'static [&'static str] {
     #[cfg(target_arch = "x86_64")]
@@ -42,7 +49,7 @@ pub fn q8_isas() -> &'static [&'static str] {
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if simd().is_some() {
-        return &["simd128"];
+        return simd128_q8::isas();
     }
     &[]
 }
@@ -53,6 +60,8 @@ pub fn q8_isas() -> &'static [&'static str] {
 pub fn set_q8_isa(isa: &str) {
     #[cfg(target_arch = "x86_64")]
     x86::set_q8_isa(isa);
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    simd128_q8::set_isa(isa);
     let _ = isa;
 }
 
@@ -64,7 +73,7 @@ pub fn q8_isa() -> &'static str {
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if simd().is_some() {
-        return "simd128";
+        return simd128_q8::isa();
     }
     ""
 }

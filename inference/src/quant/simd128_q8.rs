@@ -18,18 +18,23 @@
 //! linear memory.
 //!
 //! Covered: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K (the set of `x86.rs`).
+//! Where the module is built with relaxed SIMD, `simd128_rq8.rs` computes the same integers
+//! with `i32x4_relaxed_dot_i8x16_i7x16_add` (same results bit for bit), unless
+//! `set_q8_isa("simd128")`.
 
 use core::arch::wasm32::*;
+#[cfg(any(target_feature = "relaxed-simd", feature = "relaxed-simd"))]
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::scalar::{q3_k_scales, row_bytes, scale_min_k4};
 use super::GgmlType;
 
 /// One 32-weight chunk as integers: four `i16x8` (weights 0..8, 8..16, 16..24, 24..32).
-type Q16 = [v128; 4];
+pub(super) type Q16 = [v128; 4];
 
 /// Where a block type's offset terms go (weights `w = scale · q + offset`).
 #[derive(PartialEq, Eq)]
-enum Offs {
+pub(super) enum Offs {
     /// No offset (`w = scale · q`).
     None,
     /// One offset `m` per 32-weight block (Q4_1, Q5_1): `m · s16` per chunk.
@@ -40,7 +45,7 @@ enum Offs {
 }
 
 /// A block type as 8-bit integers.
-trait KernQ8 {
+pub(super) trait KernQ8 {
     /// Weights per block and bytes per block.
     const QK: usize;
     const BYTES: usize;
@@ -49,8 +54,8 @@ trait KernQ8 {
     const HALVES: bool;
     /// What [`KernQ8::prep`] decodes once per block.
     type St: Copy;
-    /// `b` is one block (`BYTES` bytes).
-    fn prep(b: &[u8]) -> Self::St;
+    /// `b` is one block (`BYTES` bytes); `t` converts its f16 scales ([`f16_table`]).
+    fn prep(b: &[u8], t: &F16) -> Self::St;
     /// Chunk `c` of block `b` as integers, its scales (weights 0..16 and 16..32; equal unless
     /// `HALVES`) and its offset (`OFFS == Chunk`).
     fn qchunk(b: &[u8], st: &Self::St, c: usize) -> (Q16, f32, f32, f32);
@@ -65,7 +70,7 @@ trait KernQ8 {
 /// moved into an f32's exponent and mantissa and multiplied by 2^112 (exact, subnormals
 /// included).
 #[inline(always)]
-fn f16_at(b: &[u8], off: usize) -> f32 {
+pub(super) fn f16_at(b: &[u8], off: usize) -> f32 {
     let h = u16::from_le_bytes([b[off], b[off + 1]]) as u32;
     let bits = (h & 0x7fff) << 13;
     let v = if h & 0x7c00 == 0x7c00 {
@@ -76,8 +81,30 @@ fn f16_at(b: &[u8], off: usize) -> f32 {
     f32::from_bits(v.to_bits() | ((h & 0x8000) << 16))
 }
 
+/// Every f16 as f32 ([`f16_at`]'s values), indexed by its bits: one load per scale instead of
+/// a dozen integer and float operations (a 32-weight block has one or two scales per 32
+/// weights). 256 KiB, made once per module instance.
+pub(super) type F16 = [f32; 65536];
+
+pub(super) fn f16_table() -> &'static F16 {
+    static T: std::sync::OnceLock<Box<F16>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = Box::new([0f32; 65536]);
+        for (h, v) in t.iter_mut().enumerate() {
+            *v = f16_at(&(h as u16).to_le_bytes(), 0);
+        }
+        t
+    })
+}
+
+/// The f16 at `b[off..off + 2]` through the table `t`.
 #[inline(always)]
-fn load16(b: &[u8], off: usize) -> v128 {
+pub(super) fn f16_lut(t: &F16, b: &[u8], off: usize) -> f32 {
+    t[u16::from_le_bytes([b[off], b[off + 1]]) as usize]
+}
+
+#[inline(always)]
+pub(super) fn load16(b: &[u8], off: usize) -> v128 {
     let s = &b[off..off + 16];
     // SAFETY: `s` is 16 readable bytes; `v128_load` allows unaligned addresses.
     unsafe { v128_load(s.as_ptr() as *const v128) }
@@ -132,17 +159,20 @@ fn high_bits(qh: u32, half: usize) -> v128 {
     v128_and(i8x16_eq(v128_and(bytes, m), m), i8x16_splat(0x10))
 }
 
-struct Q4_0;
+pub(super) struct Q4_0;
 impl KernQ8 for Q4_0 {
     const QK: usize = 32;
     const BYTES: usize = 18;
     const OFFS: Offs = Offs::None;
     const HALVES: bool = false;
-    type St = ();
-    fn prep(_b: &[u8]) {}
+    type St = [f32; 2];
     #[inline(always)]
-    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
-        let d = f16_at(b, 0);
+    fn prep(b: &[u8], t: &F16) -> [f32; 2] {
+        [f16_lut(t, b, 0), 0.0]
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &[f32; 2], _c: usize) -> (Q16, f32, f32, f32) {
+        let d = st[0];
         let qs = load16(b, 2);
         let eight = i8x16_splat(8);
         let lo = i8x16_sub(v128_and(qs, i8x16_splat(0x0F)), eight);
@@ -151,17 +181,20 @@ impl KernQ8 for Q4_0 {
     }
 }
 
-struct Q4_1;
+pub(super) struct Q4_1;
 impl KernQ8 for Q4_1 {
     const QK: usize = 32;
     const BYTES: usize = 20;
     const OFFS: Offs = Offs::Chunk;
     const HALVES: bool = false;
-    type St = ();
-    fn prep(_b: &[u8]) {}
+    type St = [f32; 2];
     #[inline(always)]
-    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
-        let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+    fn prep(b: &[u8], t: &F16) -> [f32; 2] {
+        [f16_lut(t, b, 0), f16_lut(t, b, 2)]
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &[f32; 2], _c: usize) -> (Q16, f32, f32, f32) {
+        let [d, m] = *st;
         let qs = load16(b, 4);
         let lo = v128_and(qs, i8x16_splat(0x0F));
         let hi = u8x16_shr(qs, 4);
@@ -169,17 +202,20 @@ impl KernQ8 for Q4_1 {
     }
 }
 
-struct Q5_0;
+pub(super) struct Q5_0;
 impl KernQ8 for Q5_0 {
     const QK: usize = 32;
     const BYTES: usize = 22;
     const OFFS: Offs = Offs::None;
     const HALVES: bool = false;
-    type St = ();
-    fn prep(_b: &[u8]) {}
+    type St = [f32; 2];
     #[inline(always)]
-    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
-        let d = f16_at(b, 0);
+    fn prep(b: &[u8], t: &F16) -> [f32; 2] {
+        [f16_lut(t, b, 0), 0.0]
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &[f32; 2], _c: usize) -> (Q16, f32, f32, f32) {
+        let d = st[0];
         let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
         let qs = load16(b, 6);
         let sixteen = i8x16_splat(16);
@@ -194,17 +230,20 @@ impl KernQ8 for Q5_0 {
     }
 }
 
-struct Q5_1;
+pub(super) struct Q5_1;
 impl KernQ8 for Q5_1 {
     const QK: usize = 32;
     const BYTES: usize = 24;
     const OFFS: Offs = Offs::Chunk;
     const HALVES: bool = false;
-    type St = ();
-    fn prep(_b: &[u8]) {}
+    type St = [f32; 2];
     #[inline(always)]
-    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
-        let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+    fn prep(b: &[u8], t: &F16) -> [f32; 2] {
+        [f16_lut(t, b, 0), f16_lut(t, b, 2)]
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &[f32; 2], _c: usize) -> (Q16, f32, f32, f32) {
+        let [d, m] = *st;
         let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         let qs = load16(b, 8);
         let lo = v128_or(v128_and(qs, i8x16_splat(0x0F)), high_bits(qh, 0));
@@ -213,22 +252,25 @@ impl KernQ8 for Q5_1 {
     }
 }
 
-struct Q8_0;
+pub(super) struct Q8_0;
 impl KernQ8 for Q8_0 {
     const QK: usize = 32;
     const BYTES: usize = 34;
     const OFFS: Offs = Offs::None;
     const HALVES: bool = false;
-    type St = ();
-    fn prep(_b: &[u8]) {}
+    type St = [f32; 2];
     #[inline(always)]
-    fn qchunk(b: &[u8], _: &(), _c: usize) -> (Q16, f32, f32, f32) {
-        let d = f16_at(b, 0);
+    fn prep(b: &[u8], t: &F16) -> [f32; 2] {
+        [f16_lut(t, b, 0), 0.0]
+    }
+    #[inline(always)]
+    fn qchunk(b: &[u8], st: &[f32; 2], _c: usize) -> (Q16, f32, f32, f32) {
+        let d = st[0];
         (widen(load16(b, 2), load16(b, 18)), d, d, 0.0)
     }
 }
 
-struct Q3K;
+pub(super) struct Q3K;
 impl KernQ8 for Q3K {
     const QK: usize = 256;
     const BYTES: usize = 110;
@@ -237,8 +279,8 @@ impl KernQ8 for Q3K {
     /// `d · scale_i` of the sixteen 16-weight groups.
     type St = [f32; 16];
     #[inline(always)]
-    fn prep(b: &[u8]) -> [f32; 16] {
-        let d = f16_at(b, 108);
+    fn prep(b: &[u8], t: &F16) -> [f32; 16] {
+        let d = f16_lut(t, b, 108);
         q3_k_scales(&b[96..108]).map(|sc| d * sc as f32)
     }
     #[inline(always)]
@@ -263,16 +305,16 @@ impl KernQ8 for Q3K {
 
 /// Scales and mins of the eight 32-weight groups of a Q4_K / Q5_K block, as f32.
 #[derive(Clone, Copy)]
-struct K4 {
+pub(super) struct K4 {
     /// `d · scale_j`
-    d: [f32; 8],
+    pub(super) d: [f32; 8],
     /// `-(dmin · min_j)`
-    neg_m: [f32; 8],
+    pub(super) neg_m: [f32; 8],
 }
 
 #[inline(always)]
-fn k4_prep(b: &[u8]) -> K4 {
-    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+fn k4_prep(b: &[u8], t: &F16) -> K4 {
+    let (d, dmin) = (f16_lut(t, b, 0), f16_lut(t, b, 2));
     let mut st = K4 {
         d: [0.0; 8],
         neg_m: [0.0; 8],
@@ -285,7 +327,7 @@ fn k4_prep(b: &[u8]) -> K4 {
     st
 }
 
-struct Q4K;
+pub(super) struct Q4K;
 impl KernQ8 for Q4K {
     const QK: usize = 256;
     const BYTES: usize = 144;
@@ -293,8 +335,8 @@ impl KernQ8 for Q4K {
     const HALVES: bool = false;
     type St = K4;
     #[inline(always)]
-    fn prep(b: &[u8]) -> K4 {
-        k4_prep(b)
+    fn prep(b: &[u8], t: &F16) -> K4 {
+        k4_prep(b, t)
     }
     #[inline(always)]
     fn qchunk(b: &[u8], st: &K4, c: usize) -> (Q16, f32, f32, f32) {
@@ -314,7 +356,7 @@ impl KernQ8 for Q4K {
     }
 }
 
-struct Q5K;
+pub(super) struct Q5K;
 impl KernQ8 for Q5K {
     const QK: usize = 256;
     const BYTES: usize = 176;
@@ -322,8 +364,8 @@ impl KernQ8 for Q5K {
     const HALVES: bool = false;
     type St = K4;
     #[inline(always)]
-    fn prep(b: &[u8]) -> K4 {
-        k4_prep(b)
+    fn prep(b: &[u8], t: &F16) -> K4 {
+        k4_prep(b, t)
     }
     #[inline(always)]
     fn qchunk(b: &[u8], st: &K4, c: usize) -> (Q16, f32, f32, f32) {
@@ -349,7 +391,7 @@ impl KernQ8 for Q5K {
     }
 }
 
-struct Q6K;
+pub(super) struct Q6K;
 impl KernQ8 for Q6K {
     const QK: usize = 256;
     const BYTES: usize = 210;
@@ -358,8 +400,8 @@ impl KernQ8 for Q6K {
     /// `d · scale_i` of the sixteen 16-weight groups.
     type St = [f32; 16];
     #[inline(always)]
-    fn prep(b: &[u8]) -> [f32; 16] {
-        let d = f16_at(b, 208);
+    fn prep(b: &[u8], t: &F16) -> [f32; 16] {
+        let d = f16_lut(t, b, 208);
         let mut st = [0f32; 16];
         for (i, s) in st.iter_mut().enumerate() {
             *s = (b[192 + i] as i8) as f32 * d;
@@ -395,7 +437,7 @@ fn hsum(a: v128) -> f32 {
 
 /// The sums of one (row, token): the scaled integer dots, and the offset terms apart.
 #[derive(Clone, Copy)]
-struct Acc {
+pub(super) struct Acc {
     v: v128,
     off: f32,
     offv: v128,
@@ -403,7 +445,7 @@ struct Acc {
 
 impl Acc {
     #[inline(always)]
-    fn new() -> Acc {
+    pub(super) fn new() -> Acc {
         Acc {
             v: f32x4_splat(0.0),
             off: 0.0,
@@ -414,7 +456,7 @@ impl Acc {
     /// The offset terms of 256-block `b` (`OFFS == Block`): `Σ_j -(dmin · min_j) · s_j`, `xs`
     /// the chunk sums of this token.
     #[inline(always)]
-    fn block<K: KernQ8>(&mut self, st: &K::St, xs: &[f32], b: usize) {
+    pub(super) fn block<K: KernQ8>(&mut self, st: &K::St, xs: &[f32], b: usize) {
         let s = &xs[8 * b..8 * b + 8];
         let [m0, m1] = K::block_offs(st);
         let p = f32x4_add(
@@ -440,15 +482,40 @@ impl Acc {
         k: usize,
     ) {
         let xv = load_x(xw, k);
-        let dx = xd[k];
         let lo = i32x4_add(i32x4_dot_i16x8(wq[0], xv[0]), i32x4_dot_i16x8(wq[1], xv[1]));
         let hi = i32x4_add(i32x4_dot_i16x8(wq[2], xv[2]), i32x4_dot_i16x8(wq[3], xv[3]));
+        if K::HALVES {
+            self.ints::<K>(lo, hi, s0, s1, ofs, xd, xs, k);
+        } else {
+            self.ints::<K>(i32x4_add(lo, hi), lo, s0, s1, ofs, xd, xs, k);
+        }
+    }
+
+    /// The float part of [`Acc::chunk`], from the integer dots of chunk `k`: `lo` (weights
+    /// 0..16) and `hi` (16..32) where `K::HALVES`, else `lo` = the whole chunk (`hi` unused).
+    /// Lane `i` of the 16-weight dot `lo` holds the products of weights `2i, 2i+1, 8+2i, 9+2i`
+    /// (the order `i32x4_dot_i16x8` gives); the relaxed-SIMD kernels (`simd128_rq8.rs`) give
+    /// the same integers in the same lanes and share this code.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ints<K: KernQ8>(
+        &mut self,
+        lo: v128,
+        hi: v128,
+        s0: f32,
+        s1: f32,
+        ofs: f32,
+        xd: &[f32],
+        xs: &[f32],
+        k: usize,
+    ) {
+        let dx = xd[k];
         if K::HALVES {
             let p0 = f32x4_mul(f32x4_convert_i32x4(lo), f32x4_splat(s0 * dx));
             let p1 = f32x4_mul(f32x4_convert_i32x4(hi), f32x4_splat(s1 * dx));
             self.v = f32x4_add(f32x4_add(self.v, p0), p1);
         } else {
-            let p = f32x4_convert_i32x4(i32x4_add(lo, hi));
+            let p = f32x4_convert_i32x4(lo);
             self.v = f32x4_add(self.v, f32x4_mul(p, f32x4_splat(s0 * dx)));
         }
         if K::OFFS == Offs::Chunk {
@@ -457,17 +524,17 @@ impl Acc {
     }
 
     #[inline(always)]
-    fn result(&self) -> f32 {
+    pub(super) fn result(&self) -> f32 {
         hsum(self.v) + (self.off + hsum(self.offv))
     }
 }
 
 /// One row against one token (`xw`/`xd`/`xs` from that token on).
 #[inline(always)]
-fn row1<K: KernQ8>(row: &[u8], nb: usize, xw: &[i16], xd: &[f32], xs: &[f32]) -> f32 {
+fn row1<K: KernQ8>(row: &[u8], nb: usize, t: &F16, xw: &[i16], xd: &[f32], xs: &[f32]) -> f32 {
     let mut a = Acc::new();
     for (b, blk) in row.chunks_exact(K::BYTES).take(nb).enumerate() {
-        let st = K::prep(blk);
+        let st = K::prep(blk, t);
         if K::OFFS == Offs::Block {
             a.block::<K>(&st, xs, b);
         }
@@ -479,6 +546,38 @@ fn row1<K: KernQ8>(row: &[u8], nb: usize, xw: &[i16], xd: &[f32], xs: &[f32]) ->
     a.result()
 }
 
+/// Two rows against one token: per row exactly the operations of [`row1`] (its own sums),
+/// interleaved, so the activations are loaded once for both and two weight streams are read at
+/// once.
+#[inline(always)]
+fn row2<K: KernQ8>(
+    r0: &[u8],
+    r1: &[u8],
+    nb: usize,
+    t: &F16,
+    xw: &[i16],
+    xd: &[f32],
+    xs: &[f32],
+) -> [f32; 2] {
+    let (mut a0, mut a1) = (Acc::new(), Acc::new());
+    let blocks = r0.chunks_exact(K::BYTES).zip(r1.chunks_exact(K::BYTES));
+    for (b, (b0, b1)) in blocks.take(nb).enumerate() {
+        let (st0, st1) = (K::prep(b0, t), K::prep(b1, t));
+        if K::OFFS == Offs::Block {
+            a0.block::<K>(&st0, xs, b);
+            a1.block::<K>(&st1, xs, b);
+        }
+        for c in 0..K::QK / 32 {
+            let j = b * (K::QK / 32) + c;
+            let (wq, s0, s1, ofs) = K::qchunk(b0, &st0, c);
+            a0.chunk::<K>(&wq, s0, s1, ofs, xw, xd, xs, j);
+            let (wq, s0, s1, ofs) = K::qchunk(b1, &st1, c);
+            a1.chunk::<K>(&wq, s0, s1, ofs, xw, xd, xs, j);
+        }
+    }
+    [a0.result(), a1.result()]
+}
+
 /// One row against four tokens, `cpr` chunks apart (each decoded weight chunk serves all four;
 /// per token exactly the operations of [`row1`]).
 #[inline(always)]
@@ -486,13 +585,14 @@ fn row4<K: KernQ8>(
     row: &[u8],
     nb: usize,
     cpr: usize,
+    t: &F16,
     xw: &[i16],
     xd: &[f32],
     xs: &[f32],
 ) -> [f32; 4] {
     let (mut a0, mut a1, mut a2, mut a3) = (Acc::new(), Acc::new(), Acc::new(), Acc::new());
     for (b, blk) in row.chunks_exact(K::BYTES).take(nb).enumerate() {
-        let st = K::prep(blk);
+        let st = K::prep(blk, t);
         if K::OFFS == Offs::Block {
             a0.block::<K>(&st, xs, b);
             a1.block::<K>(&st, &xs[cpr..], b);
@@ -512,10 +612,10 @@ fn row4<K: KernQ8>(
 }
 
 /// Tokens per register tile of the batch kernel.
-const TOKS: usize = 4;
+pub(super) const TOKS: usize = 4;
 
 #[allow(clippy::too_many_arguments)]
-fn matmul_k<K: KernQ8>(
+pub(super) fn matmul_k<K: KernQ8>(
     w: &[u8],
     cols: usize,
     xw: &[i16],
@@ -527,11 +627,12 @@ fn matmul_k<K: KernQ8>(
     let rows = out.len() / n_tok;
     let (nb, cpr) = (cols / K::QK, cols / 32);
     let rb = nb * K::BYTES;
+    let f16 = f16_table();
     let mut t = 0;
     while t + TOKS <= n_tok {
         let (xw, xd, xs) = (&xw[t * cols..], &xd[t * cpr..], &xs[t * cpr..]);
         for (r, row) in w.chunks_exact(rb).enumerate() {
-            let v = row4::<K>(row, nb, cpr, xw, xd, xs);
+            let v = row4::<K>(row, nb, cpr, f16, xw, xd, xs);
             for (i, &x) in v.iter().enumerate() {
                 out[(t + i) * rows + r] = x;
             }
@@ -540,18 +641,21 @@ fn matmul_k<K: KernQ8>(
     }
     while t < n_tok {
         let (xw, xd, xs) = (&xw[t * cols..], &xd[t * cpr..], &xs[t * cpr..]);
-        for (o, row) in out[t * rows..(t + 1) * rows]
-            .iter_mut()
-            .zip(w.chunks_exact(rb))
-        {
-            *o = row1::<K>(row, nb, xw, xd, xs);
+        let o = &mut out[t * rows..(t + 1) * rows];
+        let pairs = o.chunks_exact_mut(2).zip(w.chunks_exact(2 * rb));
+        for (o, rr) in pairs {
+            let (r0, r1) = rr.split_at(rb);
+            o.copy_from_slice(&row2::<K>(r0, r1, nb, f16, xw, xd, xs));
+        }
+        if rows % 2 == 1 {
+            o[rows - 1] = row1::<K>(&w[(rows - 1) * rb..], nb, f16, xw, xd, xs);
         }
         t += 1;
     }
 }
 
 /// The activations widened to i16 (once per product; every row reads them).
-fn widen_acts(xq: &[i8]) -> Vec<i16> {
+pub(super) fn widen_acts(xq: &[i8]) -> Vec<i16> {
     let mut xw = vec![0i16; xq.len()];
     for (o, i) in xw.chunks_exact_mut(16).zip(xq.chunks_exact(16)) {
         // SAFETY: `i` is 16 readable bytes and `o` 16 writable i16 (two v128); `v128_load` and
@@ -564,6 +668,40 @@ fn widen_acts(xq: &[i8]) -> Vec<i16> {
         }
     }
     xw
+}
+
+/// Whether the relaxed-SIMD kernels (`simd128_rq8.rs`, in modules built with them) run: on by
+/// default, off with `set_q8_isa("simd128")` (for tests and benchmarks; same results).
+#[cfg(any(target_feature = "relaxed-simd", feature = "relaxed-simd"))]
+static RELAXED: AtomicBool = AtomicBool::new(true);
+
+/// The 8-bit kernel families of this module, slowest first: `"simd128"` (`i32x4_dot_i16x8`),
+/// and `"relaxed"` (`i32x4_relaxed_dot_i8x16_i7x16_add`) where it was built with them.
+pub(super) fn isas() -> &'static [&'static str] {
+    if cfg!(any(
+        target_feature = "relaxed-simd",
+        feature = "relaxed-simd"
+    )) {
+        &["simd128", "relaxed"]
+    } else {
+        &["simd128"]
+    }
+}
+
+/// Use at most the family `isa` (see [`isas`]).
+pub(super) fn set_isa(isa: &str) {
+    #[cfg(any(target_feature = "relaxed-simd", feature = "relaxed-simd"))]
+    RELAXED.store(isa != "simd128", Ordering::Relaxed);
+    let _ = isa;
+}
+
+/// The family in use now.
+pub(super) fn isa() -> &'static str {
+    #[cfg(any(target_feature = "relaxed-simd", feature = "relaxed-simd"))]
+    if RELAXED.load(Ordering::Relaxed) {
+        return "relaxed";
+    }
+    "simd128"
 }
 
 /// Whether [`matmul_q8`] has an integer kernel for `ty`.
@@ -612,6 +750,11 @@ pub(super) fn matmul_q8(
     if cols == 0 {
         // Empty rows: every dot is 0 (and `chunks_exact` wants a non-zero length).
         out.fill(0.0);
+        return;
+    }
+    #[cfg(any(target_feature = "relaxed-simd", feature = "relaxed-simd"))]
+    if RELAXED.load(Ordering::Relaxed) {
+        super::simd128_rq8::matmul_q8(ty, w, cols, xq, xd, xs, n_tok, out);
         return;
     }
     let xw = widen_acts(xq);

@@ -35,7 +35,7 @@ mod reply;
 use std::sync::Arc;
 
 use chord_app::protocol::{FromWorker, ToWorker, HEARTBEAT_MS};
-use inference::backend::{BackendChoice, BackendPref};
+use inference::backend::{BackendChoice, BackendPref, GpuOptions};
 use inference::engine::Session;
 use inference::grammar::TokenTable;
 use inference::loader::{LoadOptions, LoadedModel, Loader};
@@ -302,7 +302,11 @@ fn handle_message(state: &Rc<RefCell<State>>, msg: ToWorker) {
             wasm_bindgen_futures::spawn_local(async move {
                 let opts = LoadOptions {
                     backend,
-                    ..Default::default()
+                    // an f16 KV cache where the GPU has shader-f16 (half the memory and reads)
+                    gpu: GpuOptions {
+                        f16_kv: true,
+                        ..Default::default()
+                    },
                 };
                 let parts = if parts.is_empty() { vec![size] } else { parts };
                 let loader = Loader::new_split(&parts, &opts).await;

@@ -23,6 +23,10 @@ pub struct GpuDevice {
     pub(crate) timestamp_period: Option<f32>,
     /// Timestamps can also be written between dispatches (per-op profile).
     pub(crate) timestamps_inside: bool,
+    /// The KV cache is f16 (asked for, and the adapter has `shader-f16`).
+    pub(crate) f16_kv: bool,
+    /// The adapter offers `shader-f16`.
+    shader_f16: bool,
     errors: Arc<Mutex<Option<String>>>,
 }
 
@@ -64,6 +68,8 @@ impl GpuDevice {
             opts.timestamps && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let inside = wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
         let timestamps_inside = timestamps && adapter.features().contains(inside);
+        let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
+        let f16_kv = opts.f16_kv && shader_f16;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wasm-chord"),
@@ -71,6 +77,10 @@ impl GpuDevice {
                     (true, true) => wgpu::Features::TIMESTAMP_QUERY | inside,
                     (true, false) => wgpu::Features::TIMESTAMP_QUERY,
                     _ => wgpu::Features::empty(),
+                } | if f16_kv {
+                    wgpu::Features::SHADER_F16
+                } else {
+                    wgpu::Features::empty()
                 },
                 required_limits: limits.clone(),
                 // Small allocator blocks on a CPU adapter (lavapipe: "GPU" memory is host memory):
@@ -123,6 +133,8 @@ impl GpuDevice {
             max_binding,
             timestamp_period,
             timestamps_inside,
+            f16_kv,
+            shader_f16,
             errors,
         })
     }
@@ -150,6 +162,16 @@ impl GpuDevice {
     /// than the CPU engine, so the browser app prefers the CPU there unless asked otherwise.
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Whether the KV cache is f16 (see [`GpuOptions::f16_kv`]).
+    pub fn has_f16_kv(&self) -> bool {
+        self.f16_kv
+    }
+
+    /// Whether the adapter offers `shader-f16` (what [`GpuOptions::f16_kv`] needs).
+    pub fn adapter_has_shader_f16(&self) -> bool {
+        self.shader_f16
     }
 
     /// Whether forward passes are timed on the GPU (see [`GpuOptions::timestamps`]).
@@ -344,15 +366,14 @@ impl GpuDevice {
     /// A uniform buffer holding `words`. Written through the queue rather than mapped at
     /// creation: mapping panics inside wgpu when the device is already lost, a queue write
     /// only records the error.
-    pub(crate) fn uniform(&self, label: &str, words: &[u32; 8]) -> wgpu::Buffer {
+    pub(crate) fn uniform<T: bytemuck::Pod>(&self, label: &str, v: &T) -> wgpu::Buffer {
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: std::mem::size_of_val(words) as u64,
+            size: std::mem::size_of::<T>() as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.queue
-            .write_buffer(&buf, 0, bytemuck::cast_slice(words));
+        self.queue.write_buffer(&buf, 0, bytemuck::bytes_of(v));
         buf
     }
 

@@ -1,13 +1,19 @@
 //! The recorded forward pass: every op (pipeline, bind group, workgroup grid) built once per
-//! session, so a forward call only writes a 32-byte step uniform and the token ids, then records
-//! the ops into one compute pass.
+//! session, so a forward call only writes a 16-byte step uniform and the token ids, then records
+//! the ops into one compute pass. Each layer is composed from [`ops`](super::ops) as its
+//! [`LayerPlan`] says: on the fused path six dispatches (q·k·v with the attention norm, RoPE with
+//! the cache store, attention, o with the residual add, gate·up·act with the FFN norm, down with
+//! the residual add); norms the fused products cannot take (LayerNorm, post-norms) and matrices
+//! split across buffers get their own ops.
 
 use super::device::GpuDevice;
-use super::kernels::{MATVEC1_RPW, MATVEC_NT, MATVEC_RPW};
-use super::weights::{GpuMatrix, GpuModel};
+use super::fused::FusedKey;
+use super::kernels::{MATVEC_NT, MATVEC_RPW};
+use super::ops::{self, Fuse, FusedIo, Op, Out};
+use super::uniforms::Step;
+use super::weights::{GpuLayer, GpuMatrix, GpuModel};
 use crate::error::{Error, Result};
-use crate::model::Rope;
-use crate::model::{Activation, NormKind};
+use crate::model::{HParams, NormKind, Rope};
 
 /// The workgroup grid of an op, as a function of the batch (n tokens, n_out logit rows).
 #[derive(Clone, Copy)]
@@ -24,17 +30,51 @@ pub(super) enum Grid {
         per: u32,
         out: bool,
     },
-    /// (heads, n, 1)
-    Heads(u32),
+    /// Attention: (heads, n, splits), splits > 1 only for one token over a long cache
+    /// ([`attn_splits`]).
+    Attn {
+        heads: u32,
+        window: u32,
+    },
+    /// The splits' combination: (heads, 1, 1) when one token's attention was split, else none.
+    AttnCombine {
+        heads: u32,
+        window: u32,
+    },
     /// 256-thread elementwise over n·per (or n_out·per) values
     Elems {
         per: u32,
         out: bool,
     },
+    /// A fused product: `groups` per NT tokens of a batch, `groups1` for one token.
+    Fused {
+        groups: u32,
+        groups1: u32,
+    },
     One,
 }
 
 const MAX_X: u32 = 32768;
+
+/// Keys per split of a token's attention, and the most splits (`split_keys`, `MAX_SPLIT` in
+/// attention.wgsl).
+pub(super) const SPLIT_KEYS: u32 = 256;
+pub(super) const MAX_SPLIT: u32 = 32;
+
+/// How many splits the attention of a batch of `n` tokens from position `start` takes: one
+/// token over a long cache is split (flash decoding) so that more workgroups than heads share
+/// it; a batch has workgroups enough. attention.wgsl's `combine` computes the same.
+pub(super) fn attn_splits(n: u32, start: u32, window: u32) -> u32 {
+    if n != 1 {
+        return 1;
+    }
+    let span = if window > 0 {
+        (start + 1).min(window)
+    } else {
+        start + 1
+    };
+    span.div_ceil(SPLIT_KEYS).clamp(1, MAX_SPLIT)
+}
 
 pub(super) fn split2(groups: u32) -> (u32, u32) {
     let g = groups.max(1);
@@ -68,93 +108,19 @@ impl Grid {
                 (x, y, pick(out).div_ceil(MATVEC_NT))
             }
             Grid::NormRows { per, out } => (if out { n_out } else { n.saturating_mul(per) }, 1, 1),
-            Grid::Heads(h) => (h, n, 1),
+            Grid::Attn { heads, .. } => (heads, n, 1),
+            Grid::AttnCombine { .. } => (0, 0, 0),
             Grid::Elems { per, out } => {
                 let (x, y) = split2(pick(out).saturating_mul(per).div_ceil(256));
                 (x, y, 1)
             }
+            Grid::Fused { groups, .. } => {
+                let (x, y) = split2(groups);
+                (x, y, n.div_ceil(MATVEC_NT))
+            }
             Grid::One => (1, 1, 1),
         }
     }
-
-    /// The grid of the one-token matvec (`main1`) over `rows`.
-    pub(super) fn rows1(rows: u32) -> (u32, u32, u32) {
-        let (x, y) = split2(rows.div_ceil(MATVEC1_RPW));
-        (x, y, 1)
-    }
-}
-
-pub(super) struct Op {
-    pipeline: wgpu::ComputePipeline,
-    /// A matvec's one-token kernel, used instead when it multiplies a single token.
-    one: Option<wgpu::ComputePipeline>,
-    pub(super) bind: wgpu::BindGroup,
-    grid: Grid,
-    /// What it computes, for the GPU time profile (`chord bench --backend webgpu --profile`).
-    pub(super) what: &'static str,
-}
-
-impl Op {
-    /// The pipeline and workgroup grid for a batch of `n` tokens (`n_out` needing logits).
-    pub(super) fn launch(&self, n: u32, n_out: u32) -> (&wgpu::ComputePipeline, (u32, u32, u32)) {
-        match (&self.one, self.grid) {
-            (Some(one), Grid::Rows { rows, out }) if (if out { n_out } else { n }) == 1 => {
-                (one, Grid::rows1(rows))
-            }
-            _ => (&self.pipeline, self.grid.size(n, n_out)),
-        }
-    }
-}
-
-pub(super) fn f(x: f32) -> u32 {
-    x.to_bits()
-}
-
-/// Push one matvec op per chunk of `m`: y[:, chunk rows] = m · x (+ bias).
-#[allow(clippy::too_many_arguments)]
-fn push_matvec(
-    ops: &mut Vec<Op>,
-    gm: &GpuModel,
-    step: &wgpu::Buffer,
-    m: &GpuMatrix,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    out: bool,
-    what: &'static str,
-) -> Result<()> {
-    let dev = &gm.dev;
-    let k = &gm.kernels;
-    for c in &m.chunks {
-        let p = dev.uniform(
-            "matvec",
-            &[
-                c.rows as u32,
-                m.cols as u32,
-                m.row_bytes as u32,
-                c.row0 as u32,
-                m.rows as u32,
-                out as u32,
-                bias.is_some() as u32,
-                0,
-            ],
-        );
-        let bind = dev.bind_group(
-            &k.matvec_layout,
-            &[step, &p, &c.buf, x, y, bias.unwrap_or(&gm.dummy)],
-        );
-        ops.push(Op {
-            pipeline: k.matvec_for(m.ty)?.clone(),
-            one: Some(k.matvec1_for(m.ty)?.clone()),
-            what,
-            bind,
-            grid: Grid::Rows {
-                rows: c.rows as u32,
-                out,
-            },
-        });
-    }
-    Ok(())
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -163,18 +129,18 @@ fn push_matvec(
 
 /// A session's activation buffers, sized for `max_batch` tokens (`max_out` rows of logits).
 pub(super) struct Scratch {
-    pub step: wgpu::Buffer,   // uniform: n_tok, start, out_row0, n_out
+    pub step: wgpu::Buffer,   // uniform Step: n_tok, start, out_row0, n_out
     pub tokens: wgpu::Buffer, // (max_batch) u32
     pub x: wgpu::Buffer,      // (max_batch, n_embd)  residual stream
-    pub h: wgpu::Buffer,      // (max_batch, n_embd)  normed input of a block
-    pub q: wgpu::Buffer,      // (max_batch, n_head · head_dim)
-    pub k: wgpu::Buffer,      // (max_batch, n_head_kv · head_dim)
-    pub v: wgpu::Buffer,      // (max_batch, n_head_kv · head_dim)
+    pub h: wgpu::Buffer,      // (max_batch, n_embd)  a block's input: normed, or x ∘ norm weight
+    pub qkv: wgpu::Buffer,    // (max_batch, q_dim + 2 · kv_dim)  q, k, v side by side
+    pub q: wgpu::Buffer,      // (max_batch, n_head · head_dim)  rotated and scaled
     pub att: wgpu::Buffer,    // (max_batch, n_head · head_dim)
     pub o: wgpu::Buffer,      // (max_batch, n_embd)  attention / FFN output
     pub gate: wgpu::Buffer,   // (max_batch, n_ff)
     pub up: wgpu::Buffer,     // (max_batch, n_ff)
     pub scores: wgpu::Buffer, // (max_batch, n_head, n_ctx)
+    pub part: wgpu::Buffer,   // (n_head, MAX_SPLIT, head_dim + 2)  split attention's partials
     pub logits: wgpu::Buffer, // (max_out, n_vocab)
     pub result: wgpu::Buffer, // (1) u32 argmax
 }
@@ -203,18 +169,22 @@ impl Scratch {
                 })
         };
         Ok(Scratch {
-            step: dev.uniform("step", &[0; 8]),
+            step: dev.uniform("step", &Step::default()),
             tokens: dev.scratch("tokens", max_batch, u)?,
             x: dev.scratch("x", n("x", &[max_batch, e])?, u)?,
             h: dev.scratch("h", n("h", &[max_batch, e])?, u)?,
+            qkv: dev.scratch("qkv", n("qkv", &[max_batch, qd + 2 * kvd])?, u)?,
             q: dev.scratch("q", n("q", &[max_batch, qd])?, u)?,
-            k: dev.scratch("k", n("k", &[max_batch, kvd])?, u)?,
-            v: dev.scratch("v", n("v", &[max_batch, kvd])?, u)?,
             att: dev.scratch("att", n("att", &[max_batch, qd])?, u)?,
             o: dev.scratch("o", n("o", &[max_batch, e])?, u)?,
             gate: dev.scratch("gate", n("gate", &[max_batch, ff])?, u)?,
             up: dev.scratch("up", n("up", &[max_batch, ff])?, u)?,
             scores: dev.scratch("scores", n("scores", &[max_batch, hp.n_head, n_ctx])?, u)?,
+            part: dev.scratch(
+                "part",
+                n("part", &[hp.n_head, MAX_SPLIT as usize, hp.head_dim + 2])?,
+                u,
+            )?,
             logits: dev.scratch("logits", n("logits", &[max_out, hp.n_vocab])?, u)?,
             result: dev.scratch("result", 1, u)?,
         })
@@ -225,14 +195,14 @@ impl Scratch {
             &self.tokens,
             &self.x,
             &self.h,
+            &self.qkv,
             &self.q,
-            &self.k,
-            &self.v,
             &self.att,
             &self.o,
             &self.gate,
             &self.up,
             &self.scores,
+            &self.part,
             &self.logits,
             &self.result,
         ]
@@ -298,6 +268,73 @@ pub(super) struct Graph {
     pub head: Vec<Op>,
 }
 
+/// How a layer's ops are fused: architecture differences (LayerNorm, post-norms) and matrices
+/// split across buffers (a fused product takes each of its matrices whole) turn a fusion off.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LayerPlan {
+    /// q·k·v as one product that applies the attention norm (RMS) itself.
+    pub qkv: bool,
+    /// The o product adds itself to the residual (no post-attention norm).
+    pub o_resid: bool,
+    /// gate·up·act (or up·act) as one product that applies the FFN norm (RMS) itself.
+    pub ffn: bool,
+    /// The down product adds itself to the residual (no post-FFN norm).
+    pub down_resid: bool,
+}
+
+impl LayerPlan {
+    pub fn new(hp: &HParams, l: &GpuLayer) -> LayerPlan {
+        let rms = hp.norm == NormKind::Rms;
+        let whole = |m: &GpuMatrix| m.n_chunks() == 1;
+        LayerPlan {
+            qkv: rms && [&l.wq, &l.wk, &l.wv].into_iter().all(whole),
+            o_resid: l.post_attn_norm.is_none() && whole(&l.wo),
+            ffn: rms && whole(&l.w_up) && l.w_gate.as_ref().is_none_or(whole),
+            down_resid: l.post_ffn_norm.is_none() && whole(&l.w_down),
+        }
+    }
+
+    /// The fused pipelines the layer needs.
+    pub fn keys(&self, l: &GpuLayer) -> Vec<FusedKey> {
+        let one = |m: &GpuMatrix| FusedKey {
+            types: vec![m.ty],
+            gated: false,
+        };
+        let mut keys = Vec::new();
+        if self.qkv {
+            keys.push(FusedKey {
+                types: vec![l.wq.ty, l.wk.ty, l.wv.ty],
+                gated: false,
+            });
+        }
+        if self.o_resid {
+            keys.push(one(&l.wo));
+        }
+        if self.ffn {
+            keys.push(match &l.w_gate {
+                Some(g) => FusedKey {
+                    types: vec![g.ty, l.w_up.ty],
+                    gated: true,
+                },
+                None => one(&l.w_up),
+            });
+        }
+        if self.down_resid {
+            keys.push(one(&l.w_down));
+        }
+        keys
+    }
+
+    /// The norm weight a fused consumer of the attention input wants pre-multiplied into `h`.
+    fn attn_scale(self, l: &GpuLayer) -> Option<&wgpu::Buffer> {
+        l.attn_norm.as_ref().filter(|_| self.qkv)
+    }
+
+    fn ffn_scale(self, l: &GpuLayer) -> Option<&wgpu::Buffer> {
+        l.ffn_norm.as_ref().filter(|_| self.ffn)
+    }
+}
+
 /// Record every op of the forward pass over the session's buffers and per-layer KV cache
 /// (`kv[il]` = (keys, values), each (n_ctx, n_head_kv · head_dim)).
 pub(super) fn record(
@@ -308,325 +345,265 @@ pub(super) fn record(
     n_ctx: usize,
 ) -> Result<Graph> {
     let hp = &m.hp;
-    let dev = &m.dev;
-    let k = &m.kernels;
-    let (e, hd, ff, nv) = (hp.n_embd, hp.head_dim, hp.n_ff, hp.n_vocab);
+    let (qd, kvd) = (hp.q_dim(), hp.kv_dim());
     let Scratch {
         step,
         tokens,
         x,
         h,
+        qkv,
         q,
-        k: kb,
-        v: vb,
         att,
         o,
         gate,
         up,
         scores,
+        part,
         logits,
         result,
     } = s;
-    let mut body = Vec::new();
-    // embedding lookup, per chunk of token_embd
-    for c in &m.tok_embd.chunks {
-        let p = dev.uniform(
-            "embed",
-            &[
-                c.rows as u32,
-                e as u32,
-                m.tok_embd.row_bytes as u32,
-                c.row0 as u32,
-                f(hp.embd_scale),
-                0,
-                0,
-                0,
-            ],
-        );
-        body.push(Op {
-            pipeline: k.embed_for(m.tok_embd.ty)?.clone(),
-            one: None,
-            what: "embed",
-            bind: dev.bind_group(&k.embed_layout, &[step, &p, &c.buf, tokens, x]),
-            grid: Grid::Tokens,
-        });
+    let ctx = m.ctx();
+    let plans: Vec<LayerPlan> = m.layers.iter().map(|l| LayerPlan::new(hp, l)).collect();
+    let mut body = ops::embed(m, step, tokens, x)?;
+    if let Some(w) = m
+        .layers
+        .first()
+        .zip(plans.first())
+        .and_then(|(l, p)| p.attn_scale(l))
+    {
+        body.push(ops::scale(m, step, w, x, h));
     }
-    let eps = f(hp.norm_eps);
-    let layer_norm = hp.norm == NormKind::Layer;
-    // norm.wgsl's Params: dim, eps, from_out, has_w, layer (LayerNorm: the bias follows the
-    // weight), residual scale.
-    let norm_p = |dim: usize, from_out: bool, has_w: bool, layer: bool, scale: f32| {
-        dev.uniform(
-            "norm",
-            &[
-                dim as u32,
-                eps,
-                from_out as u32,
-                has_w as u32,
-                layer as u32,
-                f(scale),
-                0,
-                0,
-            ],
-        )
-    };
-    let norm_bind = |w: &wgpu::Buffer, a: &wgpu::Buffer, b: &wgpu::Buffer, p: &wgpu::Buffer| {
-        dev.bind_group(&k.norm_layout, &[step, p, w, a, b])
-    };
-    // b = norm(a) of each token's row (the block's input norm).
-    let norm_op = |w: &wgpu::Buffer, a: &wgpu::Buffer, b: &wgpu::Buffer| Op {
-        pipeline: k.norm_rows.clone(),
-        one: None,
-        what: "norm",
-        bind: norm_bind(w, a, b, &norm_p(e, false, true, layer_norm, 1.0)),
-        grid: Grid::NormRows { per: 1, out: false },
-    };
-    // x += residual_scale · post_norm(o) (or · o).
-    let residual_op = |post: Option<&wgpu::Buffer>| Op {
-        pipeline: k.add_norm.clone(),
-        one: None,
-        what: "add + norm",
-        bind: norm_bind(
-            post.unwrap_or(&m.dummy),
-            o,
-            x,
-            &norm_p(e, false, post.is_some(), false, hp.residual_scale),
-        ),
-        grid: Grid::NormRows { per: 1, out: false },
-    };
-    // In-place RMS norm of each `dim`-wide piece of a (rows · per) buffer (q/k norms).
-    let pieces_op = |(w, dim): &(wgpu::Buffer, usize), buf: &wgpu::Buffer, width: usize| Op {
-        pipeline: k.norm_inplace.clone(),
-        one: None,
-        what: "norm (q/k)",
-        bind: norm_bind(w, &m.dummy, buf, &norm_p(*dim, false, true, false, 1.0)),
-        grid: Grid::NormRows {
-            per: (width / dim) as u32,
-            out: false,
-        },
-    };
-    let temp = hp.attn_temperature;
-    for (il, l) in m.layers.iter().enumerate() {
-        let (kc, vc) = &kv[il];
-        // attention: its input is the normed residual, or the residual itself (Olmo 2)
-        let input = match &l.attn_norm {
-            Some(w) => {
-                body.push(norm_op(w, x, h));
-                h
-            }
-            None => x,
+    // A product's output that feeds the residual: fused (the add, and the next block's scaled
+    // input, in its epilogue) or a plain product, the add (with the post-norm) and a scale op.
+    let residual = |body: &mut Vec<Op>,
+                    fuse: bool,
+                    w: &GpuMatrix,
+                    input: &wgpu::Buffer,
+                    bias: Option<&wgpu::Buffer>,
+                    post: Option<&wgpu::Buffer>,
+                    next: Option<&wgpu::Buffer>,
+                    what: &'static str|
+     -> Result<()> {
+        if fuse {
+            let io = FusedIo {
+                x: input,
+                res: Some(x),
+                y: next.map(|_| h),
+                bias,
+                nw: next,
+            };
+            let f = Fuse {
+                resid: true,
+                ..Fuse::of(hp)
+            };
+            body.push(ops::fused(&ctx, step, &[w], io, f, what)?);
+            return Ok(());
+        }
+        let out = Out {
+            y: o,
+            off: 0,
+            stride: hp.n_embd,
+            bias,
+            logits: false,
         };
-        push_matvec(
-            &mut body,
+        body.extend(ops::matvec(m, step, w, input, out, what)?);
+        body.push(ops::add_norm(m, step, post, o, x));
+        if let Some(nw) = next {
+            body.push(ops::scale(m, step, nw, x, h));
+        }
+        Ok(())
+    };
+    for (il, (l, &plan)) in m.layers.iter().zip(&plans).enumerate() {
+        let (kc, vc) = &kv[il];
+        // attention: its input is the normed residual (a norm op, or the product applies the
+        // norm to x ∘ w, written into h by the op before), or the residual itself (OLMo 2)
+        let (input, norm_in) = match (&l.attn_norm, plan.qkv) {
+            (Some(_), true) => (h, true),
+            (Some(w), false) => {
+                body.push(ops::norm(m, step, w, x, h, false));
+                (h, false)
+            }
+            (None, _) => (x, false),
+        };
+        if plan.qkv {
+            let io = FusedIo {
+                x: input,
+                res: norm_in.then_some(x),
+                y: Some(qkv),
+                bias: l.b_qkv.as_ref(),
+                nw: None,
+            };
+            let f = Fuse {
+                norm: norm_in,
+                ..Fuse::of(hp)
+            };
+            body.push(ops::fused(
+                &ctx,
+                step,
+                &[&l.wq, &l.wk, &l.wv],
+                io,
+                f,
+                "matvec qkv",
+            )?);
+        } else {
+            for (w, off, what) in [
+                (&l.wq, 0, "matvec q"),
+                (&l.wk, qd, "matvec k"),
+                (&l.wv, qd + kvd, "matvec v"),
+            ] {
+                let out = Out {
+                    y: qkv,
+                    off,
+                    stride: qd + 2 * kvd,
+                    bias: l.b_qkv.as_ref(),
+                    logits: false,
+                };
+                body.extend(ops::matvec(m, step, w, input, out, what)?);
+            }
+        }
+        let table = &rope.tables[rope.layer[il]].1;
+        body.push(ops::rope(
             m,
             step,
-            &l.wq,
-            input,
+            table,
+            qkv,
             q,
-            l.bq.as_ref(),
-            false,
-            "matvec q",
-        )?;
-        push_matvec(
-            &mut body,
-            m,
-            step,
-            &l.wk,
-            input,
-            kb,
-            l.bk.as_ref(),
-            false,
-            "matvec k",
-        )?;
-        push_matvec(
-            &mut body,
-            m,
-            step,
-            &l.wv,
-            input,
-            vb,
-            l.bv.as_ref(),
-            false,
-            "matvec v",
-        )?;
-        if let Some(qn) = &l.q_norm {
-            body.push(pieces_op(qn, q, hp.q_dim()));
-        }
-        if let Some(kn) = &l.k_norm {
-            body.push(pieces_op(kn, kb, hp.kv_dim()));
-        }
-        let p = dev.uniform(
-            "rope",
-            &[
-                hp.n_head as u32,
-                hp.n_head_kv as u32,
-                hd as u32,
-                hp.rope_neox as u32,
-                f(hp.q_scale),
-                f(temp.map_or(0.0, |t| t.scale)),
-                temp.map_or(1, |t| t.floor as u32),
-                hp.n_rot as u32,
-            ],
-        );
-        body.push(Op {
-            pipeline: k.rope.clone(),
-            one: None,
-            what: "rope",
-            bind: dev.bind_group(
-                &k.rope_layout,
-                &[step, &p, &rope.tables[rope.layer[il]].1, q, kb, vb, kc, vc],
-            ),
-            grid: Grid::Tokens,
-        });
+            (kc, vc),
+            l.q_norm.as_ref(),
+            l.k_norm.as_ref(),
+        )?);
         let window = if hp.swa_layers[il] { hp.n_swa } else { 0 };
-        let p = dev.uniform(
-            "attention",
-            &[
-                hp.n_head as u32,
-                hp.n_head_kv as u32,
-                hd as u32,
-                window as u32,
-                n_ctx as u32,
-                f(hp.kq_scale),
-                f(hp.attn_softcap.unwrap_or(0.0)),
-                0,
-            ],
-        );
-        body.push(Op {
-            pipeline: k.attention.clone(),
-            one: None,
-            what: "attention",
-            bind: dev.bind_group(&k.attn_layout, &[step, &p, q, kc, vc, scores, att]),
-            grid: Grid::Heads(hp.n_head as u32),
-        });
-        push_matvec(
-            &mut body,
+        body.extend(ops::attention(
             m,
             step,
+            window,
+            n_ctx,
+            q,
+            (kc, vc),
+            (scores, part),
+            att,
+        ));
+        residual(
+            &mut body,
+            plan.o_resid,
             &l.wo,
             att,
-            o,
             l.bo.as_ref(),
-            false,
+            l.post_attn_norm.as_ref(),
+            plan.ffn_scale(l),
             "matvec o",
         )?;
-        body.push(residual_op(l.post_attn_norm.as_ref()));
         // feed-forward: act(gate) · up, or act(up) for a plain MLP (computed in `gate`)
-        let input = match &l.ffn_norm {
-            Some(w) => {
-                body.push(norm_op(w, x, h));
-                h
+        let (input, norm_in) = match (&l.ffn_norm, plan.ffn) {
+            (Some(_), true) => (h, true),
+            (Some(w), false) => {
+                body.push(ops::norm(m, step, w, x, h, false));
+                (h, false)
             }
-            None => x,
+            (None, _) => (x, false),
         };
-        let gated = l.w_gate.is_some();
-        if let Some(wg) = &l.w_gate {
-            push_matvec(
-                &mut body,
+        if plan.ffn {
+            let io = FusedIo {
+                x: input,
+                res: norm_in.then_some(x),
+                y: Some(gate),
+                bias: l.b_gate_up.as_ref(),
+                nw: None,
+            };
+            let f = Fuse {
+                norm: norm_in,
+                gated: l.w_gate.is_some(),
+                act: l.w_gate.is_none(),
+                ..Fuse::of(hp)
+            };
+            let mats: Vec<&GpuMatrix> = l.w_gate.iter().chain([&l.w_up]).collect();
+            body.push(ops::fused(&ctx, step, &mats, io, f, "matvec gate·up")?);
+        } else {
+            let plain = |y, bias| Out {
+                y,
+                off: 0,
+                stride: hp.n_ff,
+                bias,
+                logits: false,
+            };
+            if let Some(wg) = &l.w_gate {
+                body.extend(ops::matvec(
+                    m,
+                    step,
+                    wg,
+                    input,
+                    plain(gate, l.b_gate.as_ref()),
+                    "matvec gate",
+                )?);
+            }
+            let up_out = if l.w_gate.is_some() { up } else { gate };
+            body.extend(ops::matvec(
                 m,
                 step,
-                wg,
+                &l.w_up,
                 input,
-                gate,
-                l.b_gate.as_ref(),
-                false,
-                "matvec gate",
-            )?;
+                plain(up_out, l.b_up.as_ref()),
+                "matvec up",
+            )?);
+            body.push(ops::ffn_act(m, step, up, gate, l.w_gate.is_some()));
         }
-        let up_out = if gated { up } else { gate };
-        push_matvec(
+        let next = m
+            .layers
+            .get(il + 1)
+            .zip(plans.get(il + 1))
+            .and_then(|(l, p)| p.attn_scale(l));
+        residual(
             &mut body,
-            m,
-            step,
-            &l.w_up,
-            input,
-            up_out,
-            l.b_up.as_ref(),
-            false,
-            "matvec up",
-        )?;
-        let gelu = hp.act == Activation::Gelu;
-        let p = dev.uniform(
-            "ffn",
-            &[ff as u32, gelu as u32, gated as u32, 0, 0, 0, 0, 0],
-        );
-        body.push(Op {
-            pipeline: k.ffn.clone(),
-            one: None,
-            what: "ffn act",
-            bind: dev.bind_group(&k.ffn_layout, &[step, &p, up, gate]),
-            grid: Grid::Elems {
-                per: ff as u32,
-                out: false,
-            },
-        });
-        push_matvec(
-            &mut body,
-            m,
-            step,
+            plan.down_resid,
             &l.w_down,
             gate,
-            o,
             l.b_down.as_ref(),
-            false,
+            l.post_ffn_norm.as_ref(),
+            next,
             "matvec down",
         )?;
-        body.push(residual_op(l.post_ffn_norm.as_ref()));
     }
-
-    // output: norm of the rows that need logits, lm head (+ bias), soft-capping, argmax
-    let mut head = Vec::new();
-    let p = norm_p(e, true, true, layer_norm, 1.0);
-    head.push(Op {
-        pipeline: k.norm_rows.clone(),
-        one: None,
-        what: "norm",
-        bind: dev.bind_group(&k.norm_layout, &[step, &p, &m.output_norm, x, h]),
-        grid: Grid::NormRows { per: 1, out: true },
-    });
-    push_matvec(
-        &mut head,
-        m,
-        step,
-        m.lm_head(),
-        h,
-        logits,
-        m.output_bias.as_ref(),
-        true,
-        "matvec lm head",
-    )?;
-    let p = dev.uniform(
-        "argmax",
-        &[
-            nv as u32,
-            0,
-            f(hp.final_logit_softcap.unwrap_or(0.0)),
-            f(hp.logit_scale),
-            0,
-            0,
-            0,
-            0,
-        ],
-    );
-    let bind = dev.bind_group(&k.argmax_layout, &[step, &p, &m.dummy, logits, result]);
-    if hp.final_logit_softcap.is_some() || hp.logit_scale != 1.0 {
-        head.push(Op {
-            pipeline: k.finish.clone(),
-            one: None,
-            what: "lm head finish",
-            bind: bind.clone(),
-            grid: Grid::Elems {
-                per: nv as u32,
-                out: true,
-            },
-        });
-    }
-    head.push(Op {
-        pipeline: k.argmax.clone(),
-        one: None,
-        what: "argmax",
-        bind,
-        grid: Grid::One,
-    });
+    let head = ops::head(m, step, x, h, logits, result)?;
     Ok(Graph { body, head })
+}
+
+/// The weight types of the matrices that go through plain products (matvec.wgsl) because no
+/// fused product takes them.
+pub(super) fn plain_types(hp: &HParams, layers: &[GpuLayer]) -> Vec<crate::quant::GgmlType> {
+    let mut types = Vec::new();
+    for l in layers {
+        let p = LayerPlan::new(hp, l);
+        let mut plain: Vec<&GpuMatrix> = Vec::new();
+        if !p.qkv {
+            plain.extend([&l.wq, &l.wk, &l.wv]);
+        }
+        if !p.o_resid {
+            plain.push(&l.wo);
+        }
+        if !p.ffn {
+            plain.extend(l.w_gate.iter().chain([&l.w_up]));
+        }
+        if !p.down_resid {
+            plain.push(&l.w_down);
+        }
+        for m in plain {
+            if !types.contains(&m.ty) {
+                types.push(m.ty);
+            }
+        }
+    }
+    types
+}
+
+/// Every fused pipeline a model's layers need.
+pub(super) fn fused_keys(hp: &HParams, layers: &[GpuLayer]) -> Vec<FusedKey> {
+    let mut keys: Vec<FusedKey> = Vec::new();
+    for l in layers {
+        for k in LayerPlan::new(hp, l).keys(l) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    keys
 }

@@ -6,16 +6,17 @@
 use std::collections::HashMap;
 
 use super::device::{Bind, GpuDevice};
+use super::fused::{fused_source, FusedKey};
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;
 
-const DEQUANT_COMMON: &str = include_str!("../../../../shaders/dequant_common.wgsl");
+pub(super) const DEQUANT_COMMON: &str = include_str!("../../../../shaders/dequant_common.wgsl");
 const DEQUANT_FLOAT: &str = include_str!("../../../../shaders/dequant_float.wgsl");
 const DEQUANT_LEGACY: &str = include_str!("../../../../shaders/dequant_legacy.wgsl");
 const DEQUANT_K: &str = include_str!("../../../../shaders/dequant_k.wgsl");
 const MATVEC: &str = include_str!("../../../../shaders/matvec.wgsl");
-const DOT: &str = include_str!("../../../../shaders/dot.wgsl");
-const DOT_K: &str = include_str!("../../../../shaders/dot_k.wgsl");
+pub(super) const DOT: &str = include_str!("../../../../shaders/dot.wgsl");
+pub(super) const DOT_K: &str = include_str!("../../../../shaders/dot_k.wgsl");
 const EMBED: &str = include_str!("../../../../shaders/embed.wgsl");
 const NORM: &str = include_str!("../../../../shaders/norm.wgsl");
 const ROPE: &str = include_str!("../../../../shaders/rope.wgsl");
@@ -24,10 +25,24 @@ const FFN: &str = include_str!("../../../../shaders/ffn.wgsl");
 const ARGMAX: &str = include_str!("../../../../shaders/argmax.wgsl");
 const SHIFT: &str = include_str!("../../../../shaders/shift.wgsl");
 
+/// A kernel that touches the KV cache with the cache's element type: `array<KV>` and `KV(…)`
+/// conversions become f16 (with `enable f16;`) or f32.
+fn kv_source(src: &str, f16: bool) -> String {
+    let ty = if f16 { "f16" } else { "f32" };
+    let body = src
+        .replace("array<KV>", &format!("array<{ty}>"))
+        .replace("KV(", &format!("{ty}("));
+    if f16 {
+        format!("enable f16;\n{body}")
+    } else {
+        body
+    }
+}
+
 /// Tokens per matvec workgroup (`NT` in matvec.wgsl).
-pub(crate) const MATVEC_NT: u32 = 8;
+pub(crate) const MATVEC_NT: u32 = 32;
 /// Rows per matvec workgroup (`RPW` in matvec.wgsl).
-pub(crate) const MATVEC_RPW: u32 = 8;
+pub(crate) const MATVEC_RPW: u32 = 64;
 /// Rows per workgroup of the one-token matvec (`RPW1`, entry point `main1`).
 pub(crate) const MATVEC1_RPW: u32 = 4;
 
@@ -43,7 +58,7 @@ pub(crate) fn block_geometry(ty: GgmlType) -> (u32, u32) {
     }
 }
 
-fn decoder(ty: GgmlType) -> (&'static str, &'static str) {
+pub(super) fn decoder(ty: GgmlType) -> (&'static str, &'static str) {
     match ty {
         GgmlType::F32 => ("decode_f32", DEQUANT_FLOAT),
         GgmlType::F16 => ("decode_f16", DEQUANT_FLOAT),
@@ -62,7 +77,7 @@ fn decoder(ty: GgmlType) -> (&'static str, &'static str) {
 }
 
 /// The fused dequantize-and-dot of `ty` in dot.wgsl (`dot_dq`: decoder, then dot).
-fn fused_dot(ty: GgmlType) -> &'static str {
+pub(super) fn fused_dot(ty: GgmlType) -> &'static str {
     match ty {
         GgmlType::Q4_0 => "dot_q4_0",
         GgmlType::Q4_1 => "dot_q4_1",
@@ -100,15 +115,19 @@ pub(crate) struct Kernels {
     pub ffn_layout: wgpu::BindGroupLayout,
     pub argmax_layout: wgpu::BindGroupLayout,
     pub shift_layout: wgpu::BindGroupLayout,
+    pub fused_layout: wgpu::BindGroupLayout,
     pub matvec: HashMap<GgmlType, wgpu::ComputePipeline>,
     /// One token per product (decoding): `main1`, more threads per row.
     pub matvec1: HashMap<GgmlType, wgpu::ComputePipeline>,
     pub embed: HashMap<GgmlType, wgpu::ComputePipeline>,
+    /// The fused products (matvec_fused.wgsl): (`main`, `main1`) of each key.
+    pub fused: HashMap<FusedKey, (wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     pub norm_rows: wgpu::ComputePipeline,
-    pub norm_inplace: wgpu::ComputePipeline,
+    pub scale_rows: wgpu::ComputePipeline,
     pub add_norm: wgpu::ComputePipeline,
     pub rope: wgpu::ComputePipeline,
     pub attention: wgpu::ComputePipeline,
+    pub attn_combine: wgpu::ComputePipeline,
     pub ffn: wgpu::ComputePipeline,
     pub finish: wgpu::ComputePipeline,
     pub argmax: wgpu::ComputePipeline,
@@ -117,12 +136,13 @@ pub(crate) struct Kernels {
 }
 
 impl Kernels {
-    /// Build every pipeline: the fixed kernels, matvec for `matvec_types` and embedding lookup
-    /// for `embed_types`.
+    /// Build every pipeline: the fixed kernels, matvec for `matvec_types`, embedding lookup
+    /// for `embed_types` and the fused products `fused`.
     pub async fn new(
         dev: &GpuDevice,
         matvec_types: &[GgmlType],
         embed_types: &[GgmlType],
+        fused_keys: &[FusedKey],
     ) -> Result<Kernels> {
         use Bind::*;
         let matvec_layout = dev.layout("matvec", &[Uniform, Uniform, Read, Read, Write, Read]);
@@ -130,11 +150,29 @@ impl Kernels {
         let norm_layout = dev.layout("norm", &[Uniform, Uniform, Read, Read, Write]);
         let rope_layout = dev.layout(
             "rope",
-            &[Uniform, Uniform, Read, Write, Read, Read, Write, Write],
+            &[
+                Uniform, Uniform, Read, Read, Write, Write, Write, Read, Read,
+            ],
         );
+        let fused_layout = dev.layout(
+            "matvec_fused",
+            &[
+                Uniform, Uniform, Read, Read, Read, Read, Write, Write, Read, Read,
+            ],
+        );
+        let mut fused = HashMap::new();
+        for key in fused_keys {
+            if !fused.contains_key(key) {
+                let src = fused_source(key);
+                let label = key.label();
+                let main = dev.pipeline(&label, &src, "main", &fused_layout).await?;
+                let one = dev.pipeline(&label, &src, "main1", &fused_layout).await?;
+                fused.insert(key.clone(), (main, one));
+            }
+        }
         let attn_layout = dev.layout(
             "attention",
-            &[Uniform, Uniform, Read, Read, Read, Write, Write],
+            &[Uniform, Uniform, Read, Read, Read, Write, Write, Write],
         );
         let ffn_layout = dev.layout("ffn", &[Uniform, Uniform, Read, Write]);
         let argmax_layout = dev.layout("argmax", &[Uniform, Uniform, Read, Write, Write]);
@@ -150,6 +188,11 @@ impl Kernels {
                 matvec1.insert(ty, one);
             }
         }
+        let (rope, attention, shift) = (
+            kv_source(ROPE, dev.f16_kv),
+            kv_source(ATTENTION, dev.f16_kv),
+            kv_source(SHIFT, dev.f16_kv),
+        );
         let mut embed = HashMap::new();
         for &ty in embed_types {
             if let std::collections::hash_map::Entry::Vacant(slot) = embed.entry(ty) {
@@ -164,15 +207,18 @@ impl Kernels {
             norm_rows: dev
                 .pipeline("norm_rows", NORM, "norm_rows", &norm_layout)
                 .await?,
-            norm_inplace: dev
-                .pipeline("norm_inplace", NORM, "norm_inplace", &norm_layout)
+            scale_rows: dev
+                .pipeline("scale_rows", NORM, "scale_rows", &norm_layout)
                 .await?,
             add_norm: dev
                 .pipeline("add_norm", NORM, "add_norm", &norm_layout)
                 .await?,
-            rope: dev.pipeline("rope", ROPE, "main", &rope_layout).await?,
+            rope: dev.pipeline("rope", &rope, "main", &rope_layout).await?,
             attention: dev
-                .pipeline("attention", ATTENTION, "main", &attn_layout)
+                .pipeline("attention", &attention, "main", &attn_layout)
+                .await?,
+            attn_combine: dev
+                .pipeline("attention_combine", &attention, "combine", &attn_layout)
                 .await?,
             ffn: dev.pipeline("ffn", FFN, "main", &ffn_layout).await?,
             finish: dev
@@ -181,7 +227,7 @@ impl Kernels {
             argmax: dev
                 .pipeline("argmax", ARGMAX, "argmax", &argmax_layout)
                 .await?,
-            shift: dev.pipeline("shift", SHIFT, "main", &shift_layout).await?,
+            shift: dev.pipeline("shift", &shift, "main", &shift_layout).await?,
             matvec_layout,
             embed_layout,
             norm_layout,
@@ -190,6 +236,8 @@ impl Kernels {
             ffn_layout,
             argmax_layout,
             shift_layout,
+            fused_layout,
+            fused,
             matvec,
             matvec1,
             embed,
@@ -207,6 +255,16 @@ impl Kernels {
         self.matvec1
             .get(&ty)
             .ok_or_else(|| Error::Gpu(format!("no matvec kernel built for {}", ty.name())))
+    }
+
+    /// The fused product `key`: (`main`, `main1`).
+    pub fn fused_for(
+        &self,
+        key: &FusedKey,
+    ) -> Result<&(wgpu::ComputePipeline, wgpu::ComputePipeline)> {
+        self.fused
+            .get(key)
+            .ok_or_else(|| Error::Gpu(format!("no fused kernel built for {}", key.label())))
     }
 
     pub fn embed_for(&self, ty: GgmlType) -> Result<&wgpu::ComputePipeline> {

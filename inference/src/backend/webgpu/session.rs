@@ -6,8 +6,11 @@
 use std::rc::Rc;
 
 use super::device::GpuOptions;
-use super::graph::{check_grid, record, split2, Graph, Op, RopeTables, Scratch};
+use super::graph::{check_grid, record, split2, Graph, RopeTables, Scratch};
+use super::ops::Op;
+use super::profile::{GpuProfile, GpuTimer, TS_AT};
 use super::to_f32;
+use super::uniforms::{ShiftParams, Step};
 use super::weights::GpuModel;
 use crate::backend::{check_shift, check_tokens, Backend, BackendKind, Output, Want};
 use crate::error::{Error, Result};
@@ -28,36 +31,6 @@ pub struct GpuStats {
     /// GPU time of the prompt batches that returned a token (since the last reset), likewise.
     pub gpu_prefill_ms: Option<f64>,
 }
-
-/// Timestamp queries written at the start and end of every forward pass.
-struct GpuTimer {
-    /// Two timestamps: begin, end.
-    set: wgpu::QuerySet,
-    /// (2) u64 ticks, resolved from `set`, then copied next to the token in the readback.
-    resolve: wgpu::Buffer,
-    /// ns per tick.
-    period: f64,
-    /// Sum of decode-step GPU time (ns) and the number of steps; prompt batches likewise.
-    decode: (f64, usize),
-    prefill: (f64, usize),
-}
-
-/// Per-dispatch GPU time of decode steps: a timestamp before the first dispatch and after each.
-struct GpuProfile {
-    /// (n_ops + 1) timestamps.
-    set: wgpu::QuerySet,
-    /// (n_ops + 1) u64 ticks, resolved from `set`.
-    resolve: wgpu::Buffer,
-    readback: wgpu::Buffer,
-    /// Timestamps this profile holds (the ops after that are not timed).
-    count: u32,
-    /// label -> (ns, dispatches), summed over `steps` decode steps.
-    by_op: Vec<(&'static str, f64, usize)>,
-    steps: usize,
-}
-
-/// Where the timestamps sit in the token readback buffer (after the 4-byte token, 8-aligned).
-const TS_AT: u64 = 8;
 
 /// What a forward call reads back.
 enum Read {
@@ -126,31 +99,18 @@ impl GpuSession {
         }
         let max_out = max_batch.min((lim.min(64 << 20) / (nv * 4)).max(1));
         let s = Scratch::new(dev, &m, n_ctx, max_batch, max_out)?;
-        let timer = dev.timestamp_period.map(|period| GpuTimer {
-            set: dev.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("forward_time"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            }),
-            resolve: dev.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("forward_time"),
-                size: 16,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            }),
-            period: period as f64,
-            decode: (0.0, 0),
-            prefill: (0.0, 0),
-        });
+        let timer = GpuTimer::new(dev);
         // The token (4 bytes) and, when timed, the pass's two timestamps at TS_AT.
         let readback = dev.readback_buffer("readback", TS_AT + 16);
         let rope = RopeTables::new(dev, &m, n_ctx)?;
+        // (n_ctx, kv_dim) per layer, of f32 or f16 (`scratch` counts 4-byte words)
+        let kv_words = kv_words(dev, n_ctx * kvd);
         let mut kv = Vec::with_capacity(hp.n_layer);
         for _ in 0..hp.n_layer {
             let u = wgpu::BufferUsages::empty();
             kv.push((
-                dev.scratch("k_cache", n_ctx * kvd, u)?,
-                dev.scratch("v_cache", n_ctx * kvd, u)?,
+                dev.scratch("k_cache", kv_words, u)?,
+                dev.scratch("v_cache", kv_words, u)?,
             ));
         }
         let kv_bytes = kv.iter().map(|(k, v)| k.size() + v.size()).sum();
@@ -199,41 +159,19 @@ impl GpuSession {
             self.profile = None;
             return false;
         }
-        let count = (self.graph.body.len() + self.graph.head.len() + 1).min(4096) as u32;
-        self.profile = Some(GpuProfile {
-            set: dev.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("profile"),
-                ty: wgpu::QueryType::Timestamp,
-                count,
-            }),
-            resolve: dev.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("profile"),
-                size: count as u64 * 8,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            }),
-            readback: dev.readback_buffer("profile_readback", count as u64 * 8),
-            count,
-            by_op: Vec::new(),
-            steps: 0,
-        });
+        let ops = self.graph.body.len() + self.graph.head.len();
+        self.profile = Some(GpuProfile::new(dev, ops));
         true
     }
 
     /// GPU time per decode step by kind of op, largest first: (label, ms per token, dispatches
-    /// per token), from the steps since `set_profile(true)`.
-    pub fn profile(&self) -> Vec<(&'static str, f64, f64)> {
-        let Some(p) = &self.profile else {
-            return Vec::new();
-        };
-        let steps = p.steps.max(1) as f64;
-        let mut v: Vec<_> = p
-            .by_op
-            .iter()
-            .map(|&(what, ns, n)| (what, ns / steps / 1e6, n as f64 / steps))
-            .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1));
-        v
+    /// per token, GB/s of weights read: 0 for ops without weights), from the steps since
+    /// `set_profile(true)`.
+    pub fn profile(&self) -> Vec<(&'static str, f64, f64, f64)> {
+        self.profile
+            .as_ref()
+            .map(GpuProfile::summary)
+            .unwrap_or_default()
     }
 
     pub fn stats(&self) -> GpuStats {
@@ -269,11 +207,16 @@ impl GpuSession {
         // Every grid within WebGPU's per-dimension limit, checked before anything is recorded
         // (wgpu would panic on the dispatch).
         for op in self.graph.body.iter().chain(&self.graph.head) {
-            check_grid(op.what, op.launch(n, n_out).1)?;
+            check_grid(op.what, op.launch(n, n_out, self.len as u32).1)?;
         }
-        let words: [u32; 8] = [n, self.len as u32, out_row0, n_out, 0, 0, 0, 0];
+        let step = Step {
+            n_tok: n,
+            start: self.len as u32,
+            out_row0,
+            n_out,
+        };
         dev.queue
-            .write_buffer(&self.s.step, 0, bytemuck::cast_slice(&words));
+            .write_buffer(&self.s.step, 0, bytemuck::bytes_of(&step));
         dev.queue
             .write_buffer(&self.s.tokens, 0, bytemuck::cast_slice(tokens));
         let mut enc = dev
@@ -306,7 +249,7 @@ impl GpuSession {
                 pass.write_timestamp(&p.set, 0);
             }
             for op in self.graph.body.iter().chain(head) {
-                let (pipeline, (gx, gy, gz)) = op.launch(n, n_out);
+                let (pipeline, (gx, gy, gz)) = op.launch(n, n_out, self.len as u32);
                 if gx == 0 || gy == 0 || gz == 0 {
                     continue;
                 }
@@ -355,7 +298,9 @@ impl GpuSession {
             Read::Nothing => Vec::new(),
             Read::Token if self.timer.is_some() => {
                 let b = dev.read(&self.readback, TS_AT + 16).await?;
-                self.record_time(&b, n as usize);
+                if let Some(t) = &mut self.timer {
+                    t.add(&b, n as usize);
+                }
                 if n == 1 {
                     self.record_profile(dispatches).await?;
                 }
@@ -376,68 +321,28 @@ impl GpuSession {
         let Some(p) = &self.profile else {
             return Ok(());
         };
-        let k = dispatches.min(p.count - 1) + 1;
-        let b = self.m.dev.read(&p.readback, k as u64 * 8).await?;
-        let ticks: Vec<u64> = b
-            .chunks_exact(8)
-            .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
-            .collect();
+        let b = self
+            .m
+            .dev
+            .read(&p.readback, p.bytes_for(dispatches))
+            .await?;
         let period = self.timer.as_ref().map_or(1.0, |t| t.period);
         // The ops that were dispatched, in order (the same walk as `forward`).
-        let whats: Vec<&'static str> = self
+        let ops: Vec<(&'static str, u64)> = self
             .graph
             .body
             .iter()
             .chain(&self.graph.head)
             .filter(|op| {
-                let (_, (gx, gy, gz)) = op.launch(1, 1);
+                let (_, (gx, gy, gz)) = op.launch(1, 1, self.len as u32);
                 gx > 0 && gy > 0 && gz > 0
             })
-            .map(|op| op.what)
+            .map(|op| (op.what, op.weight_bytes))
             .collect();
-        let Some(p) = &mut self.profile else {
-            return Ok(());
-        };
-        for (i, w) in ticks.windows(2).enumerate() {
-            let (Some(what), Some(dt)) = (whats.get(i), w[1].checked_sub(w[0])) else {
-                continue;
-            };
-            let ns = dt as f64 * period;
-            match p.by_op.iter_mut().find(|e| e.0 == *what) {
-                Some(e) => {
-                    e.1 += ns;
-                    e.2 += 1;
-                }
-                None => p.by_op.push((what, ns, 1)),
-            }
+        if let Some(p) = &mut self.profile {
+            p.add_step(&b, &ops, period);
         }
-        p.steps += 1;
         Ok(())
-    }
-
-    /// Add the GPU time of a timed forward pass (timestamps at `TS_AT` of its readback).
-    fn record_time(&mut self, b: &[u8], n_tokens: usize) {
-        let (Some(t), Some(ts)) = (&mut self.timer, b.get(TS_AT as usize..TS_AT as usize + 16))
-        else {
-            return;
-        };
-        let tick = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&ts[i * 8..i * 8 + 8]);
-            u64::from_le_bytes(w)
-        };
-        // A timestamp may wrap or be reset by the driver; such a sample is dropped.
-        let Some(ticks) = tick(1).checked_sub(tick(0)) else {
-            return;
-        };
-        let ns = ticks as f64 * t.period;
-        let acc = if n_tokens == 1 {
-            &mut t.decode
-        } else {
-            &mut t.prefill
-        };
-        acc.0 += ns;
-        acc.1 += 1;
     }
 
     /// Keys and values of layer `il` at positions `0..len`, each (len, n_head_kv · head_dim),
@@ -448,7 +353,8 @@ impl GpuSession {
             .kv
             .get(il)
             .ok_or_else(|| Error::Invalid(format!("no layer {il}")))?;
-        let bytes = (self.len * self.m.hp.kv_dim() * 4) as u64;
+        let elem = if dev.f16_kv { 2 } else { 4 };
+        let bytes = (self.len * self.m.hp.kv_dim() * elem) as u64;
         if bytes == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -461,7 +367,14 @@ impl GpuSession {
         enc.copy_buffer_to_buffer(kc, 0, &rb, 0, bytes);
         enc.copy_buffer_to_buffer(vc, 0, &rb, bytes, bytes);
         dev.queue.submit([enc.finish()]);
-        let b = to_f32(&dev.read(&rb, 2 * bytes).await?);
+        let raw = dev.read(&rb, 2 * bytes).await?;
+        let b: Vec<f32> = if dev.f16_kv {
+            raw.chunks_exact(2)
+                .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
+                .collect()
+        } else {
+            to_f32(&raw)
+        };
         let (k, v) = b.split_at(b.len() / 2);
         Ok((k.to_vec(), v.to_vec()))
     }
@@ -478,8 +391,19 @@ impl GpuSession {
             return Err(Error::Invalid("KV rows do not fit the cache".into()));
         }
         let dev = &self.m.dev;
-        dev.queue.write_buffer(kc, 0, bytemuck::cast_slice(k));
-        dev.queue.write_buffer(vc, 0, bytemuck::cast_slice(v));
+        if dev.f16_kv {
+            // f16 values, two per word (the cache holds an even number of values per row)
+            let halves = |x: &[f32]| -> Vec<u8> {
+                x.iter()
+                    .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                    .collect()
+            };
+            dev.queue.write_buffer(kc, 0, &halves(k));
+            dev.queue.write_buffer(vc, 0, &halves(v));
+        } else {
+            dev.queue.write_buffer(kc, 0, bytemuck::cast_slice(k));
+            dev.queue.write_buffer(vc, 0, bytemuck::cast_slice(v));
+        }
         dev.check()
     }
 
@@ -572,9 +496,10 @@ impl Backend for GpuSession {
         if moved > 0 {
             if self.shift_tmp.is_none() {
                 let u = wgpu::BufferUsages::empty();
+                let words = kv_words(dev, self.n_ctx * kvd);
                 self.shift_tmp = Some((
-                    dev.scratch("shift_k", self.n_ctx * kvd, u)?,
-                    dev.scratch("shift_v", self.n_ctx * kvd, u)?,
+                    dev.scratch("shift_k", words, u)?,
+                    dev.scratch("shift_v", words, u)?,
                 ));
             }
             let Some((tk, tv)) = &self.shift_tmp else {
@@ -589,20 +514,20 @@ impl Backend for GpuSession {
                 .collect::<Result<_>>()?;
             let p = dev.uniform(
                 "shift",
-                &[
-                    hp.n_head_kv as u32,
-                    hp.head_dim as u32,
-                    hp.rope_neox as u32,
-                    keep as u32,
-                    moved as u32,
-                    hp.n_rot as u32,
-                    0,
-                    0,
-                ],
+                &ShiftParams {
+                    n_head_kv: hp.n_head_kv as u32,
+                    hd: hp.head_dim as u32,
+                    neox: hp.rope_neox as u32,
+                    dst: keep as u32,
+                    n: moved as u32,
+                    rot: hp.n_rot as u32,
+                    _pad: [0; 2],
+                },
             );
             let k = &m.kernels;
-            let bytes = (moved * kvd * 4) as u64;
-            let src = ((keep + discard) * kvd * 4) as u64;
+            let elem = if dev.f16_kv { 2 } else { 4 };
+            let bytes = (moved * kvd * elem) as u64;
+            let src = ((keep + discard) * kvd * elem) as u64;
             let mut enc = dev
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -631,5 +556,14 @@ impl Backend for GpuSession {
         }
         self.len = keep + moved;
         dev.check()
+    }
+}
+
+/// 4-byte words of `values` cache values (f16 where the device keeps the cache in f16).
+fn kv_words(dev: &super::device::GpuDevice, values: usize) -> usize {
+    if dev.f16_kv {
+        values.div_ceil(2)
+    } else {
+        values
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::device::{GpuDevice, GpuOptions};
+use super::graph::{fused_keys, plain_types};
 use super::kernels::Kernels;
 use crate::error::{Error, Result};
 use crate::gguf::TensorInfo;
@@ -152,9 +153,8 @@ pub(super) struct GpuLayer {
     pub(super) wk: GpuMatrix,
     pub(super) wv: GpuMatrix,
     pub(super) wo: GpuMatrix,
-    pub(super) bq: Option<wgpu::Buffer>,
-    pub(super) bk: Option<wgpu::Buffer>,
-    pub(super) bv: Option<wgpu::Buffer>,
+    /// The q, k and v biases side by side (zeros for a missing one): (q_dim + 2 · kv_dim).
+    pub(super) b_qkv: Option<wgpu::Buffer>,
     pub(super) bo: Option<wgpu::Buffer>,
     /// Per-head (head_dim) or whole-row q/k norm weights, and their width.
     pub(super) q_norm: Option<(wgpu::Buffer, usize)>,
@@ -166,6 +166,8 @@ pub(super) struct GpuLayer {
     pub(super) w_down: GpuMatrix,
     pub(super) b_gate: Option<wgpu::Buffer>,
     pub(super) b_up: Option<wgpu::Buffer>,
+    /// The gate and up biases side by side, for the fused gate·up product: (2 · n_ff).
+    pub(super) b_gate_up: Option<wgpu::Buffer>,
     pub(super) b_down: Option<wgpu::Buffer>,
     pub(super) post_ffn_norm: Option<wgpu::Buffer>,
 }
@@ -187,14 +189,13 @@ impl GpuLayer {
     fn vectors(&self) -> impl Iterator<Item = &wgpu::Buffer> {
         [
             &self.attn_norm,
-            &self.bq,
-            &self.bk,
-            &self.bv,
+            &self.b_qkv,
             &self.bo,
             &self.post_attn_norm,
             &self.ffn_norm,
             &self.b_gate,
             &self.b_up,
+            &self.b_gate_up,
             &self.b_down,
             &self.post_ffn_norm,
         ]
@@ -307,7 +308,10 @@ pub struct GpuModel {
     pub(super) rope_long: Option<Vec<f32>>,
     pub(super) rope_short: Option<Vec<f32>>,
     pub(super) layers: Vec<GpuLayer>,
+    /// Bound where a kernel's read-only buffer is unused.
     pub(super) dummy: wgpu::Buffer,
+    /// Bound where a kernel's writable buffer is unused.
+    pub(super) dummy_rw: wgpu::Buffer,
     pub(super) buffer_bytes: u64,
     pub(super) tensor_bytes: u64,
 }
@@ -349,11 +353,6 @@ impl GpuModel {
         w: &Weights,
         tensor_bytes: u64,
     ) -> Result<GpuModel> {
-        let mut mats: Vec<GgmlType> = vec![w.lm_head().ty];
-        for l in &w.layers {
-            mats.extend(l.matrices().map(|m| m.ty));
-        }
-        let kernels = Kernels::new(&dev, &mats, &[w.tok_embd.ty]).await?;
         // A matrix the uploader already holds, else upload it from the host bytes now.
         let mut mat = |t: &QTensor| match pre.remove(&t.name) {
             Some(m) => Ok(m),
@@ -372,6 +371,27 @@ impl GpuModel {
         };
         let opt_norm =
             |name: &str, n: &Option<Norm>| n.as_ref().map(|n| norm_buf(name, n)).transpose();
+        // Vectors side by side, zeros for a missing one; none if all are missing.
+        let side_by_side = |name: &str, parts: &[(&Option<Vec<f32>>, usize)]| {
+            if parts.iter().all(|(v, _)| v.is_none()) {
+                return Ok(None);
+            }
+            let mut all = Vec::new();
+            for (v, n) in parts {
+                match v {
+                    Some(v) if v.len() == *n => all.extend_from_slice(v),
+                    Some(v) => {
+                        return Err(Error::Model(format!(
+                            "`{name}`: a bias of {} values for {n} rows",
+                            v.len()
+                        )))
+                    }
+                    None => all.resize(all.len() + n, 0.0),
+                }
+            }
+            dev.upload_f32(name, &all).map(Some)
+        };
+        let (qd, kvd) = (hp.q_dim(), hp.kv_dim());
         let qk_norm = |name: &str, v: &Option<Vec<f32>>| -> Result<Option<(wgpu::Buffer, usize)>> {
             v.as_deref()
                 .map(|v| Ok((dev.upload_f32(name, v)?, v.len())))
@@ -386,9 +406,7 @@ impl GpuModel {
                 wk: mat(&l.wk)?,
                 wv: mat(&l.wv)?,
                 wo: mat(&l.wo)?,
-                bq: opt_buf(&n("bq"), &l.bq)?,
-                bk: opt_buf(&n("bk"), &l.bk)?,
-                bv: opt_buf(&n("bv"), &l.bv)?,
+                b_qkv: side_by_side(&n("b_qkv"), &[(&l.bq, qd), (&l.bk, kvd), (&l.bv, kvd)])?,
                 bo: opt_buf(&n("bo"), &l.bo)?,
                 q_norm: qk_norm(&n("q_norm"), &l.q_norm)?,
                 k_norm: qk_norm(&n("k_norm"), &l.k_norm)?,
@@ -399,6 +417,12 @@ impl GpuModel {
                 w_down: mat(&l.w_down)?,
                 b_gate: opt_buf(&n("b_gate"), &l.b_gate)?,
                 b_up: opt_buf(&n("b_up"), &l.b_up)?,
+                b_gate_up: match l.w_gate {
+                    Some(_) => {
+                        side_by_side(&n("b_gate_up"), &[(&l.b_gate, hp.n_ff), (&l.b_up, hp.n_ff)])?
+                    }
+                    None => None,
+                },
                 b_down: opt_buf(&n("b_down"), &l.b_down)?,
                 post_ffn_norm: opt_buf(&n("post_ffn_norm"), &l.post_ffn_norm)?,
             });
@@ -409,7 +433,13 @@ impl GpuModel {
         let output_norm = norm_buf("output_norm", &w.output_norm)?;
         let output_bias = opt_buf("output_bias", &w.output_bias)?;
         let dummy = dev.upload("dummy", &[0u8; 16])?;
+        let dummy_rw = dev.scratch("dummy_rw", 4, wgpu::BufferUsages::empty())?;
         dev.check()?;
+        // plain products: the lm head and the matrices no fused product takes
+        let mut types: Vec<GgmlType> = vec![w.lm_head().ty];
+        types.extend(plain_types(hp, &layers));
+        let fused = fused_keys(hp, &layers);
+        let kernels = Kernels::new(&dev, &types, &[w.tok_embd.ty], &fused).await?;
 
         let ob = |x: &Option<wgpu::Buffer>| x.as_ref().map_or(0, |x| x.size());
         let mut buffer_bytes = tok_embd.buffer_bytes()
@@ -432,6 +462,7 @@ impl GpuModel {
             rope_short: w.rope_factors(hp, 0).map(<[f32]>::to_vec),
             layers,
             dummy,
+            dummy_rw,
             buffer_bytes,
             tensor_bytes,
         })
@@ -462,6 +493,16 @@ impl GpuModel {
 
     pub fn hparams(&self) -> &HParams {
         &self.hp
+    }
+
+    /// What the ops need of the model besides their buffers.
+    pub(super) fn ctx(&self) -> super::ops::Ctx<'_> {
+        super::ops::Ctx {
+            dev: &self.dev,
+            k: &self.kernels,
+            dummy: &self.dummy,
+            dummy_rw: &self.dummy_rw,
+        }
     }
 
     pub(super) fn lm_head(&self) -> &GpuMatrix {

@@ -346,7 +346,9 @@ impl GpuReport<'_> {
                 "buffer_bytes": st.buffer_bytes,
                 "profile": profile
                     .iter()
-                    .map(|(what, ms, n)| json!({"op": what, "ms_per_token": ms, "dispatches": n}))
+                    .map(|(what, ms, n, gb_s)| {
+                        json!({"op": what, "ms_per_token": ms, "dispatches": n, "weight_gb_s": gb_s})
+                    })
                     .collect::<Vec<_>>(),
             });
             println!("{out}");
@@ -393,9 +395,14 @@ impl GpuReport<'_> {
             println!(
                 "  GPU time per decode token by op (one more run, every dispatch timed): {total:.3} ms"
             );
-            for (what, ms, n) in &profile {
+            for (what, ms, n, gb_s) in &profile {
+                let rate = if *gb_s > 0.0 {
+                    format!("  {gb_s:7.1} GB/s of weights")
+                } else {
+                    String::new()
+                };
                 println!(
-                    "    {what:<16} {ms:8.3} ms  {:5.1} %  {n:6.1} dispatches  {:7.1} us each",
+                    "    {what:<17} {ms:8.3} ms  {:5.1} %  {n:6.1} dispatches  {:7.1} us each{rate}",
                     100.0 * ms / total,
                     1e3 * ms / n.max(1e-9)
                 );

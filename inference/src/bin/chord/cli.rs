@@ -221,6 +221,8 @@ pub fn load(args: &Args, timestamps: bool) -> CliResult<(LoadedModel, f64)> {
         backend: pref,
         gpu: GpuOptions {
             timestamps,
+            // an f16 cache where the GPU has shader-f16 (as llama.cpp's default cache type)
+            f16_kv: true,
             ..Default::default()
         },
     };
