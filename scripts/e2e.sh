@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Browser end-to-end tests: build the app with trunk, serve it (and models/ at /models/),
+# Browser end-to-end tests: build the app with trunk (and the threaded worker), serve it (and models/ at /models/),
 # and run tests/e2e/chat.spec.mjs in headless Chromium (system /usr/bin/chromium via playwright-core,
 # WebGPU on SwiftShader).
 # Screenshots land in tests/e2e/screenshots/ (git-ignored).
@@ -52,7 +52,10 @@ if [ "${1:-}" != "--no-build" ]; then
   log "building (trunk build --release)"
   cargo fetch --locked
   nice -n 5 trunk build --release
+  log "building the threaded worker (scripts/build-worker-mt.sh; test u)"
+  nice -n 5 scripts/build-worker-mt.sh
 fi
+[ -f dist/worker_mt_loader.js ] || { echo "error: dist/ has no threaded worker (run scripts/build-worker-mt.sh)" >&2; exit 1; }
 
 if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modules/ajv ]; then
   log "installing playwright-core (npm ci)"

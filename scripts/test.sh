@@ -45,9 +45,10 @@ step "clippy-wasm"  cargo clippy -p inference -p app --target wasm32-unknown-unk
 step "test"         cargo test --workspace
 # The wasm32 simd128 kernels (and the engine on the 4-layer model) run as wasm under Node.
 step "test-wasm"    cargo test -p inference --target wasm32-unknown-unknown --test wasm_simd
-# The web app as users get it (trunk build --release into dist/), then the browser tests on it:
+# The web app as users get it (trunk build --release into dist/, and the threaded worker: nightly,
+# -Z build-std), then the browser tests on it:
 # headless Chromium, WebGPU on SwiftShader, the 4-layer model (scripts/e2e.sh, tests/e2e/).
-step "app-build"    bash -c "cargo fetch --locked && trunk build --release"
+step "app-build"    bash -c "cargo fetch --locked && trunk build --release && scripts/build-worker-mt.sh"
 step "e2e"          scripts/e2e.sh --no-build
 
 echo

@@ -31,6 +31,9 @@
 //   t. a split model (`…-00001-of-00003.gguf`, made by `chord split`): every part downloads, a cut
 //      part resumes with Range, the parts are cached as one model, it chats, and loads again from
 //      the cache.
+//   u. threads: with 2 threads set, the threaded CPU engine (scripts/build-worker-mt.sh) says
+//      "CPU · 2 threads", matches the golden tokens and answers a chat; the same page served
+//      without COOP/COEP runs one thread, says why, and matches the golden tokens too.
 //   Also: the service worker caches exactly this build's app shell in a cache named after the
 //   build, never a model (d); a download larger than the free storage is refused with numbers
 //   (e); Verify re-hashes a stored model: ok, then a damaged chunk is a mismatch (g).
@@ -1107,6 +1110,66 @@ try {
     await waitReady(page);
     assert(requests.length === 0, `the cached split model asked the network: ${requests.join(', ')}`);
     await context.close();
+  });
+
+  await test('u. threads: the threaded CPU engine (2 threads) matches llama.cpp golden and chats; a page that is not cross-origin isolated runs one thread, says why, and matches too', async () => {
+    // Isolated (scripts/serve.py sends COOP/COEP): the threaded worker (scripts/build-worker-mt.sh)
+    // with the Settings' thread count, 2, whatever the machine's cores.
+    const { context, page } = await freshPage();
+    assert(await page.evaluate(() => self.crossOriginIsolated), 'the served page is not cross-origin isolated');
+    await greedySettings(page, golden.greedy.tokens.length, 'cpu');
+    await page.click('details.settings summary');
+    await page.selectOption('select[name=threads]', '2');
+    await page.click('details.settings summary');
+    const workers = [];
+    page.on('worker', (w) => workers.push(w.url()));
+    await open(page); // the thread count applies after a reload
+    await loadFile(page, MODEL);
+    await page.locator('#backend .threads[data-threads="2"]').waitFor({ timeout: 60_000 })
+      .catch(async () => {
+        throw new Error(`not on 2 threads: ${await page.innerText('#backend').catch(() => '?')}`);
+      });
+    const line = (await page.innerText('#backend .threads')).trim();
+    console.log(`     badge: ${line}`);
+    assert(line === 'CPU · 2 threads', `badge: ${line}`);
+    const r = await checkGolden(page);
+    assert(/CPU/.test(r.stats), `reply not on the CPU: ${r.stats}`);
+    // A chat (the model's template) on the same threads.
+    await page.click('details.settings summary');
+    await page.uncheck('input[name=raw]');
+    await page.fill('input[name=max_tokens]', '12');
+    await page.press('input[name=max_tokens]', 'Tab');
+    await page.click('details.settings summary');
+    const chat = await ask(page, 'What is the capital of France?');
+    console.log(`     chat reply (${chat.ids.length} tokens): ${chat.text.slice(0, 80)}`);
+    assert(chat.ids.length > 0 && chat.text.trim().length > 0, `empty chat reply: ${chat.stats}`);
+    assert(/CPU/.test(chat.stats), `chat reply not on the CPU: ${chat.stats}`);
+    assert(workers.some((u) => /worker_mt_loader\.js/.test(u)), `the threaded worker did not start: ${workers.join(', ')}`);
+    await context.close();
+
+    // Not isolated: the same server without its COOP/COEP headers, no service worker to add them.
+    const plain = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block' });
+    await plain.route('**/*', async (route) => {
+      const resp = await route.fetch();
+      const headers = { ...resp.headers() };
+      delete headers['cross-origin-opener-policy'];
+      delete headers['cross-origin-embedder-policy'];
+      await route.fulfill({ response: resp, headers });
+    });
+    const p2 = await plain.newPage();
+    p2.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
+    current = p2;
+    await open(p2);
+    assert(!(await p2.evaluate(() => self.crossOriginIsolated)), 'the page is still cross-origin isolated');
+    await greedySettings(p2, golden.greedy.tokens.length, 'cpu');
+    await loadFile(p2, MODEL);
+    const why = (await p2.innerText('#backend .threads')).trim();
+    console.log(`     not isolated: ${why}`);
+    assert(await p2.getAttribute('#backend .threads', 'data-threads') === '1' &&
+      /one thread/.test(why) && /not cross-origin isolated/.test(why),
+      `no reason for one thread: ${why}`);
+    await checkGolden(p2);
+    await plain.close();
   });
 } finally {
   await browser.close();

@@ -98,6 +98,10 @@ struct Job {
     /// The first panic of a chunk (on any thread): the chunk still counts as finished, so the
     /// caller stops waiting, and re-raises it on its own thread.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// Where the caller sleeps once it has spun long enough, woken by the thread that finishes
+    /// the last chunk.
+    done_lock: Mutex<()>,
+    done: Condvar,
 }
 
 impl Job {
@@ -112,10 +116,39 @@ impl Job {
                 let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
                 slot.get_or_insert(payload);
             }
-            self.finished.fetch_add(1, Ordering::AcqRel);
+            if self.finished.fetch_add(1, Ordering::AcqRel) + 1 == self.ranges.len() {
+                // The last chunk: wake the caller if it sleeps (under the lock, so a caller that
+                // has just seen the job unfinished is already waiting).
+                let _g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
+                self.done.notify_all();
+            }
+        }
+    }
+
+    /// Wait until every chunk is finished: spin (the other threads' chunks are usually done
+    /// within microseconds), then sleep until the last one wakes us. Sleeping, not yielding:
+    /// a thread that holds a chunk may be descheduled (more runnable threads than cores: a
+    /// browser's own threads beside the pool), and a caller that keeps spinning takes the core
+    /// it needs (`yield_now` does nothing in wasm).
+    fn wait(&self) {
+        let all = self.ranges.len();
+        let mut spin = Spin::new();
+        while self.finished.load(Ordering::Acquire) < all {
+            if spin.spinning() {
+                std::hint::spin_loop();
+                continue;
+            }
+            let g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
+            if self.finished.load(Ordering::Acquire) < all {
+                // A timeout as a backstop only: the last chunk's thread notifies.
+                let _ = self.done.wait_timeout(g, DONE_BACKSTOP);
+            }
         }
     }
 }
+
+/// The longest a waiting caller sleeps without a wake-up before it looks again.
+const DONE_BACKSTOP: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Job {
     /// Compute chunk `i` into its output buffer.
@@ -309,6 +342,8 @@ impl Pool {
             next: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
             panic: Mutex::new(None),
+            done_lock: Mutex::new(()),
+            done: Condvar::new(),
         });
         let sh = &*self.shared;
         {
@@ -318,15 +353,8 @@ impl Pool {
         }
         sh.wake.notify_all();
         job.work();
-        // Wait for chunks other threads claimed: spin, then yield the CPU to them.
-        let mut spin = Spin::new();
-        while job.finished.load(Ordering::Acquire) < job.ranges.len() {
-            if spin.spinning() {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        // Wait for the chunks other threads claimed.
+        job.wait();
         sh.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
         // A chunk panicked (a bug or a malformed tensor): the panic surfaces here, on the
         // caller's thread, instead of killing a worker and leaving this thread spinning.
