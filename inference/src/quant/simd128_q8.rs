@@ -26,7 +26,7 @@ use core::arch::wasm32::*;
 #[cfg(any(target_feature = "relaxed-simd", feature = "relaxed-simd"))]
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::scalar::{q3_k_scales, row_bytes};
+use super::scalar::{q3_k_scales, row_bytes, scale_min_k4};
 use super::GgmlType;
 
 /// One 32-weight chunk as integers: four `i16x8` (weights 0..8, 8..16, 16..24, 24..32).
@@ -308,59 +308,23 @@ impl KernQ8 for Q3K {
 pub(super) struct K4 {
     /// `d · scale_j`
     pub(super) d: [f32; 8],
-    /// `-(dmin · min_j)`, groups 0..4 and 4..8
-    pub(super) neg_m: [v128; 2],
-}
-
-/// The eight 6-bit scales (bytes 0..8) and mins (bytes 8..16) of a Q4_K / Q5_K block from its 12
-/// packed bytes `q` (in the low 12 bytes of `v`): `scalar::scale_min_k4` for every group at once.
-/// Groups 0..4: `q[j] & 63`, `q[j + 4] & 63`; groups 4..8: the low / high nibble of `q[j + 4]`
-/// with the top two bits of `q[j - 4]` / `q[j]` above it.
-#[inline(always)]
-fn k4_scales_mins(v: v128) -> v128 {
-    const Z: u8 = 0x80; // a swizzle index out of range gives 0
-                        // lanes 0..8: q0..q3 q8..q11 (scales), lanes 8..16: q4..q7 q8..q11 (mins)
-    let lo = u8x16_swizzle(v, u8x16(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    let low_bits = v128_or(
-        v128_and(
-            lo,
-            u8x16(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0),
-        ),
-        v128_and(
-            u8x16_shr(lo, 4),
-            u8x16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15),
-        ),
-    );
-    // the top two bits of q0..q3 (scales 4..8) and q4..q7 (mins 4..8)
-    let top = u8x16_swizzle(v, u8x16(Z, Z, Z, Z, 0, 1, 2, 3, Z, Z, Z, Z, 4, 5, 6, 7));
-    v128_or(low_bits, i8x16_shl(u8x16_shr(top, 6), 4))
+    /// `-(dmin · min_j)`
+    pub(super) neg_m: [f32; 8],
 }
 
 #[inline(always)]
 fn k4_prep(b: &[u8], t: &F16) -> K4 {
     let (d, dmin) = (f16_lut(t, b, 0), f16_lut(t, b, 2));
-    let sm = k4_scales_mins(load16(b, 4));
-    let (s16, m16) = (u16x8_extend_low_u8x16(sm), u16x8_extend_high_u8x16(sm));
-    let f = |v: v128| f32x4_convert_i32x4(v);
-    let (dv, mv) = (f32x4_splat(d), f32x4_splat(-dmin));
-    let d0 = f32x4_mul(dv, f(u32x4_extend_low_u16x8(s16)));
-    let d1 = f32x4_mul(dv, f(u32x4_extend_high_u16x8(s16)));
-    K4 {
-        d: [
-            f32x4_extract_lane::<0>(d0),
-            f32x4_extract_lane::<1>(d0),
-            f32x4_extract_lane::<2>(d0),
-            f32x4_extract_lane::<3>(d0),
-            f32x4_extract_lane::<0>(d1),
-            f32x4_extract_lane::<1>(d1),
-            f32x4_extract_lane::<2>(d1),
-            f32x4_extract_lane::<3>(d1),
-        ],
-        neg_m: [
-            f32x4_mul(mv, f(u32x4_extend_low_u16x8(m16))),
-            f32x4_mul(mv, f(u32x4_extend_high_u16x8(m16))),
-        ],
+    let mut st = K4 {
+        d: [0.0; 8],
+        neg_m: [0.0; 8],
+    };
+    for j in 0..8 {
+        let (sc, m) = scale_min_k4(j, &b[4..16]);
+        st.d[j] = d * sc as f32;
+        st.neg_m[j] = -(dmin * m as f32);
     }
+    st
 }
 
 pub(super) struct Q4K;
@@ -388,7 +352,7 @@ impl KernQ8 for Q4K {
     }
     #[inline(always)]
     fn block_offs(st: &K4) -> [v128; 2] {
-        st.neg_m
+        [load_f32x4(&st.neg_m[..4]), load_f32x4(&st.neg_m[4..])]
     }
 }
 
@@ -423,7 +387,7 @@ impl KernQ8 for Q5K {
     }
     #[inline(always)]
     fn block_offs(st: &K4) -> [v128; 2] {
-        st.neg_m
+        [load_f32x4(&st.neg_m[..4]), load_f32x4(&st.neg_m[4..])]
     }
 }
 
@@ -437,25 +401,10 @@ impl KernQ8 for Q6K {
     type St = [f32; 16];
     #[inline(always)]
     fn prep(b: &[u8], t: &F16) -> [f32; 16] {
-        let d = f32x4_splat(f16_lut(t, b, 208));
-        // the sixteen i8 scales, widened to i32 and converted, times d
-        let sc = load16(b, 192);
-        let (lo, hi) = (i16x8_extend_low_i8x16(sc), i16x8_extend_high_i8x16(sc));
-        let f = |v: v128| f32x4_mul(f32x4_convert_i32x4(v), d);
-        let q = [
-            f(i32x4_extend_low_i16x8(lo)),
-            f(i32x4_extend_high_i16x8(lo)),
-            f(i32x4_extend_low_i16x8(hi)),
-            f(i32x4_extend_high_i16x8(hi)),
-        ];
+        let d = f16_lut(t, b, 208);
         let mut st = [0f32; 16];
-        for (o, v) in st.chunks_exact_mut(4).zip(q) {
-            o.copy_from_slice(&[
-                f32x4_extract_lane::<0>(v),
-                f32x4_extract_lane::<1>(v),
-                f32x4_extract_lane::<2>(v),
-                f32x4_extract_lane::<3>(v),
-            ]);
+        for (i, s) in st.iter_mut().enumerate() {
+            *s = (b[192 + i] as i8) as f32 * d;
         }
         st
     }
