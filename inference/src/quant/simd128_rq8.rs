@@ -398,6 +398,15 @@ fn matmul_u7<K: KernU7>(
     while t < n_tok {
         let x = all.at(t, cpr, npc);
         let o = &mut out[t * rows..(t + 1) * rows];
+        if K::QK == 256 {
+            // K-quants: one row at a time. Two (`row2`) hold two blocks' scales and sums at
+            // once, and decode slower: Qwen2.5 1.5B 3.8 → 4.1–4.2 tok/s with one (BENCHMARKS).
+            for (o, r) in o.iter_mut().zip(w.chunks_exact(rb)) {
+                *o = row1::<K>(r, nb, f16, &x);
+            }
+            t += 1;
+            continue;
+        }
         for (o, rr) in o.chunks_exact_mut(2).zip(w.chunks_exact(2 * rb)) {
             let (r0, r1) = rr.split_at(rb);
             o.copy_from_slice(&row2::<K>(r0, r1, nb, f16, &x));
