@@ -51,10 +51,7 @@ struct MatvecParams {
 //
 // Dispatch: (min(g, 32768), ceil(g / 32768), ceil(n / NT)) workgroups, g = ceil(rows / RPW).
 
-const RPW: u32 = 64u;  // rows per workgroup (MATVEC_RPW)
-const NT: u32 = 32u;   // tokens per workgroup (MATVEC_NT)
-var<workgroup> tile_w: array<vec4<f32>, 512>; // [k][RPW / 4]: decoded weights
-var<workgroup> tile_x: array<vec2<f32>, 512>; // [k][NT / 2]: x
+// RPW, NT, the tiles and the K step (`tile_step`) are tile.wgsl's, appended by the host.
 
 @compute @workgroup_size(256)
 fn main(
@@ -68,46 +65,18 @@ fn main(
     let nt = min(NT, n - min(n, t0));
     let tr = lid / 16u;
     let tc = lid % 16u;
-    // loaders: thread lid < RPW decodes row row0 + lid; x tile: token xt, k = xk..xk+3
-    let wrow = row0 + lid;
-    let xt = lid % NT;
-    let xk = (lid / NT) * 4u;
+    // thread lid < RPW decodes row row0 + lid
+    let live = lid < RPW && row0 + lid < p.rows;
     var acc0 = vec4<f32>(0.0); // rows 4tr..4tr+3, token 2tc
     var acc1 = vec4<f32>(0.0); // token 2tc+1
     let nchunks = p.cols / 32u;
     for (var j = 0u; j < nchunks; j++) {
-        if (lid < RPW) {
-            if (wrow < p.rows) {
-                DECODE(wrow * p.row_bytes + (j / SUBS) * BLOCK_BYTES, j % SUBS);
-            } else {
-                for (var i = 0u; i < 32u; i++) {
-                    dq[i] = 0.0;
-                }
-            }
-            for (var i = 0u; i < 32u; i++) {
-                tile_w[i * (RPW / 4u) + lid / 4u][lid % 4u] = dq[i];
-            }
+        if (live) {
+            DECODE((row0 + lid) * p.row_bytes + (j / SUBS) * BLOCK_BYTES, j % SUBS);
         }
-        var xv = vec4<f32>(0.0);
-        if (xt < nt) {
-            let xo = (t0 + xt) * p.cols + j * 32u + xk;
-            xv = vec4<f32>(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]);
-        }
-        for (var c = 0u; c < 4u; c++) {
-            tile_x[(xk + c) * (NT / 2u) + xt / 2u][xt % 2u] = xv[c];
-        }
-        workgroupBarrier();
-        var s0 = vec4<f32>(0.0);
-        var s1 = vec4<f32>(0.0);
-        for (var k = 0u; k < 32u; k++) {
-            let w = tile_w[k * (RPW / 4u) + tr];
-            let v = tile_x[k * (NT / 2u) + tc];
-            s0 += w * v.x;
-            s1 += w * v.y;
-        }
-        acc0 += s0;
-        acc1 += s1;
-        workgroupBarrier();
+        let s = tile_step(lid, live, j, p.cols, t0, nt);
+        acc0 += s[0];
+        acc1 += s[1];
     }
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + 4u * tr + i;

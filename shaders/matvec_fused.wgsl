@@ -133,10 +133,7 @@ fn finish_gated(t: u32, r: u32, g0: f32, u0: f32) {
 // ceil(rows / (RPW / 2)) (gated).
 // ---------------------------------------------------------------------------------------------
 
-const RPW: u32 = 64u; // FUSED_RPW
-const NT: u32 = 32u;  // MATVEC_NT
-var<workgroup> tile_w: array<vec4<f32>, 512>; // [k][RPW / 4]: decoded weights of the slots
-var<workgroup> tile_x: array<vec2<f32>, 512>; // [k][NT / 2]: x
+// RPW, NT, the tiles and the K step (`tile_step`) are tile.wgsl's, appended by the host.
 var<workgroup> red: array<f32, 256>;
 var<workgroup> inv_t: array<f32, 32>; // NT
 
@@ -185,44 +182,16 @@ fn main(
         }
         workgroupBarrier();
     }
-    let xt = lid % NT;
-    let xk = (lid / NT) * 4u;
     var acc0 = vec4<f32>(0.0); // slots 4tr..4tr+3, token 2tc
     var acc1 = vec4<f32>(0.0); // token 2tc+1
     let nchunks = p.cols / 32u;
     for (var j = 0u; j < nchunks; j++) {
-        if (lid < RPW) {
-            if (live) {
-                deq(sr.x, sr.y, j);
-            } else {
-                for (var i = 0u; i < 32u; i++) {
-                    dq[i] = 0.0;
-                }
-            }
-            for (var i = 0u; i < 32u; i++) {
-                tile_w[i * (RPW / 4u) + lid / 4u][lid % 4u] = dq[i];
-            }
+        if (live) {
+            deq(sr.x, sr.y, j);
         }
-        var xv = vec4<f32>(0.0);
-        if (xt < nt) {
-            let xo = (t0 + xt) * p.cols + j * 32u + xk;
-            xv = vec4<f32>(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]);
-        }
-        for (var c = 0u; c < 4u; c++) {
-            tile_x[(xk + c) * (NT / 2u) + xt / 2u][xt % 2u] = xv[c];
-        }
-        workgroupBarrier();
-        var s0 = vec4<f32>(0.0);
-        var s1 = vec4<f32>(0.0);
-        for (var k = 0u; k < 32u; k++) {
-            let w = tile_w[k * (RPW / 4u) + tr];
-            let v = tile_x[k * (NT / 2u) + tc];
-            s0 += w * v.x;
-            s1 += w * v.y;
-        }
-        acc0 += s0;
-        acc1 += s1;
-        workgroupBarrier();
+        let s = tile_step(lid, live, j, p.cols, t0, nt);
+        acc0 += s[0];
+        acc1 += s[1];
     }
     for (var c = 0u; c < 2u; c++) {
         let t = 2u * tc + c;

@@ -6,7 +6,7 @@
 //! `part1` (one token's partial dot over a row) and `deq` (decode one chunk into `dq`) dispatch
 //! over the segments.
 
-use super::kernels::{block_geometry, decoder, fused_dot, DEQUANT_COMMON, DOT, DOT_K};
+use super::kernels::{block_geometry, decoder, fused_dot, DEQUANT_COMMON, DOT, DOT_K, TILE};
 use crate::quant::GgmlType;
 
 pub(crate) const MATVEC_FUSED: &str = include_str!("../../../../shaders/matvec_fused.wgsl");
@@ -134,7 +134,7 @@ pub(crate) fn fused_source(key: &FusedKey) -> String {
     }
     part1.push_str("    }\n    return acc;\n}\n");
     deq.push_str("    }\n}\n");
-    format!("{src}\n{part1}\n{deq}\n{MATVEC_FUSED}")
+    format!("{src}\n{part1}\n{deq}\n{MATVEC_FUSED}\n{TILE}")
 }
 
 #[cfg(test)]
@@ -145,7 +145,6 @@ mod tests {
     #[test]
     fn shader_tiles_match_the_grids() {
         use super::super::kernels::{MATVEC_NT, MATVEC_RPW};
-        let matvec = include_str!("../../../../shaders/matvec.wgsl");
         let konst = |src: &str, name: &str| -> u32 {
             let pat = format!("const {name}: u32 = ");
             let at = src.find(&pat).unwrap_or_else(|| panic!("no const {name}"));
@@ -154,10 +153,10 @@ mod tests {
                 .parse()
                 .expect("a number")
         };
-        assert_eq!(konst(matvec, "NT"), MATVEC_NT);
-        assert_eq!(konst(matvec, "RPW"), MATVEC_RPW);
-        assert_eq!(konst(MATVEC_FUSED, "NT"), MATVEC_NT);
-        assert_eq!(konst(MATVEC_FUSED, "RPW"), FUSED_RPW);
+        // tile.wgsl's tile serves both batch kernels
+        assert_eq!(konst(TILE, "NT"), MATVEC_NT);
+        assert_eq!(konst(TILE, "RPW"), MATVEC_RPW);
+        assert_eq!(konst(TILE, "RPW"), FUSED_RPW);
         assert_eq!(konst(MATVEC_FUSED, "RPW1"), FUSED_RPW1);
     }
 

@@ -15,6 +15,8 @@ const DEQUANT_FLOAT: &str = include_str!("../../../../shaders/dequant_float.wgsl
 const DEQUANT_LEGACY: &str = include_str!("../../../../shaders/dequant_legacy.wgsl");
 const DEQUANT_K: &str = include_str!("../../../../shaders/dequant_k.wgsl");
 const MATVEC: &str = include_str!("../../../../shaders/matvec.wgsl");
+/// The K step of the tiled batch products (`main` of matvec.wgsl and matvec_fused.wgsl).
+pub(super) const TILE: &str = include_str!("../../../../shaders/tile.wgsl");
 pub(super) const DOT: &str = include_str!("../../../../shaders/dot.wgsl");
 pub(super) const DOT_K: &str = include_str!("../../../../shaders/dot_k.wgsl");
 const EMBED: &str = include_str!("../../../../shaders/embed.wgsl");
@@ -181,7 +183,7 @@ impl Kernels {
         let mut matvec1 = HashMap::new();
         for &ty in matvec_types {
             if let std::collections::hash_map::Entry::Vacant(slot) = matvec.entry(ty) {
-                let src = quant_source(MATVEC, ty);
+                let src = format!("{}\n{TILE}", quant_source(MATVEC, ty));
                 let label = format!("matvec_{}", ty.name());
                 slot.insert(dev.pipeline(&label, &src, "main", &matvec_layout).await?);
                 let one = dev.pipeline(&label, &src, "main1", &matvec_layout).await?;
