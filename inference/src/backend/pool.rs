@@ -17,12 +17,13 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, Instant};
 
+use super::cpu::{GateAct, Prod};
 use crate::model::{Bytes, QTensor};
 use crate::quant::{self, Activations, GgmlType};
 
@@ -102,10 +103,19 @@ struct Job {
     /// the last chunk.
     done_lock: Mutex<()>,
     done: Condvar,
+    /// Set by the caller before it sleeps on `done`.
+    caller_sleeps: AtomicBool,
 }
 
 impl Job {
     /// Claim and compute chunks until none is left.
+    ///
+    /// Never inlined: a pool worker's loop never returns, and a browser's wasm engine replaces a
+    /// function's first, unoptimized (Liftoff) code only on the next call (V8 has no on-stack
+    /// replacement for wasm); what is inlined into that loop could stay unoptimized on the
+    /// workers for the page's life. As its own function the job's work is optimized like any
+    /// other after a few calls.
+    #[inline(never)]
     fn work(&self) {
         loop {
             let i = self.next.fetch_add(1, Ordering::AcqRel);
@@ -116,9 +126,14 @@ impl Job {
                 let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
                 slot.get_or_insert(payload);
             }
-            if self.finished.fetch_add(1, Ordering::AcqRel) + 1 == self.ranges.len() {
-                // The last chunk: wake the caller if it sleeps (under the lock, so a caller that
-                // has just seen the job unfinished is already waiting).
+            if self.finished.fetch_add(1, Ordering::SeqCst) + 1 == self.ranges.len()
+                && self.caller_sleeps.load(Ordering::SeqCst)
+            {
+                // The last chunk, and the caller has stopped spinning: wake it (under the lock,
+                // so a caller that has just seen the job unfinished is already waiting). The
+                // flag is set before the caller's last look at `finished` (both SeqCst): one of
+                // the two sees the other, so no wake-up is lost, and a spinning caller costs
+                // the finishing thread nothing.
                 let _g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
                 self.done.notify_all();
             }
@@ -139,7 +154,8 @@ impl Job {
                 continue;
             }
             let g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
-            if self.finished.load(Ordering::Acquire) < all {
+            self.caller_sleeps.store(true, Ordering::SeqCst);
+            if self.finished.load(Ordering::SeqCst) < all {
                 // A timeout as a backstop only: the last chunk's thread notifies.
                 let _ = self.done.wait_timeout(g, DONE_BACKSTOP);
             }
@@ -151,29 +167,47 @@ impl Job {
 const DONE_BACKSTOP: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Job {
-    /// Compute chunk `i` into its output buffer.
+    /// Compute chunk `i` into its output buffer (a gated pair: both products' rows, then the
+    /// activation step).
     fn chunk(&self, i: usize) {
         let (pi, r0, r1) = self.ranges[i];
         let p = &self.parts[pi];
         let mut out = self.outs[i].lock().unwrap_or_else(|e| e.into_inner());
         out.clear();
         out.resize(self.n * (r1 - r0), 0.0);
-        let w = &p.w[r0 * p.row_bytes..r1 * p.row_bytes];
-        match &self.inputs[p.input] {
-            Input::F32(x) => quant::matmul(p.ty, w, p.cols, x, self.n, &mut out),
-            Input::Q8(q) => quant::matmul_q8(p.ty, w, p.cols, q, self.n, &mut out),
+        self.rows(&p.w, r0..r1, &mut out);
+        if let Some((up, ga)) = &p.gated {
+            let mut u = vec![0f32; out.len()];
+            self.rows(up, r0..r1, &mut u);
+            ga.apply(r0..r1, &mut out, &u);
+        }
+    }
+
+    /// `out (n, rows.len())` = rows `rows` of `m` times its input.
+    fn rows(&self, m: &Mat, rows: std::ops::Range<usize>, out: &mut [f32]) {
+        let w = &m.w[rows.start * m.row_bytes..rows.end * m.row_bytes];
+        match &self.inputs[m.input] {
+            Input::F32(x) => quant::matmul(m.ty, w, m.cols, x, self.n, out),
+            Input::Q8(q) => quant::matmul_q8(m.ty, w, m.cols, q, self.n, out),
         }
     }
 }
 
-/// One product of a job: `rows` rows of `w`, times input `input` of the job.
-struct Part {
+/// A weight matrix of a job, read with input `input` of the job.
+struct Mat {
     ty: GgmlType,
     w: Bytes,
     row_bytes: usize,
     cols: usize,
-    rows: usize,
     input: usize,
+}
+
+/// One product of a job: `rows` rows of `w` (and where gated, the same rows of the up matrix and
+/// the activation step, into the same output).
+struct Part {
+    w: Mat,
+    rows: usize,
+    gated: Option<(Mat, GateAct)>,
 }
 
 enum Input {
@@ -196,6 +230,9 @@ struct Shared {
     wake: Condvar,
     /// Bumped for every job (read without the lock while spinning).
     generation: AtomicU64,
+    /// Workers parked on `wake` (changed under the `state` lock): a job is announced with a
+    /// notification only when one is, spinning workers see the new generation by themselves.
+    sleepers: AtomicUsize,
 }
 
 pub struct Pool {
@@ -220,6 +257,7 @@ impl Pool {
             }),
             wake: Condvar::new(),
             generation: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
         });
         let mut handles = Vec::new();
         let mut started = 1;
@@ -280,7 +318,16 @@ impl Pool {
 
     /// `out (n, w.rows) = x (n, w.cols) · wᵀ` with the rows split across the pool.
     pub fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
-        self.matmul_many(act, &mut [(w, out)], x, n);
+        self.run(
+            act,
+            &mut [Prod {
+                w,
+                out,
+                gated: None,
+            }],
+            x,
+            n,
+        );
     }
 
     /// Several products of one input in one job: `out_i (n, w_i.rows) = x (n, cols) · w_iᵀ`.
@@ -291,11 +338,24 @@ impl Pool {
         x: &[f32],
         n: usize,
     ) {
+        let mut prods: Vec<Prod> = prods
+            .iter_mut()
+            .map(|(w, out)| Prod {
+                w,
+                out,
+                gated: None,
+            })
+            .collect();
+        self.run(act, &mut prods, x, n);
+    }
+
+    /// Products of one input in one job, each plain or gated ([`Prod`]).
+    pub(crate) fn run(&self, act: Activations, prods: &mut [Prod], x: &[f32], n: usize) {
         let per_part = |rows: usize| (self.threads * CHUNKS_PER_THREAD).min(rows / MIN_CHUNK_ROWS);
-        let chunks: usize = prods.iter().map(|(w, _)| per_part(w.rows).max(1)).sum();
+        let chunks: usize = prods.iter().map(|p| per_part(p.w.rows).max(1)).sum();
         if self.threads == 1 || chunks < 2 {
-            for (w, out) in prods.iter_mut() {
-                quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
+            for p in prods.iter_mut() {
+                p.run_here(act, x, n);
             }
             return;
         }
@@ -303,7 +363,8 @@ impl Pool {
         let mut inputs = Vec::new();
         let mut formats: Vec<Option<usize>> = Vec::new();
         let mut ranges = Vec::new();
-        for (pi, (w, _)) in prods.iter().enumerate() {
+        // A matrix of the job, reading the input in its format (quantized once per format).
+        let mut mat = |w: &QTensor| {
             let f = input_format(act, w.ty, w.cols);
             let input = match formats.iter().position(|&g| g == f) {
                 Some(i) => i,
@@ -320,17 +381,23 @@ impl Pool {
                     inputs.len() - 1
                 }
             };
-            let per = w.rows.div_ceil(per_part(w.rows).max(1));
-            ranges.extend(
-                (0..w.rows.div_ceil(per)).map(|i| (pi, i * per, ((i + 1) * per).min(w.rows))),
-            );
-            parts.push(Part {
+            Mat {
                 ty: w.ty,
                 w: w.data.clone(),
                 row_bytes: w.row_bytes(),
                 cols: w.cols,
-                rows: w.rows,
                 input,
+            }
+        };
+        for (pi, p) in prods.iter().enumerate() {
+            let rows = p.w.rows;
+            let per = rows.div_ceil(per_part(rows).max(1));
+            ranges
+                .extend((0..rows.div_ceil(per)).map(|i| (pi, i * per, ((i + 1) * per).min(rows))));
+            parts.push(Part {
+                w: mat(p.w),
+                rows,
+                gated: p.gated.as_ref().map(|(up, ga, _)| (mat(up), (*ga).clone())),
             });
         }
         let job = Arc::new(Job {
@@ -344,6 +411,7 @@ impl Pool {
             panic: Mutex::new(None),
             done_lock: Mutex::new(()),
             done: Condvar::new(),
+            caller_sleeps: AtomicBool::new(false),
         });
         let sh = &*self.shared;
         {
@@ -351,7 +419,11 @@ impl Pool {
             st.job = Some(Arc::clone(&job));
             sh.generation.fetch_add(1, Ordering::AcqRel);
         }
-        sh.wake.notify_all();
+        // A worker that parked did so under the lock before the generation changed, so it is
+        // counted here; one that had not yet taken the lock sees the new generation itself.
+        if sh.sleepers.load(Ordering::Acquire) > 0 {
+            sh.wake.notify_all();
+        }
         job.work();
         // Wait for the chunks other threads claimed.
         job.wait();
@@ -364,7 +436,7 @@ impl Pool {
         for (i, &(pi, r0, r1)) in job.ranges.iter().enumerate() {
             let rows = job.outs[i].lock().unwrap_or_else(|e| e.into_inner());
             let (c, wr) = (r1 - r0, job.parts[pi].rows);
-            let out = &mut prods[pi].1;
+            let out = &mut prods[pi].out;
             for t in 0..n {
                 out[t * wr + r0..t * wr + r1].copy_from_slice(&rows[t * c..(t + 1) * c]);
             }
@@ -391,7 +463,9 @@ fn worker(sh: &Shared) {
                     seen = g;
                     break st.job.clone();
                 }
+                sh.sleepers.fetch_add(1, Ordering::AcqRel);
                 st = sh.wake.wait(st).expect("pool lock");
+                sh.sleepers.fetch_sub(1, Ordering::AcqRel);
             }
         };
         if let Some(job) = job {
@@ -443,6 +517,57 @@ mod tests {
         let good = matrix(512, 512 * 32 * 4);
         pool.matmul(Activations::F32, &good, &x, 1, &mut out);
         assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    /// A gated pair (gate, up, biases, the activation step) split across threads gives what one
+    /// thread gives, and that is `act(x·gateᵀ + b_gate) · (x·upᵀ + b_up)` from two plain products.
+    #[test]
+    fn gated_products_split_like_one_thread() {
+        let f32s = |n: usize, k: usize| -> Bytes {
+            Bytes::from_vec(
+                (0..n)
+                    .flat_map(|i| (((i * k) % 97) as f32 / 48.0 - 1.0).to_le_bytes())
+                    .collect(),
+            )
+        };
+        let rows = 200;
+        let gate = QTensor {
+            data: f32s(rows * 32, 7),
+            ..matrix(rows, 0)
+        };
+        let up = QTensor {
+            data: f32s(rows * 32, 13),
+            ..matrix(rows, 0)
+        };
+        let ga = GateAct {
+            act: crate::backend::cpu::silu,
+            b_gate: Some((0..rows).map(|i| i as f32 / 100.0 - 1.0).collect()),
+            b_up: Some((0..rows).map(|i| 0.5 - i as f32 / 300.0).collect()),
+        };
+        let n = 3;
+        let x: Vec<f32> = (0..n * 32).map(|i| (i % 11) as f32 / 5.0 - 1.0).collect();
+        let gated = |threads: usize| {
+            let (mut out, mut up_out) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+            let p = Prod {
+                w: &gate,
+                out: &mut out,
+                gated: Some((&up, &ga, &mut up_out)),
+            };
+            Pool::new(threads).run(Activations::F32, &mut [p], &x, n);
+            out
+        };
+        let one = gated(1);
+        assert_eq!(one, gated(3));
+        let (mut g, mut u) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+        let pool = Pool::new(1);
+        pool.matmul(Activations::F32, &gate, &x, n, &mut g);
+        pool.matmul(Activations::F32, &up, &x, n, &mut u);
+        for (i, (g, u)) in g.iter().zip(&u).enumerate() {
+            let r = i % rows;
+            let want = crate::backend::cpu::silu(g + ga.b_gate.as_ref().unwrap()[r])
+                * (u + ga.b_up.as_ref().unwrap()[r]);
+            assert_eq!(one[i], want, "element {i}");
+        }
     }
 
     /// A pool whose workers come from a spawn hook (as in the browser) computes what one thread

@@ -160,14 +160,19 @@ pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out:
     }
 }
 
+/// Rows per vector of the attention kernels ([`dot_rows`], [`softmax_cols`]): their row count
+/// `rp` is a multiple of it, and the attention pads a block's rows only to it (a decode step of
+/// three heads per KV head computes four rows on wasm's four lanes, not eight).
+pub const ATTN_LANES: usize = if cfg!(target_arch = "x86_64") { 8 } else { 4 };
+
 /// Attention's inner products, per ISA (used by the CPU backend's attention): for `nk` keys
-/// (`k[j · k_stride..][..hd]`) and the `rp` rows (a multiple of 8) of `qt` — a block of queries
+/// (`k[j · k_stride..][..hd]`) and the `rp` rows (a multiple of [`ATTN_LANES`]) of `qt` — a block of queries
 /// transposed, (hd, rp) —, `scores[j · rp + r] = Σ_d qt[d · rp + r] · k_j[d]`, summed in `d`
 /// order (fused multiply-adds where the CPU has them). Every (row, key) gets the same operations
 /// however many rows and keys there are, so a token scores the same alone or in a batch.
 pub fn dot_rows(qt: &[f32], rp: usize, k: &[f32], k_stride: usize, nk: usize, scores: &mut [f32]) {
     let hd = qt.len() / rp.max(1);
-    assert!(rp.is_multiple_of(8) && scores.len() >= nk * rp);
+    assert!(rp.is_multiple_of(ATTN_LANES) && scores.len() >= nk * rp);
     assert!(nk == 0 || k.len() >= (nk - 1) * k_stride + hd);
     match simd() {
         #[cfg(target_arch = "x86_64")]
@@ -210,7 +215,9 @@ pub fn weighted_sum2(
 /// normalized to sum to 1 (summed in key order); keys outside a row's range become 0. Eight (or
 /// four) rows per vector, one key after another: a row gets the same bits whatever the others.
 pub fn softmax_cols(sc: &mut [f32], rp: usize, width: usize, lo: &[u32], hi: &[u32], scale: f32) {
-    assert!(rp.is_multiple_of(8) && sc.len() >= rp * width && lo.len() >= rp && hi.len() >= rp);
+    assert!(
+        rp.is_multiple_of(ATTN_LANES) && sc.len() >= rp * width && lo.len() >= rp && hi.len() >= rp
+    );
     match simd() {
         #[cfg(target_arch = "x86_64")]
         Some(_) => x86::softmax_cols(sc, rp, width, lo, hi, scale),

@@ -23,6 +23,7 @@ use crate::sampler::argmax;
 
 use ops::{add_bias, attention, layer_norm, AttnShape};
 pub use ops::{gelu_tanh, rms_norm, rms_norm_inplace, silu, Rope};
+pub(crate) use ops::{GateAct, Prod};
 
 /// Native, and the browser's threaded build (wasm32 + `atomics`): the worker pool.
 #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
@@ -61,6 +62,12 @@ impl Pool {
             self.matmul(act, w, x, n, out);
         }
     }
+
+    fn run(&self, act: Activations, prods: &mut [Prod], x: &[f32], n: usize) {
+        for p in prods.iter_mut() {
+            p.run_here(act, x, n);
+        }
+    }
 }
 
 /// The pool and the activation precision, passed down the forward pass.
@@ -74,9 +81,36 @@ impl Par<'_> {
         self.pool.matmul(self.act, w, x, n, out);
     }
 
-    /// Products of one input as one pool job (q, k, v; gate, up).
+    /// Products of one input as one pool job (q, k, v).
     fn matmul_many(&self, prods: &mut [(&QTensor, &mut [f32])], x: &[f32], n: usize) {
         self.pool.matmul_many(self.act, prods, x, n);
+    }
+
+    /// `out = act(x · gateᵀ + b_gate) · (x · upᵀ + b_up)` as one pool job: each chunk of rows
+    /// computes both products and the activation step (`up_out`: the up product where one
+    /// thread computes it whole).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_gated(
+        &self,
+        gate: &QTensor,
+        up: &QTensor,
+        ga: &GateAct,
+        x: &[f32],
+        n: usize,
+        out: &mut [f32],
+        up_out: &mut [f32],
+    ) {
+        let gated = Some((up, ga, up_out));
+        self.pool.run(
+            self.act,
+            &mut [Prod {
+                w: gate,
+                out,
+                gated,
+            }],
+            x,
+            n,
+        );
     }
 }
 
@@ -463,25 +497,20 @@ fn layer(
     let h = &s.h[..n * e];
     grow(&mut s.gate, n * ff);
     grow(&mut s.up, n * ff);
-    let act = |x: f32| match hp.act {
-        Activation::Silu => silu(x),
-        Activation::Gelu => gelu_tanh(x),
+    let act: fn(f32) -> f32 = match hp.act {
+        Activation::Silu => silu,
+        Activation::Gelu => gelu_tanh,
     };
     match &lw.w_gate {
         Some(w_gate) => {
-            pool.matmul_many(
-                &mut [
-                    (w_gate, &mut s.gate[..n * ff]),
-                    (&lw.w_up, &mut s.up[..n * ff]),
-                ],
-                h,
-                n,
-            );
-            add_bias(&mut s.gate[..n * ff], lw.b_gate.as_deref());
-            add_bias(&mut s.up[..n * ff], lw.b_up.as_deref());
-            for (g, u) in s.gate[..n * ff].iter_mut().zip(&s.up[..n * ff]) {
-                *g = act(*g) * u;
-            }
+            // gate = act(gate + b_gate) · (up + b_up), chunk by chunk on the pool.
+            let ga = GateAct {
+                act,
+                b_gate: lw.b_gate.clone(),
+                b_up: lw.b_up.clone(),
+            };
+            let (gate, up) = (&mut s.gate[..n * ff], &mut s.up[..n * ff]);
+            pool.matmul_gated(w_gate, &lw.w_up, &ga, h, n, gate, up);
         }
         None => {
             // A plain MLP: act(up), computed in `gate`.

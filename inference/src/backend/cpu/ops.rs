@@ -1,6 +1,7 @@
 //! The elementwise and attention ops of the CPU forward pass (f32, exact).
 
-use crate::quant;
+use crate::model::QTensor;
+use crate::quant::{self, Activations};
 
 /// out = x / sqrt(mean(x²) + eps) * w   (sum in f64, as ggml does)
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -49,6 +50,52 @@ pub fn silu(x: f32) -> f32 {
 pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+}
+
+/// The gated FFN's elementwise step, `gate = act(gate + b_gate) · (up + b_up)`, on the rows
+/// `rows` of both products: `gate` and `up` (n, rows.len()) row-major. The pool applies it to each
+/// chunk of rows right after computing them (the activation then runs on every thread); one thread
+/// applies it to whole products. Either way each element gets the same operations.
+#[derive(Clone)]
+pub(crate) struct GateAct {
+    pub act: fn(f32) -> f32,
+    pub b_gate: Option<Vec<f32>>,
+    pub b_up: Option<Vec<f32>>,
+}
+
+impl GateAct {
+    pub fn apply(&self, rows: std::ops::Range<usize>, gate: &mut [f32], up: &[f32]) {
+        let c = rows.len();
+        let bg = self.b_gate.as_ref().map(|b| &b[rows.clone()]);
+        let bu = self.b_up.as_ref().map(|b| &b[rows.clone()]);
+        for (g, u) in gate.chunks_exact_mut(c).zip(up.chunks_exact(c)) {
+            for (i, (g, &u)) in g.iter_mut().zip(u).enumerate() {
+                let g1 = bg.map_or(*g, |b| *g + b[i]);
+                let u1 = bu.map_or(u, |b| u + b[i]);
+                *g = (self.act)(g1) * u1;
+            }
+        }
+    }
+}
+
+/// A product the caller asks for: `out (n, w.rows) = x · wᵀ`; or, gated, `out = act(x · wᵀ +
+/// b_gate) · (x · upᵀ + b_up)` (`up_out` is where one thread puts the up product).
+pub(crate) struct Prod<'a> {
+    pub w: &'a QTensor,
+    pub out: &'a mut [f32],
+    pub gated: Option<(&'a QTensor, &'a GateAct, &'a mut [f32])>,
+}
+
+impl Prod<'_> {
+    /// The whole product on this thread.
+    pub(crate) fn run_here(&mut self, act: Activations, x: &[f32], n: usize) {
+        let w = self.w;
+        quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, self.out);
+        if let Some((up, ga, up_out)) = &mut self.gated {
+            quant::matmul_act(act, up.ty, &up.data, up.cols, x, n, up_out);
+            ga.apply(0..w.rows, self.out, up_out);
+        }
+    }
 }
 
 pub use crate::model::rope::Rope;
@@ -100,7 +147,7 @@ pub(crate) fn attention(
         for t0 in (0..a.n).step_by(QUERY_BLOCK) {
             let tb = QUERY_BLOCK.min(a.n - t0);
             let rows = tb * g; // row r: token t0 + r / g, head kvh · g + r % g
-            let rp = rows.div_ceil(8) * 8;
+            let rp = rows.div_ceil(quant::ATTN_LANES) * quant::ATTN_LANES;
             let (first, last) = (lo(a.start + t0), a.start + t0 + tb - 1);
             let width = last + 1 - first;
             // scratch: qt (hd, rp) | scores (width, rp)
