@@ -121,8 +121,9 @@ pub(crate) struct AttnShape {
 /// softmax(q·k × scale) · v for every query head of `n` tokens against the cache (causal, and
 /// windowed where asked): `q`, `out` (n, n_head · head_dim); `kc`, `vc` (n_ctx, n_head_kv ·
 /// head_dim). Queries are taken in blocks — the heads that share a KV head, [`QUERY_BLOCK`]
-/// tokens, transposed so the SIMD kernels of `quant` score eight rows per instruction — and each
-/// key and value is loaded once per block. Every (query, key) pair gets the same operations in
+/// tokens, transposed so the SIMD kernels of `quant` score a vector of rows per instruction
+/// ([`quant::ATTN_LANES`]: 8 on x86, 4 on wasm) — and each key and value is loaded once per
+/// block. Every (query, key) pair gets the same operations in
 /// the same order whatever the batch, so a token gets the same bits alone or in a prefill.
 /// `scratch` is reused between calls.
 pub(crate) fn attention(
