@@ -210,6 +210,14 @@ fn gelu(v: f64) -> f64 {
 #[test]
 fn fused_products_every_type_against_the_cpu() {
     use webgpu::{Fuse, FusedMatrix};
+    fn matrix(ty: GgmlType, rows: usize, cols: usize, data: &[u8]) -> FusedMatrix<'_> {
+        FusedMatrix {
+            ty,
+            rows,
+            cols,
+            data,
+        }
+    }
     let dev = device(&GpuOptions::default());
     let mut rng = Rng(23);
     let all = GgmlType::ALL;
@@ -247,12 +255,7 @@ fn fused_products_every_type_against_the_cpu() {
                 .map(|s| random_rows(types[s], rows[s], cols, &mut rng))
                 .collect();
             let mats: Vec<FusedMatrix> = (0..3)
-                .map(|s| FusedMatrix {
-                    ty: types[s],
-                    rows: rows[s],
-                    cols,
-                    data: &ws[s],
-                })
+                .map(|s| matrix(types[s], rows[s], cols, &ws[s]))
                 .collect();
             let total: usize = rows.iter().sum();
             let bias: Vec<f32> = (0..total).map(|_| rng.f()).collect();
@@ -294,18 +297,8 @@ fn fused_products_every_type_against_the_cpu() {
             let wg = random_rows(types[0], rows, cols, &mut rng);
             let wu = random_rows(types[1], rows, cols, &mut rng);
             let mats = [
-                FusedMatrix {
-                    ty: types[0],
-                    rows,
-                    cols,
-                    data: &wg,
-                },
-                FusedMatrix {
-                    ty: types[1],
-                    rows,
-                    cols,
-                    data: &wu,
-                },
+                matrix(types[0], rows, cols, &wg),
+                matrix(types[1], rows, cols, &wu),
             ];
             let (dg, du) = (
                 dequantized(types[0], rows, cols, &wg),
@@ -353,12 +346,7 @@ fn fused_products_every_type_against_the_cpu() {
             // up·act without a norm
             let rows = 29;
             let w = random_rows(types[2], rows, cols, &mut rng);
-            let mats = [FusedMatrix {
-                ty: types[2],
-                rows,
-                cols,
-                data: &w,
-            }];
+            let mats = [matrix(types[2], rows, cols, &w)];
             let dw = dequantized(types[2], rows, cols, &w);
             let f = Fuse { act: true, ..base };
             let (y, _) = pollster::block_on(webgpu::fused_matvec(
@@ -380,12 +368,7 @@ fn fused_products_every_type_against_the_cpu() {
             // residual add (× 0.5) and the next norm's input
             let rows = 96;
             let w = random_rows(types[0], rows, cols, &mut rng);
-            let mats = [FusedMatrix {
-                ty: types[0],
-                rows,
-                cols,
-                data: &w,
-            }];
+            let mats = [matrix(types[0], rows, cols, &w)];
             let dw = dequantized(types[0], rows, cols, &w);
             let res0: Vec<f32> = (0..n * rows).map(|_| rng.f()).collect();
             let nw: Vec<f32> = (0..rows).map(|_| rng.f()).collect();
