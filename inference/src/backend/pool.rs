@@ -318,38 +318,11 @@ impl Pool {
 
     /// `out (n, w.rows) = x (n, w.cols) · wᵀ` with the rows split across the pool.
     pub fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
-        self.run(
-            act,
-            &mut [Prod {
-                w,
-                out,
-                gated: None,
-            }],
-            x,
-            n,
-        );
+        self.run(act, &mut [Prod::plain(w, out)], x, n);
     }
 
-    /// Several products of one input in one job: `out_i (n, w_i.rows) = x (n, cols) · w_iᵀ`.
-    pub fn matmul_many(
-        &self,
-        act: Activations,
-        prods: &mut [(&QTensor, &mut [f32])],
-        x: &[f32],
-        n: usize,
-    ) {
-        let mut prods: Vec<Prod> = prods
-            .iter_mut()
-            .map(|(w, out)| Prod {
-                w,
-                out,
-                gated: None,
-            })
-            .collect();
-        self.run(act, &mut prods, x, n);
-    }
-
-    /// Products of one input in one job, each plain or gated ([`Prod`]).
+    /// Products of one input in one job (q, k, v; a gated gate·up), each plain or gated
+    /// ([`Prod`]): `out_i (n, w_i.rows) = x (n, cols) · w_iᵀ`.
     pub(crate) fn run(&self, act: Activations, prods: &mut [Prod], x: &[f32], n: usize) {
         let per_part = |rows: usize| (self.threads * CHUNKS_PER_THREAD).min(rows / MIN_CHUNK_ROWS);
         let chunks: usize = prods.iter().map(|p| per_part(p.w.rows).max(1)).sum();

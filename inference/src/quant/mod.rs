@@ -166,8 +166,8 @@ pub fn matmul(ty: GgmlType, w: &[u8], cols: usize, x: &[f32], n_tok: usize, out:
 pub const ATTN_LANES: usize = if cfg!(target_arch = "x86_64") { 8 } else { 4 };
 
 /// Attention's inner products, per ISA (used by the CPU backend's attention): for `nk` keys
-/// (`k[j · k_stride..][..hd]`) and the `rp` rows (a multiple of [`ATTN_LANES`]) of `qt` — a block of queries
-/// transposed, (hd, rp) —, `scores[j · rp + r] = Σ_d qt[d · rp + r] · k_j[d]`, summed in `d`
+/// (`k[j · k_stride..][..hd]`) and the `rp` rows (a multiple of [`ATTN_LANES`]) of `qt` — a
+/// block of queries transposed, (hd, rp) —, `scores[j · rp + r] = Σ_d qt[d · rp + r] · k_j[d]`, summed in `d`
 /// order (fused multiply-adds where the CPU has them). Every (row, key) gets the same operations
 /// however many rows and keys there are, so a token scores the same alone or in a batch.
 pub fn dot_rows(qt: &[f32], rp: usize, k: &[f32], k_stride: usize, nk: usize, scores: &mut [f32]) {

@@ -16,8 +16,6 @@ use std::rc::Rc;
 use super::{check_shift, check_tokens, Backend, BackendKind, Output, Want};
 use crate::error::{Error, Result};
 use crate::model::{Activation, HParams, KvCache, LayerWeights, Model, Norm, QTensor, Weights};
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-use crate::quant;
 use crate::quant::Activations;
 use crate::sampler::argmax;
 
@@ -47,22 +45,6 @@ impl Pool {
         1
     }
 
-    fn matmul(&self, act: Activations, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
-        quant::matmul_act(act, w.ty, &w.data, w.cols, x, n, out);
-    }
-
-    fn matmul_many(
-        &self,
-        act: Activations,
-        prods: &mut [(&QTensor, &mut [f32])],
-        x: &[f32],
-        n: usize,
-    ) {
-        for (w, out) in prods.iter_mut() {
-            self.matmul(act, w, x, n, out);
-        }
-    }
-
     fn run(&self, act: Activations, prods: &mut [Prod], x: &[f32], n: usize) {
         for p in prods.iter_mut() {
             p.run_here(act, x, n);
@@ -78,12 +60,12 @@ struct Par<'a> {
 
 impl Par<'_> {
     fn matmul(&self, w: &QTensor, x: &[f32], n: usize, out: &mut [f32]) {
-        self.pool.matmul(self.act, w, x, n, out);
+        self.run(&mut [Prod::plain(w, out)], x, n);
     }
 
     /// Products of one input as one pool job (q, k, v).
-    fn matmul_many(&self, prods: &mut [(&QTensor, &mut [f32])], x: &[f32], n: usize) {
-        self.pool.matmul_many(self.act, prods, x, n);
+    fn run(&self, prods: &mut [Prod], x: &[f32], n: usize) {
+        self.pool.run(self.act, prods, x, n);
     }
 
     /// `out = act(x · gateᵀ + b_gate) · (x · upᵀ + b_up)` as one pool job: each chunk of rows
@@ -101,8 +83,7 @@ impl Par<'_> {
         up_out: &mut [f32],
     ) {
         let gated = Some((up, ga, up_out));
-        self.pool.run(
-            self.act,
+        self.run(
             &mut [Prod {
                 w: gate,
                 out,
@@ -434,11 +415,11 @@ fn layer(
     grow(&mut s.q, n * qd);
     grow(&mut s.k, n * kvd);
     grow(&mut s.v, n * kvd);
-    pool.matmul_many(
+    pool.run(
         &mut [
-            (&lw.wq, &mut s.q[..n * qd]),
-            (&lw.wk, &mut s.k[..n * kvd]),
-            (&lw.wv, &mut s.v[..n * kvd]),
+            Prod::plain(&lw.wq, &mut s.q[..n * qd]),
+            Prod::plain(&lw.wk, &mut s.k[..n * kvd]),
+            Prod::plain(&lw.wv, &mut s.v[..n * kvd]),
         ],
         h,
         n,

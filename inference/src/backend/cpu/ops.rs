@@ -86,7 +86,16 @@ pub(crate) struct Prod<'a> {
     pub gated: Option<(&'a QTensor, &'a GateAct, &'a mut [f32])>,
 }
 
-impl Prod<'_> {
+impl<'a> Prod<'a> {
+    /// A plain product, `out (n, w.rows) = x · wᵀ`.
+    pub(crate) fn plain(w: &'a QTensor, out: &'a mut [f32]) -> Self {
+        Prod {
+            w,
+            out,
+            gated: None,
+        }
+    }
+
     /// The whole product on this thread.
     pub(crate) fn run_here(&mut self, act: Activations, x: &[f32], n: usize) {
         let w = self.w;
@@ -123,9 +132,8 @@ pub(crate) struct AttnShape {
 /// head_dim). Queries are taken in blocks — the heads that share a KV head, [`QUERY_BLOCK`]
 /// tokens, transposed so the SIMD kernels of `quant` score a vector of rows per instruction
 /// ([`quant::ATTN_LANES`]: 8 on x86, 4 on wasm) — and each key and value is loaded once per
-/// block. Every (query, key) pair gets the same operations in
-/// the same order whatever the batch, so a token gets the same bits alone or in a prefill.
-/// `scratch` is reused between calls.
+/// block. Every (query, key) pair gets the same operations in the same order whatever the batch,
+/// so a token gets the same bits alone or in a prefill. `scratch` is reused between calls.
 pub(crate) fn attention(
     a: &AttnShape,
     q: &[f32],
