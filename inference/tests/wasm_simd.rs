@@ -574,22 +574,36 @@ fn chunk_offsets(ty: GgmlType, raw: &[u8]) -> Vec<f32> {
 /// Float64 model of the 8-bit product of one row (`wf` dequantized, `offs` its chunk offsets)
 /// with the quantized activations `q` of one token: per chunk `c`,
 /// `Σ (w_i - o_c) · q_i · dx_c + o_c · sx_c`, with `dx`/`sx` = `d16`/`s16` for the 32-weight
-/// types and `d`/`s` for the K-quants (the native path's choice). Returns (value, Σ|terms|).
+/// types; for the K-quants `d`/`s` per 32 (the native path's choice), or where the activations
+/// are quantized per 256-block (`kq`), that block's `kd` and `kd · Σq` of the chunk (exact).
+/// Returns (value, Σ|terms|).
 fn q8_model(ty: GgmlType, wf: &[f32], offs: &[f32], q: &Q8Acts) -> (f64, f64) {
-    let (dx, sx) = if ty.block_size() == 32 {
-        (&q.d16, &q.s16)
+    let (qs, dx, sx): (&[i8], Vec<f64>, Vec<f64>) = if !q.kq.is_empty() {
+        let (dx, sx) =
+            q.kq.chunks_exact(32)
+                .enumerate()
+                .map(|(c, qc)| {
+                    let d = q.kd[c / 8] as f64;
+                    (d, d * qc.iter().map(|&v| v as f64).sum::<f64>())
+                })
+                .unzip();
+        (&q.kq, dx, sx)
+    } else if ty.block_size() == 32 {
+        let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect();
+        (&q.q, f(&q.d16), f(&q.s16))
     } else {
-        (&q.d, &q.s)
+        let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect();
+        (&q.q, f(&q.d), f(&q.s))
     };
     let (mut v, mut mag) = (0f64, 0f64);
-    for (c, (wc, qc)) in wf.chunks_exact(32).zip(q.q.chunks_exact(32)).enumerate() {
-        let (o, d) = (offs[c] as f64, dx[c] as f64);
+    for (c, (wc, qc)) in wf.chunks_exact(32).zip(qs.chunks_exact(32)).enumerate() {
+        let (o, d) = (offs[c] as f64, dx[c]);
         for (&w, &qi) in wc.iter().zip(qc) {
             let t = (w as f64 - o) * qi as f64 * d;
             v += t;
             mag += (w as f64 * qi as f64 * d).abs() + t.abs();
         }
-        let t = o * sx[c] as f64;
+        let t = o * sx[c];
         v += t;
         mag += t.abs();
     }
@@ -681,10 +695,12 @@ fn check_q8_matrix(ty: GgmlType, rows: usize, cols: usize, n_tok: usize, seed: u
             );
             worst = worst.max(rel);
 
-            // tests/quant.rs's bound: `1e-3 · Σ|w·x|` plus half a step of every chunk's scale.
+            // tests/quant.rs's bound: `1e-3 · Σ|w·x|` plus half a step of every chunk's scale
+            // (chunks of `q8_block` activations).
             let (exact, mag) = ref_dot(w, xt);
             let mut bound = 1e-3 * mag + 1e-30;
-            for (wc, xc) in w.chunks_exact(32).zip(xt.chunks_exact(32)) {
+            let qb = quant::q8_block(ty);
+            for (wc, xc) in w.chunks_exact(qb).zip(xt.chunks_exact(qb)) {
                 let d = xc.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
                 bound += 0.5 * d * wc.iter().map(|v| v.abs() as f64).sum::<f64>();
             }
@@ -711,7 +727,18 @@ fn q8_kernels_exist_for_the_native_set() {
             "{}: 8-bit kernel",
             ty.name()
         );
-        assert_eq!(quant::q8_block(ty), 32, "{}: activation block", ty.name());
+        // The K-quants sum whole 256-blocks in integers (`simd128_q8k.rs`).
+        let block = if matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) {
+            256
+        } else {
+            32
+        };
+        assert_eq!(
+            quant::q8_block(ty),
+            block,
+            "{}: activation block",
+            ty.name()
+        );
     }
     // Empty rows give 0.
     let mut out = [f32::NAN; 3];
@@ -865,7 +892,7 @@ fn relaxed_q8_kernels_equal_simd128_bit_for_bit() {
 
                 // The ends of the i8 range, with the scales and sums of the quantized input.
                 let mut next = rng(990 + n_tok as u64);
-                for v in q.q.iter_mut() {
+                for v in q.q.iter_mut().chain(q.kq.iter_mut()) {
                     *v = [-128, -127, 127, 0][(next() >> 40) as usize % 4];
                 }
                 let [plain, relaxed] = both_isas(ty, &raw, cols, &q, n_tok, rows);
@@ -1032,6 +1059,7 @@ async fn wasm_cpu_speed_smollm2_135m() {
         GgmlType::Q4_0,
         GgmlType::Q8_0,
         GgmlType::Q4_K,
+        GgmlType::Q5_K,
         GgmlType::Q6_K,
     ];
     for (pass, ty) in (0..2).flat_map(|p| types.map(|ty| (p, ty))) {
@@ -1041,23 +1069,32 @@ async fn wasm_cpu_speed_smollm2_135m() {
             let x = random_x(n_tok * cols, 10);
             let mut out = vec![0f32; n_tok * rows];
             let reps = if n_tok == 1 { 200 } else { 4 };
-            let mut per = [0f64; 2];
-            for (i, act) in [Activations::F32, Activations::Q8].into_iter().enumerate() {
+            // f32 activations, then 8-bit with each kernel family.
+            let _reset = IsaReset;
+            let runs = [
+                (Activations::F32, "relaxed"),
+                (Activations::Q8, "simd128"),
+                (Activations::Q8, "relaxed"),
+            ];
+            let per = runs.map(|(act, isa)| {
+                quant::set_q8_isa(isa);
                 let t0 = js_sys::Date::now();
                 for _ in 0..reps {
                     matmul_act(act, ty, &raw, cols, &x, n_tok, &mut out);
                 }
-                per[i] = (js_sys::Date::now() - t0) / reps as f64;
-            }
+                (js_sys::Date::now() - t0) / reps as f64
+            });
             if pass == 0 {
                 continue;
             }
             console_log!(
-                "{} {rows}x{cols}, {n_tok} token(s): f32 {:.3} ms, q8 {:.3} ms ({:.2}x)",
+                "{} {rows}x{cols}, {n_tok} token(s): f32 {:.3} ms, q8 simd128 {:.3} ms ({:.2}x), q8 relaxed {:.3} ms ({:.2}x)",
                 ty.name(),
                 per[0],
                 per[1],
-                per[0] / per[1]
+                per[0] / per[1],
+                per[2],
+                per[0] / per[2]
             );
         }
     }

@@ -16,6 +16,8 @@ mod scalar;
 mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128_q8;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128_q8k;
 #[cfg(all(
     target_arch = "wasm32",
     target_feature = "simd128",
@@ -276,8 +278,8 @@ pub enum Activations {
     F32,
     /// Like llama.cpp's CPU backend: each token's activations are quantized once per product to
     /// 8 bits in blocks of 32 (scale = max|x| / 127) and multiplied with integer dot products;
-    /// for the K-quants on AVX-512 VNNI, in blocks of 256 like llama.cpp's `block_q8_K`
-    /// ([`q8_block`]).
+    /// for Q4_K, Q5_K and Q6_K on AVX-512 VNNI and on wasm32 simd128, in blocks of 256 like
+    /// llama.cpp's `block_q8_K` ([`q8_block`]).
     /// About twice as fast; moves logits by up to ~1 from exact math. Used where an integer
     /// kernel exists (x86_64 AVX2 and wasm32 simd128: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K,
     /// Q5_K, Q6_K); other types and ISAs fall back to [`Activations::F32`].
@@ -460,7 +462,15 @@ pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, 
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        // The same format as x86's per-32 kernels (`q8_block` is always 32 here).
+        if q8_block(ty) == 256 {
+            assert!(
+                q.kq.len() == n_tok * cols,
+                "activations not quantized per 256-block (use Q8Acts::quantize_for)"
+            );
+            simd128_q8k::matmul_q8k(ty, w, cols, &q.kq, &q.kd, n_tok, out);
+            return;
+        }
+        // The same format as x86's per-32 kernels.
         let (d, s) = if ty.block_size() == 32 {
             (&q.d16, &q.s16)
         } else {
@@ -476,11 +486,15 @@ pub fn matmul_q8(ty: GgmlType, w: &[u8], cols: usize, q: &Q8Acts, n_tok: usize, 
 }
 
 /// How many activations share one 8-bit scale in [`matmul_q8`] for `ty` here: 256 where the
-/// K-quant kernel sums whole blocks in integers (x86 AVX-512 VNNI: Q4_K, Q5_K, Q6_K, like
-/// llama.cpp's `block_q8_K`), else 32.
+/// K-quant kernel sums whole blocks in integers (Q4_K, Q5_K, Q6_K, like llama.cpp's
+/// `block_q8_K`: x86 with AVX-512 VNNI, and wasm32 simd128), else 32.
 pub fn q8_block(ty: GgmlType) -> usize {
     #[cfg(target_arch = "x86_64")]
     if simd().is_some() && x86::has_q8k(ty) {
+        return 256;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if simd().is_some() && simd128_q8k::has_q8k(ty) {
         return 256;
     }
     let _ = ty;
