@@ -4,7 +4,8 @@
 # formatting, clippy (native and wasm32), the test suite (native, then tests/wasm_simd.rs as wasm
 # under Node), the release build of the web app (Trunk) and the browser end-to-end tests
 # (scripts/e2e.sh). Every step runs; the summary at the end lists each one, and the exit status is
-# non-zero if any failed.
+# non-zero if any failed. Whole real models on the software GPU are the opt-in slow tier
+# (scripts/test-slow.sh), not run here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/toolchain.sh

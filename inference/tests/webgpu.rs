@@ -629,6 +629,7 @@ fn fidelity_with_an_f16_kv_cache() {
 /// SmolLM2 streamed onto the GPU (no host copy of its matrices): the fidelity rules hold, the
 /// GPU holds exactly the file's tensor bytes, and the CPU engine refuses the GPU-only model.
 #[test]
+#[ignore = "slow tier (minutes on lavapipe): scripts/test-slow.sh"]
 fn fidelity_smollm2_135m_q4_1_streamed_onto_the_gpu() {
     let opts = GpuOptions::default();
     let gm = streamed_gpu_model("smollm2-135m-q4_1", &opts);
@@ -664,10 +665,9 @@ fn fidelity_smollm2_135m_q4_1_streamed_onto_the_gpu() {
 /// Qwen2.5 1.5B (Q/K/V biases, 28 layers, a 151936-token Q6_K output split across bindings),
 /// streamed onto the GPU like the browser does: the fidelity rules of the golden README on a
 /// software GPU. Too slow for CI on lavapipe (17.5 minutes on this 2-core machine, about 1.5
-/// TFLOP of work), so it runs on demand:
-/// `cargo test --release -p inference --features webgpu --test webgpu -- --ignored qwen`.
+/// TFLOP of work), so it runs on demand with the slow tier (`scripts/test-slow.sh`).
 #[test]
-#[ignore = "17 minutes on lavapipe; run with --ignored"]
+#[ignore = "slow tier (17 minutes on lavapipe): scripts/test-slow.sh"]
 fn fidelity_qwen2_5_1_5b_q4_k_m_streamed_onto_the_gpu() {
     let opts = GpuOptions::default();
     let gm = streamed_gpu_model("qwen2.5-coder-1.5b-q4_k_m", &opts);
@@ -679,6 +679,7 @@ fn fidelity_qwen2_5_1_5b_q4_k_m_streamed_onto_the_gpu() {
 /// Gemma 3: sliding-window layers with their own RoPE base, Q/K norms, post-norms, GeGLU, and a
 /// 178 MB token embedding that exceeds lavapipe's 128 MiB binding limit (so it is split).
 #[test]
+#[ignore = "slow tier (minutes on lavapipe): scripts/test-slow.sh"]
 fn fidelity_gemma3_270m_q4_k_m() {
     check_model("gemma-3-270m-q4_k_m", &GpuOptions::default());
 }
@@ -686,6 +687,7 @@ fn fidelity_gemma3_270m_q4_k_m() {
 /// The same model with the token embedding / lm head split across buffers (4 MiB bindings) and
 /// small prefill batches gives the same logits.
 #[test]
+#[ignore = "slow tier (minutes on lavapipe): scripts/test-slow.sh"]
 fn fidelity_with_forced_split_and_small_batches() {
     let opts = GpuOptions {
         max_binding_bytes: Some(4 << 20),
@@ -705,6 +707,7 @@ fn fidelity_with_forced_split_and_small_batches() {
 /// One token over a long cache: its attention is split across workgroups (flash decoding,
 /// three splits at 700 positions) and combined; the logits equal the CPU's.
 #[test]
+#[ignore = "slow tier (minutes on lavapipe): scripts/test-slow.sh"]
 fn split_attention_over_a_long_cache_matches_the_cpu() {
     let model = load_model("smollm2-4layer-mixed");
     let gm = gpu_model(&model, &GpuOptions::default());
@@ -806,6 +809,7 @@ fn gpu_matches_cpu_and_decodes_with_one_submit_per_token() {
 /// equals the CPU engine's constrained reply, and an unconstrained reply afterwards is back to
 /// one 4-byte readback per token.
 #[test]
+#[ignore = "slow tier (minutes on lavapipe): scripts/test-slow.sh"]
 fn constrained_generation_on_the_gpu() {
     use inference::chat::ChatMessage;
     use inference::conversation::ChatPrompt;
@@ -892,6 +896,7 @@ fn constrained_generation_on_the_gpu() {
 /// session's given the whole history, only the new tokens are evaluated, Regenerate evaluates
 /// one token, an edited turn 2 reuses the prefix before it.
 #[test]
+#[ignore = "slow tier (minutes on lavapipe): scripts/test-slow.sh"]
 fn conversation_on_the_gpu_reuses_the_cache() {
     let gm = streamed_gpu_model("smollm2-135m-q4_1", &GpuOptions::default());
     let mut s = gpu_session(&gm, 512);
@@ -899,13 +904,19 @@ fn conversation_on_the_gpu_reuses_the_cache() {
 }
 
 /// The context shift on the GPU: a long chat on a 256-token context is shifted and goes on (the
-/// 4-layer SmolLM2, for lavapipe's speed), and the shift computes what llama.cpp's does (SmolLM2
-/// 135M against its golden data, `common::chat::check_shift_golden`).
+/// 4-layer SmolLM2, for lavapipe's speed).
 #[test]
 fn context_shift_on_the_gpu() {
     let gm = gpu_model(&load_model("smollm2-4layer-mixed"), &GpuOptions::default());
     let mut s = gpu_session(&gm, 256);
     common::chat::check_context_shift(&gm.model, &mut s, false);
+}
+
+/// The GPU's shift computes what llama.cpp's does (SmolLM2 135M against its golden data,
+/// `common::chat::check_shift_golden`).
+#[test]
+#[ignore = "slow tier (minutes on lavapipe): scripts/test-slow.sh"]
+fn context_shift_on_the_gpu_matches_llama_cpp() {
     let gm = streamed_gpu_model("smollm2-135m-q4_1", &GpuOptions::default());
     let mut s = gpu_session(&gm, 512);
     common::chat::check_shift_golden("smollm2-135m-q4_1", &mut s);

@@ -510,7 +510,7 @@ pub fn has_q8_kernel(ty: GgmlType) -> bool {
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if simd().is_some() {
-        return simd128_q8::has_q8(ty);
+        return simd128_q8::has_q8(ty) || simd128_q8k::has_q8k(ty);
     }
     let _ = ty;
     false

@@ -3,10 +3,10 @@
 //!
 //! The same activation format and the same arithmetic as the native 8-bit path (`x86.rs`):
 //! activations quantized per 32-chunk by [`super::Q8Acts::quantize`] (`q`, scale `d`; for the
-//! 32-weight types llama.cpp's f16-rounded `d16` / `s16 = f16(d · Σq)`, for the K-quants `d` and
-//! the exact chunk sums `s`); per (row, token) and chunk, the integer dot `Σ w·q` of a weight
-//! group times `scale_w · d_x` is added to an f32 accumulator, and the offset terms (`m · s16`
-//! of Q4_1 / Q5_1, `-dmin·min_j · s_j` of Q4_K / Q5_K) are summed apart and added at the end.
+//! 32-weight types llama.cpp's f16-rounded `d16` / `s16 = f16(d · Σq)`, for Q3_K `d`); per
+//! (row, token) and chunk, the integer dot `Σ w·q` of a weight group times `scale_w · d_x` is
+//! added to an f32 accumulator, and the offset terms (`m · s16` of Q4_1 / Q5_1) are summed apart
+//! and added at the end.
 //! Results differ from x86's only in float rounding (four f32 lanes instead of eight, no FMA).
 //!
 //! Integers: a weight chunk is decoded to 32 signed bytes (|w| ≤ 128), widened to four `i16x8`
@@ -17,7 +17,8 @@
 //! (row, token) are plain locals (`Acc`): arrays of accumulators indexed in loops would live in
 //! linear memory.
 //!
-//! Covered: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K (the set of `x86.rs`).
+//! Covered: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K. Q4_K, Q5_K and Q6_K take activations per
+//! 256-block and have their own kernels (`simd128_q8k.rs`).
 //! Where the module is built with relaxed SIMD, `simd128_rq8.rs` computes the same integers
 //! with `i32x4_relaxed_dot_i8x16_i7x16_add` (same results bit for bit), unless
 //! `set_q8_isa("simd128")`.
@@ -26,7 +27,7 @@ use core::arch::wasm32::*;
 #[cfg(any(target_feature = "relaxed-simd", feature = "relaxed-simd"))]
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::scalar::{q3_k_scales, row_bytes, scale_min_k4};
+use super::scalar::{q3_k_scales, row_bytes};
 use super::GgmlType;
 
 /// One 32-weight chunk as integers: four `i16x8` (weights 0..8, 8..16, 16..24, 24..32).
@@ -39,9 +40,6 @@ pub(super) enum Offs {
     None,
     /// One offset `m` per 32-weight block (Q4_1, Q5_1): `m · s16` per chunk.
     Chunk,
-    /// One offset per 32-weight group of a 256-block (Q4_K, Q5_K), from [`KernQ8::block_offs`],
-    /// times the exact f32 chunk sums `s`.
-    Block,
 }
 
 /// A block type as 8-bit integers.
@@ -59,10 +57,6 @@ pub(super) trait KernQ8 {
     /// Chunk `c` of block `b` as integers, its scales (weights 0..16 and 16..32; equal unless
     /// `HALVES`) and its offset (`OFFS == Chunk`).
     fn qchunk(b: &[u8], st: &Self::St, c: usize) -> (Q16, f32, f32, f32);
-    /// The eight offsets of a 256-block (`OFFS == Block`).
-    fn block_offs(_st: &Self::St) -> [v128; 2] {
-        unreachable!("only for Offs::Block types")
-    }
 }
 
 /// The f16 at `b[off..off + 2]` as f32: the same value as `half`'s conversion (which is
@@ -107,13 +101,6 @@ pub(super) fn f16_lut(t: &F16, b: &[u8], off: usize) -> f32 {
 pub(super) fn load16(b: &[u8], off: usize) -> v128 {
     let s = &b[off..off + 16];
     // SAFETY: `s` is 16 readable bytes; `v128_load` allows unaligned addresses.
-    unsafe { v128_load(s.as_ptr() as *const v128) }
-}
-
-#[inline(always)]
-fn load_f32x4(x: &[f32]) -> v128 {
-    let s = &x[..4];
-    // SAFETY: `s` is 4 readable f32 (16 bytes); `v128_load` allows unaligned addresses.
     unsafe { v128_load(s.as_ptr() as *const v128) }
 }
 
@@ -303,131 +290,6 @@ impl KernQ8 for Q3K {
     }
 }
 
-/// Scales and mins of the eight 32-weight groups of a Q4_K / Q5_K block, as f32.
-#[derive(Clone, Copy)]
-pub(super) struct K4 {
-    /// `d · scale_j`
-    pub(super) d: [f32; 8],
-    /// `-(dmin · min_j)`
-    pub(super) neg_m: [f32; 8],
-}
-
-#[inline(always)]
-fn k4_prep(b: &[u8], t: &F16) -> K4 {
-    let (d, dmin) = (f16_lut(t, b, 0), f16_lut(t, b, 2));
-    let mut st = K4 {
-        d: [0.0; 8],
-        neg_m: [0.0; 8],
-    };
-    for j in 0..8 {
-        let (sc, m) = scale_min_k4(j, &b[4..16]);
-        st.d[j] = d * sc as f32;
-        st.neg_m[j] = -(dmin * m as f32);
-    }
-    st
-}
-
-pub(super) struct Q4K;
-impl KernQ8 for Q4K {
-    const QK: usize = 256;
-    const BYTES: usize = 144;
-    const OFFS: Offs = Offs::Block;
-    const HALVES: bool = false;
-    type St = K4;
-    #[inline(always)]
-    fn prep(b: &[u8], t: &F16) -> K4 {
-        k4_prep(b, t)
-    }
-    #[inline(always)]
-    fn qchunk(b: &[u8], st: &K4, c: usize) -> (Q16, f32, f32, f32) {
-        let off = 16 + 32 * (c >> 1);
-        let (a, bb) = (load16(b, off), load16(b, off + 16));
-        let (a, bb) = if c & 1 == 0 {
-            let m = i8x16_splat(0x0F);
-            (v128_and(a, m), v128_and(bb, m))
-        } else {
-            (u8x16_shr(a, 4), u8x16_shr(bb, 4))
-        };
-        (widen(a, bb), st.d[c], st.d[c], 0.0)
-    }
-    #[inline(always)]
-    fn block_offs(st: &K4) -> [v128; 2] {
-        [load_f32x4(&st.neg_m[..4]), load_f32x4(&st.neg_m[4..])]
-    }
-}
-
-pub(super) struct Q5K;
-impl KernQ8 for Q5K {
-    const QK: usize = 256;
-    const BYTES: usize = 176;
-    const OFFS: Offs = Offs::Block;
-    const HALVES: bool = false;
-    type St = K4;
-    #[inline(always)]
-    fn prep(b: &[u8], t: &F16) -> K4 {
-        k4_prep(b, t)
-    }
-    #[inline(always)]
-    fn qchunk(b: &[u8], st: &K4, c: usize) -> (Q16, f32, f32, f32) {
-        let off = 48 + 32 * (c >> 1);
-        let m = i8x16_splat((1u8 << c) as i8);
-        #[inline(always)]
-        fn part(q: v128, qh: v128, c: usize, m: v128) -> v128 {
-            let lo = if c & 1 == 0 {
-                v128_and(q, i8x16_splat(0x0F))
-            } else {
-                u8x16_shr(q, 4)
-            };
-            let hb = v128_and(i8x16_eq(v128_and(qh, m), m), i8x16_splat(0x10));
-            v128_or(lo, hb)
-        }
-        let w0 = part(load16(b, off), load16(b, 16), c, m);
-        let w1 = part(load16(b, off + 16), load16(b, 32), c, m);
-        (widen(w0, w1), st.d[c], st.d[c], 0.0)
-    }
-    #[inline(always)]
-    fn block_offs(st: &K4) -> [v128; 2] {
-        [load_f32x4(&st.neg_m[..4]), load_f32x4(&st.neg_m[4..])]
-    }
-}
-
-pub(super) struct Q6K;
-impl KernQ8 for Q6K {
-    const QK: usize = 256;
-    const BYTES: usize = 210;
-    const OFFS: Offs = Offs::None;
-    const HALVES: bool = true;
-    /// `d · scale_i` of the sixteen 16-weight groups.
-    type St = [f32; 16];
-    #[inline(always)]
-    fn prep(b: &[u8], t: &F16) -> [f32; 16] {
-        let d = f16_lut(t, b, 208);
-        let mut st = [0f32; 16];
-        for (i, s) in st.iter_mut().enumerate() {
-            *s = (b[192 + i] as i8) as f32 * d;
-        }
-        st
-    }
-    #[inline(always)]
-    fn qchunk(b: &[u8], st: &[f32; 16], c: usize) -> (Q16, f32, f32, f32) {
-        let (h, k) = (c >> 2, c & 3);
-        let (lo_off, hi_off) = (64 * h + 32 * (k & 1), 128 + 32 * h);
-        #[inline(always)]
-        fn part(ql: v128, qh: v128, k: usize) -> v128 {
-            let lo = if k >> 1 == 0 {
-                v128_and(ql, i8x16_splat(0x0F))
-            } else {
-                u8x16_shr(ql, 4)
-            };
-            let qh = v128_and(u8x16_shr(qh, 2 * k as u32), i8x16_splat(3));
-            i8x16_sub(v128_or(lo, i8x16_shl(qh, 4)), i8x16_splat(32))
-        }
-        let w0 = part(load16(b, lo_off), load16(b, hi_off), k);
-        let w1 = part(load16(b, lo_off + 16), load16(b, hi_off + 16), k);
-        (widen(w0, w1), st[2 * c], st[2 * c + 1], 0.0)
-    }
-}
-
 /// Sum of the four lanes in a fixed order.
 #[inline(always)]
 fn hsum(a: v128) -> f32 {
@@ -440,7 +302,6 @@ fn hsum(a: v128) -> f32 {
 pub(super) struct Acc {
     v: v128,
     off: f32,
-    offv: v128,
 }
 
 impl Acc {
@@ -449,21 +310,7 @@ impl Acc {
         Acc {
             v: f32x4_splat(0.0),
             off: 0.0,
-            offv: f32x4_splat(0.0),
         }
-    }
-
-    /// The offset terms of 256-block `b` (`OFFS == Block`): `Σ_j -(dmin · min_j) · s_j`, `xs`
-    /// the chunk sums of this token.
-    #[inline(always)]
-    pub(super) fn block<K: KernQ8>(&mut self, st: &K::St, xs: &[f32], b: usize) {
-        let s = &xs[8 * b..8 * b + 8];
-        let [m0, m1] = K::block_offs(st);
-        let p = f32x4_add(
-            f32x4_mul(m0, load_f32x4(&s[..4])),
-            f32x4_mul(m1, load_f32x4(&s[4..])),
-        );
-        self.offv = f32x4_add(self.offv, p);
     }
 
     /// Chunk `k` of this token's activations (`xw`, `xd`, `xs`) against the decoded weight
@@ -525,7 +372,7 @@ impl Acc {
 
     #[inline(always)]
     pub(super) fn result(&self) -> f32 {
-        hsum(self.v) + (self.off + hsum(self.offv))
+        hsum(self.v) + self.off
     }
 }
 
@@ -535,9 +382,6 @@ fn row1<K: KernQ8>(row: &[u8], nb: usize, t: &F16, xw: &[i16], xd: &[f32], xs: &
     let mut a = Acc::new();
     for (b, blk) in row.chunks_exact(K::BYTES).take(nb).enumerate() {
         let st = K::prep(blk, t);
-        if K::OFFS == Offs::Block {
-            a.block::<K>(&st, xs, b);
-        }
         for c in 0..K::QK / 32 {
             let (wq, s0, s1, ofs) = K::qchunk(blk, &st, c);
             a.chunk::<K>(&wq, s0, s1, ofs, xw, xd, xs, b * (K::QK / 32) + c);
@@ -563,10 +407,6 @@ fn row2<K: KernQ8>(
     let blocks = r0.chunks_exact(K::BYTES).zip(r1.chunks_exact(K::BYTES));
     for (b, (b0, b1)) in blocks.take(nb).enumerate() {
         let (st0, st1) = (K::prep(b0, t), K::prep(b1, t));
-        if K::OFFS == Offs::Block {
-            a0.block::<K>(&st0, xs, b);
-            a1.block::<K>(&st1, xs, b);
-        }
         for c in 0..K::QK / 32 {
             let j = b * (K::QK / 32) + c;
             let (wq, s0, s1, ofs) = K::qchunk(b0, &st0, c);
@@ -593,12 +433,6 @@ fn row4<K: KernQ8>(
     let (mut a0, mut a1, mut a2, mut a3) = (Acc::new(), Acc::new(), Acc::new(), Acc::new());
     for (b, blk) in row.chunks_exact(K::BYTES).take(nb).enumerate() {
         let st = K::prep(blk, t);
-        if K::OFFS == Offs::Block {
-            a0.block::<K>(&st, xs, b);
-            a1.block::<K>(&st, &xs[cpr..], b);
-            a2.block::<K>(&st, &xs[2 * cpr..], b);
-            a3.block::<K>(&st, &xs[3 * cpr..], b);
-        }
         for c in 0..K::QK / 32 {
             let (wq, s0, s1, ofs) = K::qchunk(blk, &st, c);
             let j = b * (K::QK / 32) + c;
@@ -723,9 +557,6 @@ pub(super) fn has_q8(ty: GgmlType) -> bool {
             | GgmlType::Q5_1
             | GgmlType::Q8_0
             | GgmlType::Q3_K
-            | GgmlType::Q4_K
-            | GgmlType::Q5_K
-            | GgmlType::Q6_K
     )
 }
 
@@ -776,5 +607,5 @@ pub(super) fn matmul_q8(
         };
     }
     by_type!(Q4_0 => Q4_0, Q4_1 => Q4_1, Q5_0 => Q5_0, Q5_1 => Q5_1, Q8_0 => Q8_0,
-        Q3_K => Q3K, Q4_K => Q4K, Q5_K => Q5K, Q6_K => Q6K)
+        Q3_K => Q3K)
 }

@@ -9,8 +9,8 @@
 //!
 //! **Same bits as `simd128_q8.rs`.** The relaxed dot is deterministic (every engine computes
 //! the exact integer) when its second operand is in 0..=127: here that operand is always the
-//! weights in an unsigned form (Q4_1, Q5_1, Q4_K, Q5_K as stored; Q4_0, Q5_0, Q3_K, Q6_K as
-//! `w + o` with `o` = 8, 16, 4, 32: 0..=63 at most), and the `-o · Σx` it adds is the start
+//! weights in an unsigned form (Q4_1, Q5_1 as stored; Q4_0, Q5_0, Q3_K as `w + o` with `o` =
+//! 8, 16, 4: 0..=31 at most), and the `-o · Σx` it adds is the start
 //! value of the accumulator (the chunk's activation sums, computed once per product). The
 //! activations (-127..=127) are the other operand. Within each 16 bytes, weights and activations
 //! are put in the order [`PERM`], so that lane `i` of the relaxed dot sums the products of
@@ -19,13 +19,14 @@
 //! result is bit for bit that of the plain simd128 kernel (tests/wasm_simd.rs checks it).
 //!
 //! Covered: every type of `simd128_q8.rs` but Q8_0 (its weights use all 8 bits); Q8_0 runs the
-//! plain simd128 kernel.
+//! plain simd128 kernel. Q4_K, Q5_K and Q6_K have their own relaxed kernels, per 256-block
+//! (`simd128_q8k.rs`).
 
 use core::arch::wasm32::*;
 
 use super::simd128_q8::{
-    f16_table, load16, matmul_k, widen_acts, Acc, KernQ8, Offs, F16, Q3K, Q4K, Q4_0, Q4_1, Q5K,
-    Q5_0, Q5_1, Q6K, Q8_0, TOKS,
+    f16_table, load16, matmul_k, widen_acts, Acc, KernQ8, F16, Q3K, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+    TOKS,
 };
 use super::GgmlType;
 
@@ -141,67 +142,6 @@ impl KernU7 for Q3K {
     }
 }
 
-impl KernU7 for Q4K {
-    const OFF: i8 = 0;
-    #[inline(always)]
-    fn uchunk(b: &[u8], st: &super::simd128_q8::K4, c: usize) -> ([v128; 2], f32, f32, f32) {
-        let off = 16 + 32 * (c >> 1);
-        let (a, bb) = (perm(load16(b, off)), perm(load16(b, off + 16)));
-        let (a, bb) = if c & 1 == 0 {
-            let m = i8x16_splat(0x0F);
-            (v128_and(a, m), v128_and(bb, m))
-        } else {
-            (u8x16_shr(a, 4), u8x16_shr(bb, 4))
-        };
-        ([a, bb], st.d[c], st.d[c], 0.0)
-    }
-}
-
-impl KernU7 for Q5K {
-    const OFF: i8 = 0;
-    #[inline(always)]
-    fn uchunk(b: &[u8], st: &super::simd128_q8::K4, c: usize) -> ([v128; 2], f32, f32, f32) {
-        let off = 48 + 32 * (c >> 1);
-        let m = i8x16_splat((1u8 << c) as i8);
-        #[inline(always)]
-        fn part(q: v128, qh: v128, c: usize, m: v128) -> v128 {
-            let lo = if c & 1 == 0 {
-                v128_and(q, i8x16_splat(0x0F))
-            } else {
-                u8x16_shr(q, 4)
-            };
-            let hb = v128_and(i8x16_eq(v128_and(qh, m), m), i8x16_splat(0x10));
-            v128_or(lo, hb)
-        }
-        let w0 = part(load16(b, off), load16(b, 16), c, m);
-        let w1 = part(load16(b, off + 16), load16(b, 32), c, m);
-        ([perm(w0), perm(w1)], st.d[c], st.d[c], 0.0)
-    }
-}
-
-impl KernU7 for Q6K {
-    const OFF: i8 = 32;
-    #[inline(always)]
-    fn uchunk(b: &[u8], st: &[f32; 16], c: usize) -> ([v128; 2], f32, f32, f32) {
-        let (h, k) = (c >> 2, c & 3);
-        let (lo_off, hi_off) = (64 * h + 32 * (k & 1), 128 + 32 * h);
-        // The 6-bit value (0..=63) = the weight + 32.
-        #[inline(always)]
-        fn part(ql: v128, qh: v128, k: usize) -> v128 {
-            let lo = if k >> 1 == 0 {
-                v128_and(ql, i8x16_splat(0x0F))
-            } else {
-                u8x16_shr(ql, 4)
-            };
-            let qh = v128_and(u8x16_shr(qh, 2 * k as u32), i8x16_splat(3));
-            v128_or(lo, i8x16_shl(qh, 4))
-        }
-        let w0 = part(load16(b, lo_off), load16(b, hi_off), k);
-        let w1 = part(load16(b, lo_off + 16), load16(b, hi_off + 16), k);
-        ([perm(w0), perm(w1)], st[2 * c], st[2 * c + 1], 0.0)
-    }
-}
-
 /// The activations of one product in [`PERM`] order, and the accumulators' start values: per
 /// chunk `-o · Σx` over each lane's four activations (two per chunk, weights 0..16 and 16..32,
 /// where `K::HALVES`, else one for the whole chunk); empty when `o` is 0.
@@ -298,9 +238,6 @@ fn row1<K: KernU7>(row: &[u8], nb: usize, t: &F16, x: &Tok) -> f32 {
     let mut a = Acc::new();
     for (b, blk) in row.chunks_exact(K::BYTES).take(nb).enumerate() {
         let st = K::prep(blk, t);
-        if K::OFFS == Offs::Block {
-            a.block::<K>(&st, x.xs, b);
-        }
         for c in 0..K::QK / 32 {
             let (u, s0, s1, ofs) = K::uchunk(blk, &st, c);
             chunk_u7::<K>(&mut a, &u, s0, s1, ofs, x, b * (K::QK / 32) + c);
@@ -318,10 +255,6 @@ fn row2<K: KernU7>(r0: &[u8], r1: &[u8], nb: usize, t: &F16, x: &Tok) -> [f32; 2
     let blocks = r0.chunks_exact(K::BYTES).zip(r1.chunks_exact(K::BYTES));
     for (b, (b0, b1)) in blocks.take(nb).enumerate() {
         let (st0, st1) = (K::prep(b0, t), K::prep(b1, t));
-        if K::OFFS == Offs::Block {
-            a0.block::<K>(&st0, x.xs, b);
-            a1.block::<K>(&st1, x.xs, b);
-        }
         for c in 0..K::QK / 32 {
             let j = b * (K::QK / 32) + c;
             let (u, s0, s1, ofs) = K::uchunk(b0, &st0, c);
@@ -343,12 +276,6 @@ fn row4<K: KernU7>(row: &[u8], nb: usize, cpr: usize, t: &F16, x: &Tok) -> [f32;
     let (mut a0, mut a1, mut a2, mut a3) = (Acc::new(), Acc::new(), Acc::new(), Acc::new());
     for (b, blk) in row.chunks_exact(K::BYTES).take(nb).enumerate() {
         let st = K::prep(blk, t);
-        if K::OFFS == Offs::Block {
-            a0.block::<K>(&st, x.xs, b);
-            a1.block::<K>(&st, x1.xs, b);
-            a2.block::<K>(&st, x2.xs, b);
-            a3.block::<K>(&st, x3.xs, b);
-        }
         for c in 0..K::QK / 32 {
             let (u, s0, s1, ofs) = K::uchunk(blk, &st, c);
             let j = b * (K::QK / 32) + c;
@@ -445,5 +372,5 @@ pub(super) fn matmul_q8(
         };
     }
     by_type!(Q4_0 => Q4_0, Q4_1 => Q4_1, Q5_0 => Q5_0, Q5_1 => Q5_1,
-        Q3_K => Q3K, Q4_K => Q4K, Q5_K => Q5K, Q6_K => Q6K)
+        Q3_K => Q3K)
 }
