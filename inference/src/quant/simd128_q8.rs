@@ -477,8 +477,9 @@ pub(super) fn matmul_k<K: KernQ8>(
         let (xw, xd, xs) = (&xw[t * cols..], &xd[t * cpr..], &xs[t * cpr..]);
         let o = &mut out[t * rows..(t + 1) * rows];
         if K::QK == 256 {
-            // K-quants: one row at a time. Two (`row2`) hold two blocks' scales and sums at
-            // once, and decode slower: Qwen2.5 1.5B 2.9 → 3.7 tok/s with one (BENCHMARKS).
+            // Q3_K (the one 256-weight type here): one row at a time. Two (`row2`) hold two
+            // blocks' scales and sums at once, and decoded the K-quants slower when they ran
+            // here (Qwen2.5 1.5B 2.9 → 3.7 tok/s with one, BENCHMARKS).
             for (o, r) in o.iter_mut().zip(w.chunks_exact(rb)) {
                 *o = row1::<K>(r, nb, f16, xw, xd, xs);
             }

@@ -10,8 +10,8 @@
 //! **Same bits as `simd128_q8.rs`.** The relaxed dot is deterministic (every engine computes
 //! the exact integer) when its second operand is in 0..=127: here that operand is always the
 //! weights in an unsigned form (Q4_1, Q5_1 as stored; Q4_0, Q5_0, Q3_K as `w + o` with `o` =
-//! 8, 16, 4: 0..=31 at most), and the `-o · Σx` it adds is the start
-//! value of the accumulator (the chunk's activation sums, computed once per product). The
+//! 8, 16, 4: 0..=31 at most), and the `-o · Σx` it adds is the start value of the accumulator
+//! (the chunk's activation sums, computed once per product). The
 //! activations (-127..=127) are the other operand. Within each 16 bytes, weights and activations
 //! are put in the order [`PERM`], so that lane `i` of the relaxed dot sums the products of
 //! weights `2i, 2i+1, 8+2i, 9+2i`: the lanes `i32x4_dot_i16x8` gives in `simd128_q8.rs`. The
@@ -326,8 +326,9 @@ fn matmul_u7<K: KernU7>(
         let x = all.at(t, cpr, npc);
         let o = &mut out[t * rows..(t + 1) * rows];
         if K::QK == 256 {
-            // K-quants: one row at a time. Two (`row2`) hold two blocks' scales and sums at
-            // once, and decode slower: Qwen2.5 1.5B 3.8 → 4.1–4.2 tok/s with one (BENCHMARKS).
+            // Q3_K (the one 256-weight type here): one row at a time. Two (`row2`) hold two
+            // blocks' scales and sums at once, and decoded the K-quants slower when they ran
+            // here (Qwen2.5 1.5B 3.8 → 4.1–4.2 tok/s with one, BENCHMARKS).
             for (o, r) in o.iter_mut().zip(w.chunks_exact(rb)) {
                 *o = row1::<K>(r, nb, f16, &x);
             }
