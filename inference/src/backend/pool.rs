@@ -23,7 +23,10 @@ use std::thread::JoinHandle;
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, Instant};
 
-use super::cpu::{GateAct, Prod};
+use super::cpu::{
+    attention, attention_unit, attention_units, AttnShape, GateAct, Prod, QUERY_BLOCK,
+};
+use crate::model::kv_cache::{self, KvRows};
 use crate::model::{Bytes, QTensor};
 use crate::quant::{self, Activations, GgmlType};
 
@@ -79,22 +82,18 @@ pub fn set_spawner(spawn: Spawner) {
     let _ = SPAWNER.set(spawn);
 }
 
-/// One or more matrix products of the same input (q, k, v; gate, up), cut into row chunks that
-/// the caller and the workers claim one at a time (a worker that the OS has not scheduled yet
-/// simply gets none, so nobody waits for it). One job instead of one per product: each job costs
-/// a hand-off and a wait for its slowest chunk, which small decode products feel.
+/// Work cut into chunks that the caller and the workers claim one at a time (a worker that the
+/// OS has not scheduled yet simply gets none, so nobody waits for it).
 struct Job {
-    parts: Vec<Part>,
-    /// The input, (n, cols): f32, or quantized once per format where an 8-bit kernel runs.
-    inputs: Vec<Input>,
-    n: usize,
-    /// Chunk `i` is rows `ranges[i].1 .. ranges[i].2` of part `ranges[i].0`.
-    ranges: Vec<(usize, usize, usize)>,
+    work: Work,
+    /// Chunks in all.
+    chunks: usize,
     /// Next unclaimed chunk.
     next: AtomicUsize,
     /// Chunks whose rows are in `outs`.
     finished: AtomicUsize,
-    /// Chunk `i`'s rows, (n_tok, rows of the chunk) row-major.
+    /// Chunk `i`'s output (a product's rows: (n_tok, rows of the chunk) row-major; an
+    /// attention unit's: (tokens of the unit, its heads · head_dim)).
     outs: Vec<Mutex<Vec<f32>>>,
     /// The first panic of a chunk (on any thread): the chunk still counts as finished, so the
     /// caller stops waiting, and re-raises it on its own thread.
@@ -119,14 +118,14 @@ impl Job {
     fn work(&self) {
         loop {
             let i = self.next.fetch_add(1, Ordering::AcqRel);
-            if i >= self.ranges.len() {
+            if i >= self.chunks {
                 return;
             }
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.chunk(i))) {
                 let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
                 slot.get_or_insert(payload);
             }
-            if self.finished.fetch_add(1, Ordering::SeqCst) + 1 == self.ranges.len()
+            if self.finished.fetch_add(1, Ordering::SeqCst) + 1 == self.chunks
                 && self.caller_sleeps.load(Ordering::SeqCst)
             {
                 // The last chunk, and the caller has stopped spinning: wake it (under the lock,
@@ -146,7 +145,7 @@ impl Job {
     /// browser's own threads beside the pool), and a caller that keeps spinning takes the core
     /// it needs (`yield_now` does nothing in wasm).
     fn wait(&self) {
-        let all = self.ranges.len();
+        let all = self.chunks;
         let mut spin = Spin::new();
         while self.finished.load(Ordering::Acquire) < all {
             if spin.spinning() {
@@ -167,19 +166,97 @@ impl Job {
 const DONE_BACKSTOP: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Job {
-    /// Compute chunk `i` into its output buffer (a gated pair: both products' rows, then the
-    /// activation step).
+    fn new(work: Work, chunks: usize) -> Job {
+        Job {
+            work,
+            chunks,
+            next: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            outs: (0..chunks).map(|_| Mutex::new(Vec::new())).collect(),
+            panic: Mutex::new(None),
+            done_lock: Mutex::new(()),
+            done: Condvar::new(),
+            caller_sleeps: AtomicBool::new(false),
+        }
+    }
+
+    /// Compute chunk `i` into its output buffer.
     fn chunk(&self, i: usize) {
+        let mut out = self.outs[i].lock().unwrap_or_else(|e| e.into_inner());
+        match &self.work {
+            Work::Prods(p) => p.chunk(i, &mut out),
+            Work::Attention(a) => a.chunk(i, &mut out),
+        }
+    }
+}
+
+enum Work {
+    Prods(Prods),
+    Attention(Attention),
+}
+
+/// One or more matrix products of the same input (q, k, v; gate, up), cut into row chunks. One
+/// job instead of one per product: each job costs a hand-off and a wait for its slowest chunk,
+/// which small decode products feel.
+struct Prods {
+    parts: Vec<Part>,
+    /// The input, (n, cols): f32, or quantized once per format where an 8-bit kernel runs.
+    inputs: Vec<Input>,
+    n: usize,
+    /// Chunk `i` is rows `ranges[i].1 .. ranges[i].2` of part `ranges[i].0`.
+    ranges: Vec<(usize, usize, usize)>,
+}
+
+/// A layer's attention, cut into its units ([`attention_units`]: a KV head × a block of query
+/// tokens). The KV cache's rows are read under their lock, held for one unit.
+struct Attention {
+    shape: AttnShape,
+    /// (n, n_head · head_dim)
+    q: Vec<f32>,
+    k: KvRows,
+    v: KvRows,
+    units: Vec<(usize, usize)>,
+}
+
+impl Attention {
+    /// Tokens of unit `i`, and its output's row width (its heads · head_dim).
+    fn unit_shape(&self, i: usize) -> (usize, usize) {
+        let a = &self.shape;
+        let tb = QUERY_BLOCK.min(a.n - self.units[i].1);
+        (tb, a.n_head / a.n_head_kv * a.head_dim)
+    }
+
+    fn chunk(&self, i: usize, out: &mut Vec<f32>) {
+        let (tb, width) = self.unit_shape(i);
+        out.clear();
+        out.resize(tb * width, 0.0);
+        let (k, v) = (kv_cache::read(&self.k), kv_cache::read(&self.v));
+        let mut scratch = Vec::new();
+        attention_unit(
+            &self.shape,
+            &self.q,
+            &k,
+            &v,
+            self.units[i],
+            &mut scratch,
+            out,
+            width,
+        );
+    }
+}
+
+impl Prods {
+    /// Compute chunk `i` (a gated pair: both products' rows, then the activation step).
+    fn chunk(&self, i: usize, out: &mut Vec<f32>) {
         let (pi, r0, r1) = self.ranges[i];
         let p = &self.parts[pi];
-        let mut out = self.outs[i].lock().unwrap_or_else(|e| e.into_inner());
         out.clear();
         out.resize(self.n * (r1 - r0), 0.0);
-        self.rows(&p.w, r0..r1, &mut out);
+        self.rows(&p.w, r0..r1, out);
         if let Some((up, ga)) = &p.gated {
             let mut u = vec![0f32; out.len()];
             self.rows(up, r0..r1, &mut u);
-            ga.apply(r0..r1, &mut out, &u);
+            ga.apply(r0..r1, out, &u);
         }
     }
 
@@ -373,19 +450,69 @@ impl Pool {
                 gated: p.gated.as_ref().map(|(up, ga, _)| (mat(up), (*ga).clone())),
             });
         }
-        let job = Arc::new(Job {
+        let chunks = ranges.len();
+        let work = Work::Prods(Prods {
             parts,
             inputs,
             n,
-            outs: ranges.iter().map(|_| Mutex::new(Vec::new())).collect(),
             ranges,
-            next: AtomicUsize::new(0),
-            finished: AtomicUsize::new(0),
-            panic: Mutex::new(None),
-            done_lock: Mutex::new(()),
-            done: Condvar::new(),
-            caller_sleeps: AtomicBool::new(false),
         });
+        let job = self.launch(Job::new(work, chunks));
+        let Work::Prods(w) = &job.work else {
+            unreachable!("a products job")
+        };
+        for (i, &(pi, r0, r1)) in w.ranges.iter().enumerate() {
+            let rows = job.outs[i].lock().unwrap_or_else(|e| e.into_inner());
+            let (c, wr) = (r1 - r0, w.parts[pi].rows);
+            let out = &mut prods[pi].out;
+            for t in 0..n {
+                out[t * wr + r0..t * wr + r1].copy_from_slice(&rows[t * c..(t + 1) * c]);
+            }
+        }
+    }
+
+    /// A layer's attention ([`attention`]) with its units split across the pool: `q`, `out`
+    /// (n, n_head · head_dim); `k`, `v` the layer's cache rows. The same bits as on one thread
+    /// (a unit is computed whole, by one thread, with the same code).
+    pub(crate) fn attention(
+        &self,
+        a: &AttnShape,
+        q: &[f32],
+        (k, v): (KvRows, KvRows),
+        scratch: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        let units: Vec<(usize, usize)> = attention_units(a).collect();
+        if self.threads == 1 || units.len() < 2 {
+            return attention(a, q, &kv_cache::read(&k), &kv_cache::read(&v), scratch, out);
+        }
+        let chunks = units.len();
+        let work = Work::Attention(Attention {
+            shape: *a,
+            q: q.to_vec(),
+            k,
+            v,
+            units,
+        });
+        let job = self.launch(Job::new(work, chunks));
+        let Work::Attention(w) = &job.work else {
+            unreachable!("an attention job")
+        };
+        let qd = a.n_head * a.head_dim;
+        for (i, &(kvh, t0)) in w.units.iter().enumerate() {
+            let (tb, width) = w.unit_shape(i);
+            let got = job.outs[i].lock().unwrap_or_else(|e| e.into_inner());
+            for t in 0..tb {
+                let o = (t0 + t) * qd + kvh * width;
+                out[o..o + width].copy_from_slice(&got[t * width..(t + 1) * width]);
+            }
+        }
+    }
+
+    /// Hand `job` to the workers, work on it too, and wait until every chunk is done; a chunk's
+    /// panic is raised here.
+    fn launch(&self, job: Job) -> Arc<Job> {
+        let job = Arc::new(job);
         let sh = &*self.shared;
         {
             let mut st = sh.state.lock().expect("pool lock");
@@ -406,14 +533,7 @@ impl Pool {
         if let Some(payload) = job.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
             resume_unwind(payload);
         }
-        for (i, &(pi, r0, r1)) in job.ranges.iter().enumerate() {
-            let rows = job.outs[i].lock().unwrap_or_else(|e| e.into_inner());
-            let (c, wr) = (r1 - r0, job.parts[pi].rows);
-            let out = &mut prods[pi].out;
-            for t in 0..n {
-                out[t * wr + r0..t * wr + r1].copy_from_slice(&rows[t * c..(t + 1) * c]);
-            }
-        }
+        job
     }
 }
 
@@ -490,6 +610,51 @@ mod tests {
         let good = matrix(512, 512 * 32 * 4);
         pool.matmul(Activations::F32, &good, &x, 1, &mut out);
         assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    /// A layer's attention split across threads (decode and prefill shapes, grouped heads, a
+    /// sliding window, a soft cap) gives exactly what one thread gives.
+    #[test]
+    fn attention_split_like_one_thread() {
+        let (n_head, n_head_kv, hd, n_ctx) = (12, 3, 16, 90);
+        let (qd, kvd) = (n_head * hd, n_head_kv * hd);
+        let val = |i: usize, k: usize| ((i * k) % 101) as f32 / 50.0 - 1.0;
+        let rows = |k: usize| -> KvRows {
+            Arc::new(std::sync::RwLock::new(
+                (0..n_ctx * kvd).map(|i| val(i, k)).collect(),
+            ))
+        };
+        let (kc, vc) = (rows(7919), rows(104_729));
+        for (start, n, window, softcap) in
+            [(40, 1, 0, None), (0, 37, 0, None), (20, 50, 9, Some(5.0))]
+        {
+            let a = AttnShape {
+                n_head,
+                n_head_kv,
+                head_dim: hd,
+                window,
+                softcap,
+                scale: 0.25,
+                start,
+                n,
+            };
+            let q: Vec<f32> = (0..n * qd).map(|i| val(i, 31)).collect();
+            let run = |threads: usize| {
+                let mut out = vec![f32::NAN; n * qd];
+                let kv = (Arc::clone(&kc), Arc::clone(&vc));
+                Pool::new(threads).attention(&a, &q, kv, &mut Vec::new(), &mut out);
+                out
+            };
+            let one = run(1);
+            assert!(one.iter().all(|x| x.is_finite()), "every output written");
+            for threads in [2, 3] {
+                assert_eq!(
+                    one,
+                    run(threads),
+                    "{threads} threads, {n} tokens at {start}"
+                );
+            }
+        }
     }
 
     /// A gated pair (gate, up, biases, the activation step) split across threads gives what one

@@ -192,7 +192,7 @@ impl Session {
             let v = from_f16(&s.kv[(2 * il + 1) * per..(2 * il + 2) * per]);
             match &mut self.backend {
                 AnyBackend::Cpu(c) => {
-                    let (kc, vc) = c.kv_mut().layer_mut(il);
+                    let (mut kc, mut vc) = c.kv_mut().layer_mut(il);
                     kc[..per].copy_from_slice(&k);
                     vc[..per].copy_from_slice(&v);
                 }

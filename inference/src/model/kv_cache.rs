@@ -2,13 +2,30 @@
 
 use super::hparams::HParams;
 use crate::error::{Error, Result};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A lock that a panicking reader poisoned still holds whole rows (a reader writes nothing).
+pub fn read(rows: &KvRows) -> KvRead<'_> {
+    rows.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(rows: &KvRows) -> KvWrite<'_> {
+    rows.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One layer's keys or values, (n_ctx, n_head_kv * head_dim), shared with the CPU pool's
+/// attention jobs (which own what they read): the forward pass writes a token's row between
+/// jobs, the jobs' chunks read under the lock and release it before their job counts as done.
+pub type KvRows = Arc<RwLock<Vec<f32>>>;
+pub type KvRead<'a> = RwLockReadGuard<'a, Vec<f32>>;
+pub type KvWrite<'a> = RwLockWriteGuard<'a, Vec<f32>>;
 
 /// Keys and values of every layer, f32.
 pub struct KvCache {
-    /// (n_layer, n_ctx, n_head_kv * head_dim)
-    pub k: Vec<f32>,
-    /// (n_layer, n_ctx, n_head_kv * head_dim)
-    pub v: Vec<f32>,
+    /// Per layer: (n_ctx, n_head_kv * head_dim)
+    k: Vec<KvRows>,
+    /// Per layer: (n_ctx, n_head_kv * head_dim)
+    v: Vec<KvRows>,
     pub n_ctx: usize,
     kv_dim: usize,
     /// Tokens stored (the next position).
@@ -18,23 +35,29 @@ pub struct KvCache {
 impl KvCache {
     pub fn new(hp: &HParams, n_ctx: usize) -> Result<Self> {
         let kv_dim = hp.kv_dim();
-        let n = hp
-            .n_layer
-            .checked_mul(n_ctx)
-            .and_then(|x| x.checked_mul(kv_dim))
+        let per = n_ctx
+            .checked_mul(kv_dim)
+            .filter(|per| {
+                (hp.n_layer.checked_mul(8))
+                    .and_then(|m| per.checked_mul(m))
+                    .is_some()
+            })
             .ok_or_else(|| Error::Invalid(format!("context size {n_ctx} is too large")))?;
-        let mut k = Vec::new();
-        let mut v = Vec::new();
-        k.try_reserve_exact(n)
-            .and_then(|_| v.try_reserve_exact(n))
-            .map_err(|_| {
-                Error::Invalid(format!(
-                    "not enough memory for a {n_ctx}-token KV cache ({} MB)",
-                    2 * n * 4 / 1_000_000
-                ))
-            })?;
-        k.resize(n, 0.0);
-        v.resize(n, 0.0);
+        let too_big = || {
+            Error::Invalid(format!(
+                "not enough memory for a {n_ctx}-token KV cache ({} MB)",
+                2 * hp.n_layer * per * 4 / 1_000_000
+            ))
+        };
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        for _ in 0..hp.n_layer {
+            for rows in [&mut k, &mut v] {
+                let mut buf = Vec::new();
+                buf.try_reserve_exact(per).map_err(|_| too_big())?;
+                buf.resize(per, 0.0);
+                rows.push(Arc::new(RwLock::new(buf)));
+            }
+        }
         Ok(KvCache {
             k,
             v,
@@ -46,23 +69,21 @@ impl KvCache {
 
     /// Bytes held by the cache.
     pub fn bytes(&self) -> usize {
-        (self.k.len() + self.v.len()) * 4
-    }
-
-    fn layer_range(&self, il: usize) -> std::ops::Range<usize> {
-        let per = self.n_ctx * self.kv_dim;
-        il * per..(il + 1) * per
+        2 * self.k.len() * self.n_ctx * self.kv_dim * 4
     }
 
     /// (n_ctx, kv_dim) keys and values of layer `il`.
-    pub fn layer(&self, il: usize) -> (&[f32], &[f32]) {
-        let r = self.layer_range(il);
-        (&self.k[r.clone()], &self.v[r])
+    pub fn layer(&self, il: usize) -> (KvRead<'_>, KvRead<'_>) {
+        (read(&self.k[il]), read(&self.v[il]))
     }
 
-    pub fn layer_mut(&mut self, il: usize) -> (&mut [f32], &mut [f32]) {
-        let r = self.layer_range(il);
-        (&mut self.k[r.clone()], &mut self.v[r])
+    pub fn layer_mut(&mut self, il: usize) -> (KvWrite<'_>, KvWrite<'_>) {
+        (write(&self.k[il]), write(&self.v[il]))
+    }
+
+    /// Layer `il`'s keys and values, shared (for a pool job).
+    pub fn layer_shared(&self, il: usize) -> (KvRows, KvRows) {
+        (Arc::clone(&self.k[il]), Arc::clone(&self.v[il]))
     }
 
     pub fn clear(&mut self) {
@@ -80,8 +101,8 @@ impl KvCache {
     ) {
         let d = self.kv_dim;
         let moved = self.len - keep - discard;
-        for il in 0..self.n_ctx_layers() {
-            let (kc, vc) = self.layer_mut(il);
+        for il in 0..self.k.len() {
+            let (mut kc, mut vc) = self.layer_mut(il);
             let src = (keep + discard) * d..(keep + discard + moved) * d;
             kc.copy_within(src.clone(), keep * d);
             vc.copy_within(src, keep * d);
@@ -90,9 +111,5 @@ impl KvCache {
             }
         }
         self.len = keep + moved;
-    }
-
-    fn n_ctx_layers(&self) -> usize {
-        self.k.len() / (self.n_ctx * self.kv_dim).max(1)
     }
 }

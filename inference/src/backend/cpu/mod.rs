@@ -15,11 +15,16 @@ use std::rc::Rc;
 
 use super::{check_shift, check_tokens, Backend, BackendKind, Output, Want};
 use crate::error::{Error, Result};
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+use crate::model::kv_cache::{self, KvRows};
 use crate::model::{Activation, HParams, KvCache, LayerWeights, Model, Norm, QTensor, Weights};
 use crate::quant::Activations;
 use crate::sampler::argmax;
 
-use ops::{add_bias, attention, layer_norm, AttnShape};
+use ops::{add_bias, layer_norm};
+pub(crate) use ops::{attention, AttnShape};
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+pub(crate) use ops::{attention_unit, attention_units, QUERY_BLOCK};
 pub use ops::{gelu_tanh, rms_norm, rms_norm_inplace, silu, Rope};
 pub(crate) use ops::{GateAct, Prod};
 
@@ -49,6 +54,17 @@ impl Pool {
         for p in prods.iter_mut() {
             p.run_here(act, x, n);
         }
+    }
+
+    fn attention(
+        &self,
+        a: &AttnShape,
+        q: &[f32],
+        (k, v): (KvRows, KvRows),
+        scratch: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        attention(a, q, &kv_cache::read(&k), &kv_cache::read(&v), scratch, out);
     }
 }
 
@@ -450,11 +466,10 @@ fn layer(
         s.q[..n * qd].iter_mut().for_each(|x| *x *= hp.q_scale);
     }
     {
-        let (kc, vc) = kv.layer_mut(il);
+        let (mut kc, mut vc) = kv.layer_mut(il);
         kc[start * kvd..(start + n) * kvd].copy_from_slice(&s.k[..n * kvd]);
         vc[start * kvd..(start + n) * kvd].copy_from_slice(&s.v[..n * kvd]);
     }
-    let (kc, vc) = kv.layer(il);
     let shape = AttnShape {
         n_head: hp.n_head,
         n_head_kv: hp.n_head_kv,
@@ -466,7 +481,13 @@ fn layer(
         n,
     };
     let att = grow(&mut s.att, n * qd);
-    attention(&shape, &s.q[..n * qd], kc, vc, &mut s.scores, att);
+    pool.pool.attention(
+        &shape,
+        &s.q[..n * qd],
+        kv.layer_shared(il),
+        &mut s.scores,
+        att,
+    );
     let o = grow(&mut s.o, n * e);
     pool.matmul(&lw.wo, &s.att[..n * qd], n, o);
     add_bias(o, lw.bo.as_deref());

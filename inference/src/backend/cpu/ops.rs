@@ -111,9 +111,10 @@ pub use crate::model::rope::Rope;
 
 /// Query tokens per block of [`attention`]: a block's queries (× the heads sharing a KV head)
 /// meet each key and value while it is in L1.
-const QUERY_BLOCK: usize = 16;
+pub(crate) const QUERY_BLOCK: usize = 16;
 
 /// Where one layer's attention reads and writes, for `n` tokens at positions `start..start + n`.
+#[derive(Clone, Copy)]
 pub(crate) struct AttnShape {
     pub n_head: usize,
     pub n_head_kv: usize,
@@ -129,11 +130,8 @@ pub(crate) struct AttnShape {
 
 /// softmax(q·k × scale) · v for every query head of `n` tokens against the cache (causal, and
 /// windowed where asked): `q`, `out` (n, n_head · head_dim); `kc`, `vc` (n_ctx, n_head_kv ·
-/// head_dim). Queries are taken in blocks — the heads that share a KV head, [`QUERY_BLOCK`]
-/// tokens, transposed so the SIMD kernels of `quant` score a vector of rows per instruction
-/// ([`quant::ATTN_LANES`]: 8 on x86, 4 on wasm) — and each key and value is loaded once per
-/// block. Every (query, key) pair gets the same operations in the same order whatever the batch,
-/// so a token gets the same bits alone or in a prefill. `scratch` is reused between calls.
+/// head_dim). The work is cut into units ([`attention_units`]), each computed by
+/// [`attention_unit`]; the CPU pool runs the units of a layer on its threads.
 pub(crate) fn attention(
     a: &AttnShape,
     q: &[f32],
@@ -141,6 +139,37 @@ pub(crate) fn attention(
     vc: &[f32],
     scratch: &mut Vec<f32>,
     out: &mut [f32],
+) {
+    let (qd, ghd) = (a.n_head * a.head_dim, a.n_head / a.n_head_kv * a.head_dim);
+    for (kvh, t0) in attention_units(a) {
+        let o = &mut out[t0 * qd + kvh * ghd..];
+        attention_unit(a, q, kc, vc, (kvh, t0), scratch, o, qd);
+    }
+}
+
+/// The units of work of an attention: (KV head, first token) for every KV head and block of
+/// [`QUERY_BLOCK`] tokens. A unit's output is its block's tokens × the KV head's query heads.
+pub(crate) fn attention_units(a: &AttnShape) -> impl Iterator<Item = (usize, usize)> + '_ {
+    (0..a.n_head_kv).flat_map(move |kvh| (0..a.n).step_by(QUERY_BLOCK).map(move |t0| (kvh, t0)))
+}
+
+/// One unit of [`attention`]: the query heads of KV head `kvh` (the heads that share it) for
+/// tokens `t0 .. t0 + QUERY_BLOCK` (or to `n`). Token `t0 + i`'s outputs for those heads go to
+/// `out[i * out_stride ..][.. heads · head_dim]`. The queries are transposed so the SIMD kernels
+/// of `quant` score a vector of rows per instruction ([`quant::ATTN_LANES`]: 8 on x86, 4 on
+/// wasm) and each key and value is loaded once per unit. Every (query, key) pair gets the same
+/// operations in the same order whatever the batch, so a token gets the same bits alone or in
+/// a prefill, and on any thread. `scratch` is reused between calls.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_unit(
+    a: &AttnShape,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    (kvh, t0): (usize, usize),
+    scratch: &mut Vec<f32>,
+    out: &mut [f32],
+    out_stride: usize,
 ) {
     let (hd, g) = (a.head_dim, a.n_head / a.n_head_kv);
     let (qd, kvd) = (a.n_head * hd, a.n_head_kv * hd);
@@ -152,74 +181,72 @@ pub(crate) fn attention(
             0
         }
     };
-    for kvh in 0..a.n_head_kv {
-        for t0 in (0..a.n).step_by(QUERY_BLOCK) {
-            let tb = QUERY_BLOCK.min(a.n - t0);
-            let rows = tb * g; // row r: token t0 + r / g, head kvh · g + r % g
-            let rp = rows.div_ceil(quant::ATTN_LANES) * quant::ATTN_LANES;
-            let (first, last) = (lo(a.start + t0), a.start + t0 + tb - 1);
-            let width = last + 1 - first;
-            // scratch: qt (hd, rp) | scores (width, rp)
-            let need = hd * rp + width * rp;
-            if scratch.len() < need {
-                scratch.resize(need, 0.0);
+    let tb = QUERY_BLOCK.min(a.n - t0);
+    let rows = tb * g; // row r: token t0 + r / g, head kvh · g + r % g
+    let rp = rows.div_ceil(quant::ATTN_LANES) * quant::ATTN_LANES;
+    let (first, last) = (lo(a.start + t0), a.start + t0 + tb - 1);
+    let width = last + 1 - first;
+    // scratch: qt (hd, rp) | scores (width, rp)
+    let need = hd * rp + width * rp;
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    let (qt, rest) = scratch.split_at_mut(hd * rp);
+    let sc = &mut rest[..width * rp];
+    // Row r: its query's offset in `q`, its output's in `out`, its first key and its position.
+    let row = |r: usize| {
+        let (t, hh) = (t0 + r / g, kvh * g + r % g);
+        let pos = a.start + t;
+        let oo = (r / g) * out_stride + (r % g) * hd;
+        (t * qd + hh * hd, oo, lo(pos), pos)
+    };
+    qt.fill(0.0);
+    for r in 0..rows {
+        let (qo, _, _, _) = row(r);
+        for (d, &x) in q[qo..qo + hd].iter().enumerate() {
+            qt[d * rp + r] = x;
+        }
+    }
+    // Scores of every row and key (masked ones are computed and never read).
+    quant::dot_rows(qt, rp, &kc[first * kvd + kvh * hd..], kvd, width, sc);
+    if let Some(cap) = a.softcap {
+        sc.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
+    }
+    // Softmax of each row over its keys (`lo..=pos`), in key order.
+    let (mut lo_r, mut hi_r) = ([0u32; 8 * QUERY_BLOCK], [0u32; 8 * QUERY_BLOCK]);
+    let (mut lo_big, mut hi_big) = (Vec::new(), Vec::new());
+    let (lo_r, hi_r): (&mut [u32], &mut [u32]) = if rp <= lo_r.len() {
+        (&mut lo_r[..rp], &mut hi_r[..rp])
+    } else {
+        lo_big.resize(rp, 0);
+        hi_big.resize(rp, 0);
+        (&mut lo_big, &mut hi_big)
+    };
+    for r in 0..rp {
+        if r < rows {
+            let (_, _, l, pos) = row(r);
+            (lo_r[r], hi_r[r]) = ((l - first) as u32, (pos - first) as u32);
+        } else {
+            (lo_r[r], hi_r[r]) = (1, 0); // padding: no keys
+        }
+    }
+    quant::softmax_cols(sc, rp, width, lo_r, hi_r, a.scale);
+    // Values: each row's weighted sum, key by key; two rows at once where they see the same
+    // keys (the heads of one token).
+    let mut r = 0;
+    while r < rows {
+        let (_, oo, l, pos) = row(r);
+        let p = &sc[(l - first) * rp + r..];
+        let v = &vc[l * kvd + kvh * hd..];
+        match (r + 1 < rows).then(|| row(r + 1)) {
+            Some((_, oo1, l1, pos1)) if (l1, pos1) == (l, pos) && oo1 == oo + hd => {
+                let (o0, o1) = out[oo..oo + 2 * hd].split_at_mut(hd);
+                quant::weighted_sum2(p, rp, v, kvd, pos + 1 - l, o0, o1);
+                r += 2;
             }
-            let (qt, rest) = scratch.split_at_mut(hd * rp);
-            let sc = &mut rest[..width * rp];
-            let row = |r: usize| {
-                let (t, hh) = (t0 + r / g, kvh * g + r % g);
-                let pos = a.start + t;
-                (t * qd + hh * hd, lo(pos), pos)
-            };
-            qt.fill(0.0);
-            for r in 0..rows {
-                let (qo, _, _) = row(r);
-                for (d, &x) in q[qo..qo + hd].iter().enumerate() {
-                    qt[d * rp + r] = x;
-                }
-            }
-            // Scores of every row and key (masked ones are computed and never read).
-            quant::dot_rows(qt, rp, &kc[first * kvd + kvh * hd..], kvd, width, sc);
-            if let Some(cap) = a.softcap {
-                sc.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
-            }
-            // Softmax of each row over its keys (`lo..=pos`), in key order.
-            let (mut lo_r, mut hi_r) = ([0u32; 8 * QUERY_BLOCK], [0u32; 8 * QUERY_BLOCK]);
-            let (mut lo_big, mut hi_big) = (Vec::new(), Vec::new());
-            let (lo_r, hi_r): (&mut [u32], &mut [u32]) = if rp <= lo_r.len() {
-                (&mut lo_r[..rp], &mut hi_r[..rp])
-            } else {
-                lo_big.resize(rp, 0);
-                hi_big.resize(rp, 0);
-                (&mut lo_big, &mut hi_big)
-            };
-            for r in 0..rp {
-                if r < rows {
-                    let (_, l, pos) = row(r);
-                    (lo_r[r], hi_r[r]) = ((l - first) as u32, (pos - first) as u32);
-                } else {
-                    (lo_r[r], hi_r[r]) = (1, 0); // padding: no keys
-                }
-            }
-            quant::softmax_cols(sc, rp, width, lo_r, hi_r, a.scale);
-            // Values: each row's weighted sum, key by key; two rows at once where they see the
-            // same keys (the heads of one token).
-            let mut r = 0;
-            while r < rows {
-                let (qo, l, pos) = row(r);
-                let p = &sc[(l - first) * rp + r..];
-                let v = &vc[l * kvd + kvh * hd..];
-                match (r + 1 < rows).then(|| row(r + 1)) {
-                    Some((qo1, l1, pos1)) if (l1, pos1) == (l, pos) && qo1 == qo + hd => {
-                        let (o0, o1) = out[qo..qo + 2 * hd].split_at_mut(hd);
-                        quant::weighted_sum2(p, rp, v, kvd, pos + 1 - l, o0, o1);
-                        r += 2;
-                    }
-                    _ => {
-                        quant::weighted_sum(p, rp, v, kvd, pos + 1 - l, &mut out[qo..qo + hd]);
-                        r += 1;
-                    }
-                }
+            _ => {
+                quant::weighted_sum(p, rp, v, kvd, pos + 1 - l, &mut out[oo..oo + hd]);
+                r += 1;
             }
         }
     }
