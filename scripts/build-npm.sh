@@ -4,8 +4,14 @@
 # wasm-bindgen `--target no-modules` — exactly what Trunk builds for the app (dist/worker.js +
 # dist/worker_bg.wasm), so `--from-dist` takes those files from a finished `trunk build --release`.
 #
+# With --from-dist the package also takes the builds that scripts/build-worker-mt.sh and
+# scripts/build-worker-relaxed.sh add to dist/ (scripts/run.sh and scripts/e2e.sh make them):
+# the threaded engine (worker_mt*.js/.wasm: index.js starts it on a cross-origin isolated page)
+# and the relaxed-SIMD ones (worker_rs*: engine-worker.js and worker_mt_loader.js pick them where
+# the browser validates relaxed SIMD). Without them the package runs one thread, default kernels.
+#
 # usage: scripts/build-npm.sh [--from-dist]
-#   → packages/wasm-chord/dist/{worker.js,worker_bg.wasm} and packages/wasm-chord/wasm-chord-<version>.tgz
+#   → packages/wasm-chord/dist/{worker.js,worker_bg.wasm,…} and packages/wasm-chord/wasm-chord-<version>.tgz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/toolchain.sh
@@ -20,6 +26,12 @@ if [ "${1:-}" = "--from-dist" ]; then
     [ -f "dist/$f" ] || { echo "error: dist/$f is missing: run trunk build --release first" >&2; exit 1; }
     cp "dist/$f" "$OUT/$f"
   done
+  optional=(worker_rs.js worker_rs_bg.wasm worker_mt.js worker_mt_bg.wasm worker_mt_rs_bg.wasm
+    worker_mt_loader.js worker_mt_pool.js)
+  for f in "${optional[@]}"; do
+    if [ -f "dist/$f" ]; then cp "dist/$f" "$OUT/$f"; fi
+  done
+  log "from dist/: $(cd "$OUT" && echo *)"
 else
   ensure_wasm_target
   ensure_wasm_bindgen

@@ -24,8 +24,11 @@ export interface EngineOptions {
   /** 'indexeddb' (default): a URL's model is kept in IndexedDB (the wasm-chord app's own store,
    * resumable) and loaded from there next time; 'none': downloaded every time. */
   cache?: 'indexeddb' | 'none';
-  /** Where engine-worker.js is served from, when a bundler moves it. */
+  /** Where engine-worker.js is served from, when a bundler moves it (that worker runs one thread). */
   workerUrl?: string | URL;
+  /** The CPU engine's threads: 'auto' (default: the cores, at most 8, where the page is
+   * cross-origin isolated — COOP/COEP headers — else one) or a count (1: single-threaded). */
+  threads?: 'auto' | number;
 }
 
 export interface TextPart { type: 'text'; text: string }
@@ -153,6 +156,8 @@ export class WasmChordError extends Error {
 export interface Engine {
   model: { name: string; architecture: string; parameters: number; context_length: number };
   backend: { kind: 'webgpu' | 'cpu'; adapter?: string | null; fallback?: string | null };
+  /** The CPU engine's threads; `reason` says why only one (else null). */
+  threads: { count: number; reason: string | null };
   /** Where the model's bytes came from. */
   source: ModelSource;
   chat: {

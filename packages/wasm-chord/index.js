@@ -12,7 +12,11 @@ import { CHUNK_BYTES, openCache, cachedDownload, markComplete, forget } from './
 
 const IN_FLIGHT_BYTES = 32 << 20; // most bytes sent but not yet consumed by the worker
 
-const ENGINE_OPTIONS = ['model', 'backend', 'onProgress', 'signal', 'contextSize', 'workerUrl', 'cache'];
+const ENGINE_OPTIONS = ['model', 'backend', 'onProgress', 'signal', 'contextSize', 'workerUrl', 'cache', 'threads'];
+/** Most threads without an explicit count (more rarely helps a memory-bound decode): the web app's. */
+const AUTO_MAX_THREADS = 8;
+/** Most threads the engine accepts. */
+const MAX_THREADS = 64;
 const CHAT_OPTIONS = ['messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens',
   'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'response_format', 'grammar', 'tools',
   'tool_choice', 'signal', 'model', 'n'];
@@ -431,6 +435,8 @@ class Engine {
     this.source = info.source;
     /** Where it runs: `{ kind: 'webgpu' | 'cpu', adapter?, fallback? }`. */
     this.backend = info.info.backend;
+    /** The CPU engine's threads: `{ count, reason }`, `reason` saying why only one (else null). */
+    this.threads = options.cpu;
     // Bad input rejects the returned promise (it never throws synchronously), like OpenAI's SDK.
     const create = (kind) => (p) => {
       try {
@@ -626,7 +632,7 @@ class Engine {
  */
 export async function createEngine(options) {
   checkOptions('createEngine', options ?? {}, ENGINE_OPTIONS);
-  const { model, backend = 'auto', onProgress, signal, contextSize = 2048, workerUrl, cache = 'indexeddb' } = options ?? {};
+  const { model, backend = 'auto', onProgress, signal, contextSize = 2048, workerUrl, cache = 'indexeddb', threads = 'auto' } = options ?? {};
   if (!['indexeddb', 'none'].includes(cache)) {
     throw new TypeError(`createEngine: cache must be "indexeddb" or "none", got ${JSON.stringify(cache)}`);
   }
@@ -635,15 +641,62 @@ export async function createEngine(options) {
     throw new TypeError(`createEngine: backend must be "auto", "webgpu" or "cpu", got ${JSON.stringify(backend)}`);
   }
   number('createEngine', 'contextSize', contextSize, 64, 1 << 20);
+  if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
+    throw new TypeError(`createEngine: threads must be "auto" or an integer from 1 to ${MAX_THREADS}, got ${JSON.stringify(threads)}`);
+  }
   if (signal && signal.aborted) throw abortError();
-  const worker = new Worker(workerUrl ?? new URL('./engine-worker.js', import.meta.url));
-  const link = new Link(worker);
+  const wanted = wantedThreads(threads, workerUrl);
+  let link = null;
+  let cpu = { count: 1, reason: wanted.reason };
+  if (wanted.count > 1) {
+    // The threaded build (dist/worker_mt_loader.js; its pool workers, dist/worker_mt_pool.js, are
+    // found beside it). Missing from the package, or unable to run here: the default worker.
+    try {
+      link = await startWorker(new URL('./dist/worker_mt_loader.js', import.meta.url));
+      const running = link.wait((m) => (m.type === 'Threads' ? m.threads : undefined));
+      link.post({ type: 'Threads', threads: wanted.count });
+      const count = await running;
+      cpu = count > 1 ? { count, reason: null } : { count: 1, reason: 'one thread: the engine could not start more' };
+    } catch (e) {
+      if (link) link.worker.terminate();
+      link = null;
+      cpu = { count: 1, reason: `one thread: the multi-threaded engine could not be started (${e.message})` };
+    }
+  }
+  try {
+    link ??= await startWorker(workerUrl ?? new URL('./engine-worker.js', import.meta.url));
+    const info = await load(link, model, { backend, onProgress, signal, cache });
+    return new Engine(link, info, { contextSize, cpu });
+  } catch (e) {
+    if (link) link.worker.terminate();
+    throw e;
+  }
+}
+
+/** Threads to ask for, or one and why. */
+function wantedThreads(threads, workerUrl) {
+  const one = (reason) => ({ count: 1, reason });
+  if (threads === 1) return one('one thread, as asked (threads: 1)');
+  if (workerUrl !== undefined) return one('one thread: a custom workerUrl runs the single-threaded engine');
+  if (typeof crossOriginIsolated === 'undefined' || !crossOriginIsolated) {
+    return one('one thread: the page is not cross-origin isolated (its server does not send COOP/COEP headers), so the engine cannot share memory with other threads');
+  }
+  const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 1 : 1;
+  if (threads === 'auto') {
+    if (cores <= 1) return one('one thread: the browser reports one CPU core');
+    return { count: Math.min(cores, AUTO_MAX_THREADS), reason: null };
+  }
+  return { count: threads, reason: null };
+}
+
+/** A started worker, once it says `Ready` (a script that fails to load or run rejects). */
+async function startWorker(url) {
+  const link = new Link(new Worker(url));
   try {
     await link.wait((m) => (m.type === 'Ready' ? true : undefined));
-    const info = await load(link, model, { backend, onProgress, signal, cache });
-    return new Engine(link, info, { contextSize });
+    return link;
   } catch (e) {
-    worker.terminate();
+    link.worker.terminate();
     throw e;
   }
 }

@@ -363,6 +363,37 @@ try {
       q.message.tool_calls.every((t) => ['get_weather', 'add'].includes(t.function.name) && typeof JSON.parse(t.function.arguments) === 'object'), `required: ${JSON.stringify(q)}`);
     assert(/not among the tools/.test(r.unknown), r.unknown);
   });
+
+  await test('10. threads: the threaded engine on this cross-origin isolated page; threads: 1 gives the same bits', async () => {
+    const r = await page.evaluate(async ({ url, req }) => {
+      const auto = window.engine.threads;
+      const one = await window.wasmChord.createEngine({ model: url, backend: 'cpu', threads: 1 });
+      const a = await window.engine.chat.completions.create(req);
+      const b = await one.chat.completions.create(req);
+      const oneThreads = one.threads;
+      await one.unload();
+      const bad = [];
+      for (const threads of [0, 1.5, 'many', 65]) {
+        try {
+          await window.wasmChord.createEngine({ model: url, threads });
+          bad.push(`threads ${JSON.stringify(threads)} accepted`);
+        } catch (e) {
+          bad.push(e instanceof TypeError ? 'TypeError' : `${e.name}: ${e.message}`);
+        }
+      }
+      return { auto, oneThreads, a: a.choices[0].message.content, b: b.choices[0].message.content,
+        isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency, bad };
+    }, { url: MODEL_URL, req: ask([{ role: 'user', content: 'Count from one to ten.' }], { max_tokens: 16 }) });
+    console.log(`     cross-origin isolated ${r.isolated}, ${r.cores} cores: threads ${JSON.stringify(r.auto)}; threads: 1 → ${JSON.stringify(r.oneThreads)}`);
+    console.log(`     ${r.auto.count} threads: ${JSON.stringify(r.a)}; 1 thread: ${JSON.stringify(r.b)}`);
+    assert(r.isolated, 'the test page is not cross-origin isolated (scripts/serve.py sends COOP/COEP)');
+    const want = Math.min(r.cores, 8);
+    assert(want > 1 ? r.auto.count === want && r.auto.reason === null : r.auto.count === 1 && /one CPU core/.test(r.auto.reason),
+      `automatic threads: ${JSON.stringify(r.auto)} on ${r.cores} cores`);
+    assert(r.oneThreads.count === 1 && /as asked/.test(r.oneThreads.reason), `threads: 1 → ${JSON.stringify(r.oneThreads)}`);
+    assert(r.a.length > 0 && r.a === r.b, 'the threaded and the single-threaded engine differ');
+    assert(r.bad.every((x) => x === 'TypeError'), `bad thread counts: ${r.bad.join('; ')}`);
+  });
 } finally {
   await page.screenshot({ path: path.join(SHOTS, 'npm-package.png') }).catch(() => {});
   await browser.close();
