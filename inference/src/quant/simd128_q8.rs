@@ -104,6 +104,21 @@ pub(super) fn load16(b: &[u8], off: usize) -> v128 {
     unsafe { v128_load(s.as_ptr() as *const v128) }
 }
 
+/// `v128_and(u8x16_shr(v, s), mask)` for a `mask` of bits below `8 - s` in every byte: the same
+/// bytes from a 16-bit shift (the bits it moves across bytes are masked off). wasm has a byte
+/// shift, but x86 has none: V8 emits a 16-bit shift, builds a mask in a register and ands, each
+/// time; this is two instructions with the caller's (loop-invariant) mask.
+#[inline(always)]
+pub(super) fn shr_mask(v: v128, s: u32, mask: v128) -> v128 {
+    v128_and(u16x8_shr(v, s), mask)
+}
+
+/// Each byte's high nibble (`u8x16_shr(v, 4)`), by [`shr_mask`].
+#[inline(always)]
+pub(super) fn high_nibbles(v: v128) -> v128 {
+    shr_mask(v, 4, i8x16_splat(0x0F))
+}
+
 /// The 32 activations of one chunk (already widened to i16).
 #[inline(always)]
 fn load_x(xw: &[i16], k: usize) -> Q16 {
@@ -163,7 +178,7 @@ impl KernQ8 for Q4_0 {
         let qs = load16(b, 2);
         let eight = i8x16_splat(8);
         let lo = i8x16_sub(v128_and(qs, i8x16_splat(0x0F)), eight);
-        let hi = i8x16_sub(u8x16_shr(qs, 4), eight);
+        let hi = i8x16_sub(high_nibbles(qs), eight);
         (widen(lo, hi), d, d, 0.0)
     }
 }
@@ -184,7 +199,7 @@ impl KernQ8 for Q4_1 {
         let [d, m] = *st;
         let qs = load16(b, 4);
         let lo = v128_and(qs, i8x16_splat(0x0F));
-        let hi = u8x16_shr(qs, 4);
+        let hi = high_nibbles(qs);
         (widen(lo, hi), d, d, m)
     }
 }
@@ -207,7 +222,7 @@ impl KernQ8 for Q5_0 {
         let qs = load16(b, 6);
         let sixteen = i8x16_splat(16);
         let lo = v128_or(v128_and(qs, i8x16_splat(0x0F)), high_bits(qh, 0));
-        let hi = v128_or(u8x16_shr(qs, 4), high_bits(qh, 1));
+        let hi = v128_or(high_nibbles(qs), high_bits(qh, 1));
         (
             widen(i8x16_sub(lo, sixteen), i8x16_sub(hi, sixteen)),
             d,
@@ -234,7 +249,7 @@ impl KernQ8 for Q5_1 {
         let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         let qs = load16(b, 8);
         let lo = v128_or(v128_and(qs, i8x16_splat(0x0F)), high_bits(qh, 0));
-        let hi = v128_or(u8x16_shr(qs, 4), high_bits(qh, 1));
+        let hi = v128_or(high_nibbles(qs), high_bits(qh, 1));
         (widen(lo, hi), d, d, m)
     }
 }
@@ -278,7 +293,7 @@ impl KernQ8 for Q3K {
         let three = i8x16_splat(3);
         #[inline(always)]
         fn part(hm: v128, q: v128, j: usize, m: v128, three: v128, four: v128) -> v128 {
-            let q2 = v128_and(u8x16_shr(q, 2 * j as u32), three);
+            let q2 = shr_mask(q, 2 * j as u32, three);
             let set = i8x16_eq(v128_and(hm, m), m);
             i8x16_sub(q2, v128_andnot(four, set))
         }

@@ -20,7 +20,7 @@
 use core::arch::wasm32::*;
 
 use super::scalar::row_bytes;
-use super::simd128_q8::{f16_lut, f16_table, load16, widen_acts, F16};
+use super::simd128_q8::{f16_lut, f16_table, high_nibbles, load16, shr_mask, widen_acts, F16};
 use super::GgmlType;
 
 /// Tokens per tile in a batch (prefill): a decoded block serves four tokens.
@@ -105,7 +105,7 @@ impl KernK for Q4K {
             let m = i8x16_splat(0x0F);
             [v128_and(a, m), v128_and(bb, m)]
         } else {
-            [u8x16_shr(a, 4), u8x16_shr(bb, 4)]
+            [high_nibbles(a), high_nibbles(bb)]
         }
     }
 }
@@ -130,7 +130,7 @@ impl KernK for Q5K {
             let lo = if c & 1 == 0 {
                 v128_and(q, i8x16_splat(0x0F))
             } else {
-                u8x16_shr(q, 4)
+                high_nibbles(q)
             };
             v128_or(
                 lo,
@@ -178,10 +178,17 @@ impl KernK for Q6K {
             let lo = if k >> 1 == 0 {
                 v128_and(ql, i8x16_splat(0x0F))
             } else {
-                u8x16_shr(ql, 4)
+                high_nibbles(ql)
             };
-            let qh = v128_and(u8x16_shr(qh, 2 * k as u32), i8x16_splat(3));
-            v128_or(lo, i8x16_shl(qh, 4))
+            // Bits 2k, 2k + 1 of qh as bits 4, 5: 16-bit shifts, the bits they move across
+            // bytes land outside the mask (`shr_mask`'s reasoning).
+            let m = i8x16_splat(0x30);
+            let hi = if k < 3 {
+                v128_and(i16x8_shl(qh, 4 - 2 * k as u32), m)
+            } else {
+                shr_mask(qh, 2, m)
+            };
+            v128_or(lo, hi)
         }
         [
             part(load16(b, lo_off), load16(b, hi_off), k),

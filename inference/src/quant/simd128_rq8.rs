@@ -25,8 +25,8 @@
 use core::arch::wasm32::*;
 
 use super::simd128_q8::{
-    f16_table, load16, matmul_k, widen_acts, Acc, KernQ8, F16, Q3K, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-    TOKS,
+    f16_table, high_nibbles, load16, matmul_k, shr_mask, widen_acts, Acc, KernQ8, F16, Q3K, Q4_0,
+    Q4_1, Q5_0, Q5_1, Q8_0, TOKS,
 };
 use super::GgmlType;
 
@@ -62,7 +62,7 @@ impl KernU7 for Q4_0 {
         let d = st[0];
         let qs = perm(load16(b, 2));
         let lo = v128_and(qs, i8x16_splat(0x0F));
-        let hi = u8x16_shr(qs, 4);
+        let hi = high_nibbles(qs);
         ([lo, hi], d, d, 0.0)
     }
 }
@@ -74,7 +74,7 @@ impl KernU7 for Q4_1 {
         let [d, m] = *st;
         let qs = perm(load16(b, 4));
         let lo = v128_and(qs, i8x16_splat(0x0F));
-        let hi = u8x16_shr(qs, 4);
+        let hi = high_nibbles(qs);
         ([lo, hi], d, d, m)
     }
 }
@@ -102,7 +102,7 @@ impl KernU7 for Q5_0 {
         let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
         let qs = perm(load16(b, 6));
         let lo = v128_or(v128_and(qs, i8x16_splat(0x0F)), high_bits_perm(qh, 0));
-        let hi = v128_or(u8x16_shr(qs, 4), high_bits_perm(qh, 1));
+        let hi = v128_or(high_nibbles(qs), high_bits_perm(qh, 1));
         ([lo, hi], d, d, 0.0)
     }
 }
@@ -115,7 +115,7 @@ impl KernU7 for Q5_1 {
         let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         let qs = perm(load16(b, 8));
         let lo = v128_or(v128_and(qs, i8x16_splat(0x0F)), high_bits_perm(qh, 0));
-        let hi = v128_or(u8x16_shr(qs, 4), high_bits_perm(qh, 1));
+        let hi = v128_or(high_nibbles(qs), high_bits_perm(qh, 1));
         ([lo, hi], d, d, m)
     }
 }
@@ -131,7 +131,7 @@ impl KernU7 for Q3K {
         // `q2 + 4 · hbit` (0..=7) = the weight + 4.
         #[inline(always)]
         fn part(hm: v128, q: v128, j: usize, m: v128, three: v128, four: v128) -> v128 {
-            let q2 = v128_and(u8x16_shr(q, 2 * j as u32), three);
+            let q2 = shr_mask(q, 2 * j as u32, three);
             let set = i8x16_eq(v128_and(hm, m), m);
             v128_or(q2, v128_and(set, four))
         }
