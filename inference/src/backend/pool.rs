@@ -223,7 +223,7 @@ impl Attention {
     fn unit_shape(&self, i: usize) -> (usize, usize) {
         let a = &self.shape;
         let tb = QUERY_BLOCK.min(a.n - self.units[i].1);
-        (tb, a.n_head / a.n_head_kv * a.head_dim)
+        (tb, a.unit_width())
     }
 
     fn chunk(&self, i: usize, out: &mut Vec<f32>) {

@@ -128,6 +128,14 @@ pub(crate) struct AttnShape {
     pub n: usize,
 }
 
+impl AttnShape {
+    /// Output floats per token of one unit ([`attention_units`]): the query heads that share a
+    /// KV head × head_dim.
+    pub(crate) fn unit_width(&self) -> usize {
+        self.n_head / self.n_head_kv * self.head_dim
+    }
+}
+
 /// softmax(q·k × scale) · v for every query head of `n` tokens against the cache (causal, and
 /// windowed where asked): `q`, `out` (n, n_head · head_dim); `kc`, `vc` (n_ctx, n_head_kv ·
 /// head_dim). The work is cut into units ([`attention_units`]), each computed by
@@ -140,7 +148,7 @@ pub(crate) fn attention(
     scratch: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    let (qd, ghd) = (a.n_head * a.head_dim, a.n_head / a.n_head_kv * a.head_dim);
+    let (qd, ghd) = (a.n_head * a.head_dim, a.unit_width());
     for (kvh, t0) in attention_units(a) {
         let o = &mut out[t0 * qd + kvh * ghd..];
         attention_unit(a, q, kc, vc, (kvh, t0), scratch, o, qd);
