@@ -9,7 +9,8 @@
 //                              n_threads: threads — 1: no pthreads — and n_gpu_layers: 0, so no
 //                              WebGPU)
 //
-// opts: { modelUrl, prompt, nPredict, warmup, threads, kernels } (defaults below; ours: kernels
+// opts: { modelUrl, prompt, nPredict, warmup, threads, kernels, build } (defaults below; ours: build
+// `mt` = the threaded worker at any thread count, 1 included; kernels
 // `simd128` = `?kernels=simd128` on the worker's URL, the default build even where the relaxed-SIMD
 // one would load; wllama also takes keepLog: return its whole log). More than one thread needs a cross-origin isolated page (serve.py sends
 // COOP/COEP). Both engines get the same bytes
@@ -133,7 +134,7 @@ async function oursGenerate(worker, prompt, nPredict) {
 async function ours(opts = {}) {
   const o = { ...DEFAULTS, ...opts };
   const bytes = await fetchModel(o.modelUrl);
-  const mt = o.threads > 1;
+  const mt = o.threads > 1 || o.build === 'mt';
   if (mt && !self.crossOriginIsolated) throw new Error('ours: threads > 1 needs a cross-origin isolated page');
   const url = new URL(mt ? '/worker_mt_loader.js' : '/worker_loader.js', location.href);
   if (o.kernels) url.searchParams.set('kernels', o.kernels);

@@ -16,7 +16,8 @@
 //      comparison at each count: ours > 1 is the threaded worker, wllama > 1 its pthreads),
 //      KERNELS (ours: `simd128` loads the default build even where relaxed SIMD validates, see
 //      scripts/build-worker-relaxed.sh; default: the loader's choice), CHROMIUM_ARGS (extra
-//      Chromium flags, space-separated, e.g. --js-flags=--liftoff-only)
+//      Chromium flags, space-separated, e.g. --js-flags=--liftoff-only), OURS_BUILD (`mt`: ours runs
+//      the threaded worker at every count, 1 included: what the threaded build costs per thread)
 import { chromium } from 'playwright-core';
 
 const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8092/';
@@ -70,7 +71,7 @@ async function runOnce(browser, engine, threads) {
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${engine}: no result after ${RUN_TIMEOUT_MS / 1000} s`)), RUN_TIMEOUT_MS);
     });
-    const opts = { modelUrl: MODEL_URL, nPredict: N_PREDICT, warmup: WARMUP, threads, kernels: process.env.KERNELS || '' };
+    const opts = { modelUrl: MODEL_URL, nPredict: N_PREDICT, warmup: WARMUP, threads, kernels: process.env.KERNELS || '', build: process.env.OURS_BUILD || '' };
     return await Promise.race([page.evaluate(([e, o]) => window.bench[e](o), [engine, opts]), timeout]);
   } catch (e) {
     const tail = logs.slice(-30).join('\n');

@@ -322,6 +322,29 @@ pub struct Pool {
 const MIN_CHUNK_ROWS: usize = 32;
 /// Chunks per thread (load balancing when a thread is slow or descheduled).
 const CHUNKS_PER_THREAD: usize = 4;
+/// Weight bytes per chunk at most where its input is small next to them (decode): a large
+/// product (the lm head: a third of a small model's bytes) in `threads · CHUNKS_PER_THREAD`
+/// chunks leaves a thread that was held up, or started late, a big last chunk to finish alone.
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// Chunks for a product of `rows` rows of `row_bytes` (× `mats`: a gated pair reads two
+/// matrices per row) over an input of `n` rows of `cols` values, for `threads` threads.
+fn chunks_for(
+    threads: usize,
+    rows: usize,
+    row_bytes: usize,
+    mats: usize,
+    n: usize,
+    cols: usize,
+) -> usize {
+    let spread = (threads * CHUNKS_PER_THREAD).min(rows / MIN_CHUNK_ROWS);
+    // Bounded by size only where a chunk still reads several times more weight bytes than
+    // input (each chunk reads the whole input): decode, not a prefill batch.
+    let bytes = row_bytes * mats;
+    let min_rows = MIN_CHUNK_ROWS.max((4 * n * cols * 4).div_ceil(bytes.max(1)));
+    let by_size = (rows * bytes / CHUNK_BYTES).min(rows / min_rows);
+    spread.max(by_size).max(1)
+}
 
 impl Pool {
     /// A pool for `threads` threads in all: the caller plus `threads - 1` workers.
@@ -401,8 +424,11 @@ impl Pool {
     /// Products of one input in one job (q, k, v; a gated gate·up), each plain or gated
     /// ([`Prod`]): `out_i (n, w_i.rows) = x (n, cols) · w_iᵀ`.
     pub(crate) fn run(&self, act: Activations, prods: &mut [Prod], x: &[f32], n: usize) {
-        let per_part = |rows: usize| (self.threads * CHUNKS_PER_THREAD).min(rows / MIN_CHUNK_ROWS);
-        let chunks: usize = prods.iter().map(|p| per_part(p.w.rows).max(1)).sum();
+        let per_part = |p: &Prod| {
+            let mats = if p.gated.is_some() { 2 } else { 1 };
+            chunks_for(self.threads, p.w.rows, p.w.row_bytes(), mats, n, p.w.cols)
+        };
+        let chunks: usize = prods.iter().map(per_part).sum();
         if self.threads == 1 || chunks < 2 {
             for p in prods.iter_mut() {
                 p.run_here(act, x, n);
@@ -441,7 +467,7 @@ impl Pool {
         };
         for (pi, p) in prods.iter().enumerate() {
             let rows = p.w.rows;
-            let per = rows.div_ceil(per_part(rows).max(1));
+            let per = rows.div_ceil(per_part(p));
             ranges
                 .extend((0..rows.div_ceil(per)).map(|i| (pi, i * per, ((i + 1) * per).min(rows))));
             parts.push(Part {
@@ -706,6 +732,43 @@ mod tests {
                 * (u + ga.b_up.as_ref().unwrap()[r]);
             assert_eq!(one[i], want, "element {i}");
         }
+    }
+
+    /// Decode cuts a large product by its bytes (the lm head of a small model: its 30 MB in 117
+    /// chunks, not 8), a prefill batch and small products much as before (threads × 4, at least
+    /// 32 rows a chunk); a size-cut product computes what one thread does.
+    #[test]
+    fn large_decode_products_are_cut_by_size() {
+        // SmolLM2's lm head (Q8_0, 49152 × 576: 612 bytes a row) and its q product (Q4_1).
+        assert_eq!(
+            chunks_for(2, 49152, 612, 1, 1, 576),
+            49152 * 612 / CHUNK_BYTES
+        );
+        assert_eq!(chunks_for(2, 576, 360, 1, 1, 576), 8);
+        // A prefill batch reads its whole input per chunk: a layer's gated FFN pair is not cut
+        // by size, and a 256-token lm head only into chunks of 4× its input's bytes.
+        assert_eq!(chunks_for(2, 1536, 360, 2, 64, 576), 8);
+        assert_eq!(chunks_for(2, 49152, 612, 1, 256, 576), 49152 / 3856);
+        // Few rows: one chunk per 32 rows at most, and at least one chunk.
+        assert_eq!(chunks_for(16, 100, 612, 1, 1, 576), 3);
+        assert_eq!(chunks_for(2, 8, 612, 1, 1, 576), 1);
+
+        let (rows, cols) = (16384, 128);
+        let w = QTensor {
+            cols,
+            data: Bytes::from_vec(
+                (0..rows * cols)
+                    .flat_map(|i| (((i * 7) % 97) as f32 / 48.0 - 1.0).to_le_bytes())
+                    .collect(),
+            ),
+            ..matrix(rows, 0)
+        };
+        assert!(chunks_for(3, rows, w.row_bytes(), 1, 1, cols) > 3 * CHUNKS_PER_THREAD);
+        let x: Vec<f32> = (0..cols).map(|i| (i % 13) as f32 / 6.0 - 1.0).collect();
+        let (mut one, mut three) = (vec![0f32; rows], vec![f32::NAN; rows]);
+        Pool::new(1).matmul(Activations::F32, &w, &x, 1, &mut one);
+        Pool::new(3).matmul(Activations::F32, &w, &x, 1, &mut three);
+        assert_eq!(one, three);
     }
 
     /// A pool whose workers come from a spawn hook (as in the browser) computes what one thread

@@ -117,13 +117,15 @@ impl Rope {
     }
 
     fn table(&self, pos: f32, m: f32) -> Vec<f32> {
-        self.inv_freq
-            .iter()
-            .flat_map(|&f| {
-                let (sin, cos) = (pos * f).sin_cos();
-                [cos * m, sin * m]
-            })
-            .collect()
+        self.pairs(pos, m).collect()
+    }
+
+    /// cos, sin (× `m`) of each pair's angle at `pos`, interleaved.
+    fn pairs(&self, pos: f32, m: f32) -> impl Iterator<Item = f32> + '_ {
+        self.inv_freq.iter().flat_map(move |&f| {
+            let (sin, cos) = (pos * f).sin_cos();
+            [cos * m, sin * m]
+        })
     }
 
     /// Rotate `x` by `pos` positions, which may be negative, without the magnitude: a key stored
@@ -134,19 +136,38 @@ impl Rope {
     }
 
     fn turn(&self, x: &mut [f32], pos: f32, m: f32) {
-        let half = self.inv_freq.len();
         for (i, &f) in self.inv_freq.iter().enumerate() {
             let (sin, cos) = (pos * f).sin_cos();
-            let (cos, sin) = (cos * m, sin * m);
-            let (a, b) = if self.neox {
-                (i, i + half)
-            } else {
-                (2 * i, 2 * i + 1)
-            };
-            let (x0, x1) = (x[a], x[b]);
-            x[a] = x0 * cos - x1 * sin;
-            x[b] = x0 * sin + x1 * cos;
+            self.turn_pair(x, i, cos * m, sin * m);
         }
+    }
+
+    /// (cos, sin) × the magnitude of each pair at `pos` into `table`, (head_dim / 2, 2): what
+    /// [`Rope::apply_table`] reads. One table serves every head of a token (a sine and a cosine
+    /// are a software function call each in wasm, so per head they were a visible part of a
+    /// decode step).
+    pub fn table_into(&self, pos: usize, table: &mut Vec<f32>) {
+        table.clear();
+        table.extend(self.pairs(pos as f32, self.mscale));
+    }
+
+    /// [`Rope::apply`] with the table of `pos` from [`Rope::table_into`]: the same values.
+    pub fn apply_table(&self, x: &mut [f32], table: &[f32]) {
+        for (i, cs) in table.chunks_exact(2).enumerate() {
+            self.turn_pair(x, i, cs[0], cs[1]);
+        }
+    }
+
+    /// Rotate pair `i` of a head by the angle of this (cos, sin).
+    fn turn_pair(&self, x: &mut [f32], i: usize, cos: f32, sin: f32) {
+        let (a, b) = if self.neox {
+            (i, i + self.inv_freq.len())
+        } else {
+            (2 * i, 2 * i + 1)
+        };
+        let (x0, x1) = (x[a], x[b]);
+        x[a] = x0 * cos - x1 * sin;
+        x[b] = x0 * sin + x1 * cos;
     }
 }
 
@@ -160,4 +181,37 @@ fn yarn_corr_dims(d: usize, n_ctx_orig: usize, base: f32, fast: f32, slow: f32) 
     let low = dim(fast).floor().max(0.0);
     let high = dim(slow).ceil().min(d as f32 - 1.0);
     (low, high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A head rotated with a position's table is bit for bit the head rotated by `apply`, for
+    /// both pair orderings, partial RoPE (dims past n_rot untouched) and a magnitude.
+    #[test]
+    fn a_table_rotates_like_apply() {
+        let sc = RopeScaling {
+            ext_factor: 1.0,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            n_ctx_orig: 4096,
+            attn_factor: 1.0,
+        };
+        for neox in [false, true] {
+            let rope = Rope::scaled(16, 10000.0, 0.25, &sc, neox, None);
+            assert!(rope.mscale != 1.0, "YaRN's magnitude is part of the check");
+            let mut table = Vec::new();
+            for pos in [0, 1, 7, 1000, 131_071] {
+                let head: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+                let (mut a, mut b) = (head.clone(), head.clone());
+                rope.apply(&mut a, pos);
+                rope.table_into(pos, &mut table);
+                rope.apply_table(&mut b, &table);
+                assert_eq!(a, b, "neox {neox}, pos {pos}");
+                assert_eq!(a[16..], head[16..], "dims past n_rot pass through");
+                assert_eq!(table, rope.cos_sin_scaled(pos as f32));
+            }
+        }
+    }
 }

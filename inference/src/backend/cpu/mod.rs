@@ -124,6 +124,7 @@ pub struct Scratch {
     gate: Vec<f32>,   // (n, n_ff)
     up: Vec<f32>,     // (n, n_ff)
     scores: Vec<f32>, // (block rows, keys) attention scores of a block of queries
+    rope: Vec<f32>,   // (n_rot / 2, 2)   RoPE's cos, sin at one position
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
@@ -174,11 +175,13 @@ impl Cpu {
 
     /// Run `tokens` (positions `kv.len ..`) through the model and append their K/V to the
     /// cache; returns logits: none for [`Want::Nothing`], (n_vocab) of the last token for
-    /// [`Want::Last`] and [`Want::Argmax`], (n_tokens, n_vocab) for [`Want::All`].
+    /// [`Want::Last`] and [`Want::Argmax`], (n_tokens, n_vocab) for [`Want::All`]. `ropes`: each
+    /// layer's ([`layer_ropes`]).
     pub fn forward(
         &mut self,
         hp: &HParams,
         w: &Weights,
+        ropes: &[Option<Rope>],
         kv: &mut KvCache,
         tokens: &[u32],
         want: Want,
@@ -204,10 +207,8 @@ impl Cpu {
             x.iter_mut().for_each(|v| *v *= hp.embd_scale);
         }
 
-        let factors = w.rope_factors(hp, kv.n_ctx);
         for (il, lw) in w.layers.iter().enumerate() {
-            let rope = Rope::for_layer(hp, il, factors);
-            layer(hp, lw, rope.as_ref(), il, kv, start, n, s, pool);
+            layer(hp, lw, ropes[il].as_ref(), il, kv, start, n, s, pool);
         }
         kv.len = start + n;
 
@@ -250,6 +251,18 @@ pub struct CpuSession {
     model: Rc<Model>,
     cpu: Cpu,
     kv: KvCache,
+    /// Each layer's RoPE for the cache's size, and that size (made once: a rope's frequencies
+    /// are `powf`s, per layer and step otherwise).
+    ropes: (usize, Vec<Option<Rope>>),
+}
+
+/// Each layer's RoPE (`None`: a layer without) for a context of `n_ctx` positions.
+fn layer_ropes(model: &Model, n_ctx: usize) -> Vec<Option<Rope>> {
+    let hp = &model.hp;
+    let factors = model.weights.rope_factors(hp, n_ctx);
+    (0..hp.n_layer)
+        .map(|il| Rope::for_layer(hp, il, factors))
+        .collect()
 }
 
 impl CpuSession {
@@ -263,10 +276,12 @@ impl CpuSession {
         }
         let n_ctx = n_ctx.clamp(1, model.hp.n_ctx_train);
         let kv = KvCache::new(&model.hp, n_ctx)?;
+        let ropes = (n_ctx, layer_ropes(&model, n_ctx));
         Ok(CpuSession {
             model,
             cpu: Cpu::new(threads),
             kv,
+            ropes,
         })
     }
 
@@ -312,6 +327,9 @@ impl Backend for CpuSession {
 
     async fn forward(&mut self, tokens: &[u32], want: Want) -> Result<Output> {
         let m = &*self.model;
+        if self.ropes.0 != self.kv.n_ctx {
+            self.ropes = (self.kv.n_ctx, layer_ropes(m, self.kv.n_ctx));
+        }
         let batches = tokens.len().div_ceil(PREFILL_BATCH);
         let mut all = Vec::new();
         let mut last = Vec::new();
@@ -323,7 +341,7 @@ impl Backend for CpuSession {
             };
             let l = self
                 .cpu
-                .forward(&m.hp, &m.weights, &mut self.kv, chunk, w)?;
+                .forward(&m.hp, &m.weights, &self.ropes.1, &mut self.kv, chunk, w)?;
             match want {
                 Want::All => all.extend_from_slice(&l),
                 _ => last = l,
@@ -354,10 +372,7 @@ impl Backend for CpuSession {
     async fn shift(&mut self, keep: usize, discard: usize) -> Result<()> {
         check_shift(keep, discard, self.kv.len)?;
         let hp = &self.model.hp;
-        let factors = self.model.weights.rope_factors(hp, self.kv.n_ctx);
-        let ropes: Vec<Option<Rope>> = (0..hp.n_layer)
-            .map(|il| Rope::for_layer(hp, il, factors))
-            .collect();
+        let ropes = layer_ropes(&self.model, self.kv.n_ctx);
         self.kv.shift(keep, discard, |il, row| {
             if let Some(rope) = &ropes[il] {
                 for head in row.chunks_exact_mut(hp.head_dim) {
@@ -447,12 +462,11 @@ fn layer(
     norm_pieces(&mut s.k[..n * kvd], lw.k_norm.as_deref(), eps);
     if let Some(rope) = rope {
         for t in 0..n {
-            let pos = start + t;
-            for head in s.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd) {
-                rope.apply(head, pos);
-            }
-            for head in s.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd) {
-                rope.apply(head, pos);
+            // One table per token for all its q and k heads.
+            rope.table_into(start + t, &mut s.rope);
+            let heads = s.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd);
+            for head in heads.chain(s.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd)) {
+                rope.apply_table(head, &s.rope);
             }
         }
     }
