@@ -135,7 +135,7 @@ async function ours(opts = {}) {
   const o = { ...DEFAULTS, ...opts };
   const bytes = await fetchModel(o.modelUrl);
   const mt = o.threads > 1 || o.build === 'mt';
-  if (mt && !self.crossOriginIsolated) throw new Error('ours: threads > 1 needs a cross-origin isolated page');
+  if (mt && !self.crossOriginIsolated) throw new Error('ours: the threaded worker (threads > 1, or build mt) needs a cross-origin isolated page');
   const url = new URL(mt ? '/worker_mt_loader.js' : '/worker_loader.js', location.href);
   if (o.kernels) url.searchParams.set('kernels', o.kernels);
   const worker = new Worker(url);

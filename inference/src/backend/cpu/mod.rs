@@ -251,9 +251,9 @@ pub struct CpuSession {
     model: Rc<Model>,
     cpu: Cpu,
     kv: KvCache,
-    /// Each layer's RoPE for the cache's size, and that size (made once: a rope's frequencies
-    /// are `powf`s, per layer and step otherwise).
-    ropes: (usize, Vec<Option<Rope>>),
+    /// Each layer's RoPE for the cache's size (made once: a rope's frequencies are `powf`s, per
+    /// layer and step otherwise).
+    ropes: Vec<Option<Rope>>,
 }
 
 /// Each layer's RoPE (`None`: a layer without) for a context of `n_ctx` positions.
@@ -276,7 +276,7 @@ impl CpuSession {
         }
         let n_ctx = n_ctx.clamp(1, model.hp.n_ctx_train);
         let kv = KvCache::new(&model.hp, n_ctx)?;
-        let ropes = (n_ctx, layer_ropes(&model, n_ctx));
+        let ropes = layer_ropes(&model, n_ctx);
         Ok(CpuSession {
             model,
             cpu: Cpu::new(threads),
@@ -327,9 +327,6 @@ impl Backend for CpuSession {
 
     async fn forward(&mut self, tokens: &[u32], want: Want) -> Result<Output> {
         let m = &*self.model;
-        if self.ropes.0 != self.kv.n_ctx {
-            self.ropes = (self.kv.n_ctx, layer_ropes(m, self.kv.n_ctx));
-        }
         let batches = tokens.len().div_ceil(PREFILL_BATCH);
         let mut all = Vec::new();
         let mut last = Vec::new();
@@ -341,7 +338,7 @@ impl Backend for CpuSession {
             };
             let l = self
                 .cpu
-                .forward(&m.hp, &m.weights, &self.ropes.1, &mut self.kv, chunk, w)?;
+                .forward(&m.hp, &m.weights, &self.ropes, &mut self.kv, chunk, w)?;
             match want {
                 Want::All => all.extend_from_slice(&l),
                 _ => last = l,
@@ -372,7 +369,7 @@ impl Backend for CpuSession {
     async fn shift(&mut self, keep: usize, discard: usize) -> Result<()> {
         check_shift(keep, discard, self.kv.len)?;
         let hp = &self.model.hp;
-        let ropes = layer_ropes(&self.model, self.kv.n_ctx);
+        let ropes = &self.ropes;
         self.kv.shift(keep, discard, |il, row| {
             if let Some(rope) = &ropes[il] {
                 for head in row.chunks_exact_mut(hp.head_dim) {
