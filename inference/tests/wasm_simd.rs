@@ -361,6 +361,51 @@ fn simd128_is_the_default_and_can_be_turned_off() {
     assert_eq!(quant::kernels(), "simd128");
 }
 
+/// The simd128 activation quantizer gives the portable one's bytes, scales and integer sums,
+/// per 32-chunk and per 256-block, on ordinary values and on the edge cases (a zero chunk, a
+/// NaN, infinities, a scale so small that its inverse is infinite, -0.0); the f32 chunk sums
+/// add in another order and differ by rounding only.
+#[wasm_bindgen_test]
+fn q8_quantizer_simd128_matches_portable() {
+    let mut x = random_x(256 * 6, 21);
+    for (i, v) in x.iter_mut().enumerate().take(512) {
+        *v *= 1e3 * ((i % 7) as f32 - 3.0);
+    }
+    x[256..288].fill(0.0);
+    x[300] = f32::NAN;
+    x[340] = f32::INFINITY;
+    x[350] = f32::NEG_INFINITY;
+    for (i, v) in x[512..768].iter_mut().enumerate() {
+        *v = if i % 3 == 0 { 1e-42 } else { -1e-44 };
+    }
+    x[800] = -0.0;
+    let (mut a, mut b) = (quant::Q8Acts::default(), quant::Q8Acts::default());
+    a.quantize(&x);
+    b.quantize_portable(&x);
+    // Bit for bit (the chunk of ±∞ has scale ∞ and `s16` NaN in both).
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(a.q, b.q);
+    assert_eq!(bits(&a.d), bits(&b.d));
+    assert_eq!(bits(&a.d16), bits(&b.d16));
+    assert_eq!(bits(&a.s16), bits(&b.s16));
+    for (c, (sa, sb)) in a.s.iter().zip(&b.s).enumerate() {
+        let mag: f32 = x[32 * c..32 * c + 32].iter().map(|v| v.abs()).sum();
+        assert!(
+            sa == sb || (sa - sb).abs() <= 1e-6 * mag || !mag.is_finite(),
+            "chunk {c}: sum {sa} vs {sb}"
+        );
+    }
+    // The subnormal chunks saturate to ±127 (an infinite inverse scale) in both.
+    assert!(a.q[512..768].iter().any(|&q| q == 127));
+    a.quantize_k(&x);
+    b.quantize_k_portable(&x);
+    assert_eq!(a.kq, b.kq);
+    assert_eq!(bits(&a.kd), bits(&b.kd));
+    assert_eq!(bits(&a.kb), bits(&b.kb));
+    // `quantize` took the simd128 path (SIMD is on).
+    assert_eq!(quant::kernels(), "simd128");
+}
+
 #[wasm_bindgen_test]
 fn fixtures_cover_every_type() {
     let fixtures = load_fixtures();

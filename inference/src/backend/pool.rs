@@ -11,8 +11,8 @@
 //! No `unsafe`: a job owns everything it reads (the weight [`Bytes`] are reference counted and the
 //! activations are copied in, which is small next to the product itself), and each chunk of rows
 //! is written to its own buffer, which the caller copies out. The rows are cut into a few chunks
-//! per thread that the caller and the workers claim from an atomic counter, so a worker the OS
-//! has not scheduled (a busy machine) delays nothing. A row is always computed whole, by one
+//! per thread; each thread claims its own from a counter of its own and then helps with the
+//! others' unclaimed ones, so a worker the OS has not scheduled (a busy machine) delays nothing. A row is always computed whole, by one
 //! thread, with the same kernel, so the results do not depend on the thread count.
 
 use std::any::Any;
@@ -82,19 +82,36 @@ pub fn set_spawner(spawn: Spawner) {
     let _ = SPAWNER.set(spawn);
 }
 
-/// Work cut into chunks that the caller and the workers claim one at a time (a worker that the
-/// OS has not scheduled yet simply gets none, so nobody waits for it).
+/// A value on its own cache line (128 bytes: two 64-byte lines, as adjacent-line prefetchers
+/// pull pairs), so that threads writing neighbouring values do not take the line from each
+/// other. On wasm32 the linear memory is the host's memory, so the same holds there.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Work cut into chunks that the caller and the workers claim one at a time. Thread `s` of `T`
+/// owns chunks `s, s + T, s + 2T, …` and claims them from its own counter, on its own cache line
+/// (a claim is then an uncontended atomic, where one shared counter moved its line between the
+/// cores at every claim, a few hundred ns each on a VM); a thread out of chunks takes those of
+/// the others that are still unclaimed, so a worker the OS has not scheduled yet, or one that is
+/// held up, delays nothing.
 struct Job {
     work: Work,
     /// Chunks in all.
     chunks: usize,
-    /// Next unclaimed chunk.
-    next: AtomicUsize,
-    /// Chunks whose rows are in `outs`.
-    finished: AtomicUsize,
+    /// Per thread: how many of its own chunks are claimed (chunk `s + T·k` is the k-th).
+    claimed: Vec<Padded<AtomicUsize>>,
+    /// Chunks whose rows are in `outs`: each thread adds its count once, when it runs out.
+    finished: Padded<AtomicUsize>,
     /// Chunk `i`'s output (a product's rows: (n_tok, rows of the chunk) row-major; an
     /// attention unit's: (tokens of the unit, its heads · head_dim)).
-    outs: Vec<Mutex<Vec<f32>>>,
+    outs: Vec<Padded<Mutex<Vec<f32>>>>,
     /// The first panic of a chunk (on any thread): the chunk still counts as finished, so the
     /// caller stops waiting, and re-raises it on its own thread.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
@@ -107,7 +124,8 @@ struct Job {
 }
 
 impl Job {
-    /// Claim and compute chunks until none is left.
+    /// As thread `me`: claim and compute this thread's chunks, then any other thread's still
+    /// unclaimed, until none is left.
     ///
     /// Never inlined: a pool worker's loop never returns, and a browser's wasm engine replaces a
     /// function's first, unoptimized (Liftoff) code only on the next call (V8 has no on-stack
@@ -115,27 +133,34 @@ impl Job {
     /// workers for the page's life. As its own function the job's work is optimized like any
     /// other after a few calls.
     #[inline(never)]
-    fn work(&self) {
-        loop {
-            let i = self.next.fetch_add(1, Ordering::AcqRel);
-            if i >= self.chunks {
-                return;
+    fn work(&self, me: usize) {
+        let t = self.claimed.len();
+        let mut done = 0;
+        for owner in (me..t).chain(0..me) {
+            loop {
+                let k = self.claimed[owner].fetch_add(1, Ordering::AcqRel);
+                let i = owner + k * t;
+                if i >= self.chunks {
+                    break;
+                }
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.chunk(i))) {
+                    let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+                    slot.get_or_insert(payload);
+                }
+                done += 1;
             }
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.chunk(i))) {
-                let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
-                slot.get_or_insert(payload);
-            }
-            if self.finished.fetch_add(1, Ordering::SeqCst) + 1 == self.chunks
-                && self.caller_sleeps.load(Ordering::SeqCst)
-            {
-                // The last chunk, and the caller has stopped spinning: wake it (under the lock,
-                // so a caller that has just seen the job unfinished is already waiting). The
-                // flag is set before the caller's last look at `finished` (both SeqCst): one of
-                // the two sees the other, so no wake-up is lost, and a spinning caller costs
-                // the finishing thread nothing.
-                let _g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
-                self.done.notify_all();
-            }
+        }
+        if done > 0
+            && self.finished.fetch_add(done, Ordering::SeqCst) + done == self.chunks
+            && self.caller_sleeps.load(Ordering::SeqCst)
+        {
+            // The last chunks, and the caller has stopped spinning: wake it (under the lock,
+            // so a caller that has just seen the job unfinished is already waiting). The flag
+            // is set before the caller's last look at `finished` (both SeqCst): one of the two
+            // sees the other, so no wake-up is lost, and a spinning caller costs the finishing
+            // thread nothing.
+            let _g = self.done_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.done.notify_all();
         }
     }
 
@@ -166,13 +191,18 @@ impl Job {
 const DONE_BACKSTOP: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Job {
-    fn new(work: Work, chunks: usize) -> Job {
+    /// A job of `chunks` chunks for `threads` threads.
+    fn new(work: Work, chunks: usize, threads: usize) -> Job {
         Job {
             work,
             chunks,
-            next: AtomicUsize::new(0),
-            finished: AtomicUsize::new(0),
-            outs: (0..chunks).map(|_| Mutex::new(Vec::new())).collect(),
+            claimed: (0..threads.max(1))
+                .map(|_| Padded(AtomicUsize::new(0)))
+                .collect(),
+            finished: Padded(AtomicUsize::new(0)),
+            outs: (0..chunks)
+                .map(|_| Padded(Mutex::new(Vec::new())))
+                .collect(),
             panic: Mutex::new(None),
             done_lock: Mutex::new(()),
             done: Condvar::new(),
@@ -363,11 +393,13 @@ impl Pool {
         let mut started = 1;
         for i in 1..threads {
             let sh = Arc::clone(&shared);
+            // Its index among the threads that started (a job has a counter per thread).
+            let me = started;
             match SPAWNER.get() {
                 Some(spawn) => {
                     // Not joined on drop: a hook-started worker exits by itself once `quit` is
                     // set, keeping `shared` alive until then.
-                    if spawn(Box::new(move || worker(&sh))) {
+                    if spawn(Box::new(move || worker(&sh, me))) {
                         started += 1;
                     }
                 }
@@ -375,7 +407,7 @@ impl Pool {
                     handles.push(
                         std::thread::Builder::new()
                             .name(format!("chord-worker-{i}"))
-                            .spawn(move || worker(&sh))
+                            .spawn(move || worker(&sh, me))
                             .expect("spawn a worker thread"),
                     );
                     started += 1;
@@ -483,7 +515,7 @@ impl Pool {
             n,
             ranges,
         });
-        let job = self.launch(Job::new(work, chunks));
+        let job = self.launch(Job::new(work, chunks, self.threads));
         let Work::Prods(w) = &job.work else {
             unreachable!("a products job")
         };
@@ -520,7 +552,7 @@ impl Pool {
             v,
             units,
         });
-        let job = self.launch(Job::new(work, chunks));
+        let job = self.launch(Job::new(work, chunks, self.threads));
         let Work::Attention(w) = &job.work else {
             unreachable!("an attention job")
         };
@@ -550,7 +582,7 @@ impl Pool {
         if sh.sleepers.load(Ordering::Acquire) > 0 {
             sh.wake.notify_all();
         }
-        job.work();
+        job.work(0);
         // Wait for the chunks other threads claimed.
         job.wait();
         sh.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
@@ -563,7 +595,8 @@ impl Pool {
     }
 }
 
-fn worker(sh: &Shared) {
+/// Pool worker `me` (1 ..): the caller is thread 0 of every job.
+fn worker(sh: &Shared, me: usize) {
     let mut seen = 0u64;
     loop {
         // Spin for a new generation, then park on the condition variable.
@@ -588,7 +621,7 @@ fn worker(sh: &Shared) {
             }
         };
         if let Some(job) = job {
-            job.work();
+            job.work(me);
         }
     }
 }
@@ -636,6 +669,47 @@ mod tests {
         let good = matrix(512, 512 * 32 * 4);
         pool.matmul(Activations::F32, &good, &x, 1, &mut out);
         assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    /// A job for three threads of which two never come (workers not started yet, or held up):
+    /// the caller claims its own chunks, then theirs, and the job finishes with every chunk's
+    /// rows what one product computes.
+    #[test]
+    fn chunks_of_threads_that_never_come_are_taken_by_the_others() {
+        let (rows, cols) = (8 * 32, 32);
+        let data: Vec<f32> = (0..rows * cols).map(|i| (i % 13) as f32 - 6.0).collect();
+        let w = QTensor {
+            data: Bytes::from_vec(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..matrix(rows, 0)
+        };
+        let x: Vec<f32> = (0..cols).map(|i| i as f32 / 8.0).collect();
+        let mut want = vec![0f32; rows];
+        Pool::new(1).matmul(Activations::F32, &w, &x, 1, &mut want);
+        let part = Part {
+            w: Mat {
+                ty: w.ty,
+                w: w.data.clone(),
+                row_bytes: w.row_bytes(),
+                cols,
+                input: 0,
+            },
+            rows,
+            gated: None,
+        };
+        let work = Work::Prods(Prods {
+            parts: vec![part],
+            inputs: vec![Input::F32(x)],
+            n: 1,
+            ranges: (0..8).map(|i| (0, 32 * i, 32 * i + 32)).collect(),
+        });
+        let job = Job::new(work, 8, 3);
+        job.work(0);
+        assert_eq!(job.finished.load(Ordering::SeqCst), 8, "every chunk done");
+        job.wait();
+        for i in 0..8 {
+            let got = job.outs[i].lock().unwrap();
+            assert_eq!(got[..], want[32 * i..32 * i + 32], "chunk {i}");
+        }
     }
 
     /// A layer's attention split across threads (decode and prefill shapes, grouped heads, a

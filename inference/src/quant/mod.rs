@@ -15,6 +15,8 @@ mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128_acts;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128_q8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128_q8k;
@@ -347,6 +349,12 @@ impl Q8Acts {
             };
             return;
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if simd().is_some() {
+            let (q, d, s) = (&mut self.q, &mut self.d, &mut self.s);
+            simd128_acts::quantize_q8(x, q, d, s, &mut self.d16, &mut self.s16);
+            return;
+        }
         self.quantize_portable(x);
     }
 
@@ -357,6 +365,11 @@ impl Q8Acts {
         if simd().is_some() {
             // SAFETY: the lengths were set just above; `simd()` checked AVX2/FMA/F16C.
             unsafe { x86::quantize_q8k(x, &mut self.kq, &mut self.kd, &mut self.kb) };
+            return;
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if simd().is_some() {
+            simd128_acts::quantize_q8k(x, &mut self.kq, &mut self.kd, &mut self.kb);
             return;
         }
         self.quantize_k_portable(x);
