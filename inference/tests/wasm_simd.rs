@@ -396,7 +396,7 @@ fn q8_quantizer_simd128_matches_portable() {
         );
     }
     // The subnormal chunks saturate to ±127 (an infinite inverse scale) in both.
-    assert!(a.q[512..768].iter().any(|&q| q == 127));
+    assert!(a.q[512..768].contains(&127));
     a.quantize_k(&x);
     b.quantize_k_portable(&x);
     assert_eq!(a.kq, b.kq);
