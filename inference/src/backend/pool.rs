@@ -12,8 +12,9 @@
 //! activations are copied in, which is small next to the product itself), and each chunk of rows
 //! is written to its own buffer, which the caller copies out. The rows are cut into a few chunks
 //! per thread; each thread claims its own from a counter of its own and then helps with the
-//! others' unclaimed ones, so a worker the OS has not scheduled (a busy machine) delays nothing. A row is always computed whole, by one
-//! thread, with the same kernel, so the results do not depend on the thread count.
+//! others' unclaimed ones, so a worker the OS has not scheduled (a busy machine) delays nothing.
+//! A row is always computed whole, by one thread, with the same kernel, so the results do not
+//! depend on the thread count.
 
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};

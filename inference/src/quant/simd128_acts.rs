@@ -9,7 +9,7 @@
 
 use core::arch::wasm32::*;
 
-/// Chunk `c` of `x` (32 values) as eight vectors.
+/// The first 32 values of `x` as eight vectors.
 #[inline(always)]
 fn load8(x: &[f32]) -> [v128; 8] {
     assert!(x.len() >= 32);
@@ -40,14 +40,23 @@ fn round_scaled(v: v128, id: v128) -> v128 {
     i32x4_max(i32x4_min(r, i32x4_splat(127)), i32x4_splat(-128))
 }
 
-/// Sixteen i32 lanes (four vectors) narrowed with saturation to sixteen i8, stored at `q`.
+/// 32 values `v` scaled by `id` and rounded ([`round_scaled`]), stored as i8 at `q` (32 bytes);
+/// returns the rounded i32 lanes, whose sums are those of the stored bytes.
 #[inline(always)]
-fn store16(q: &mut [i8], r: &[v128]) {
-    assert!(q.len() >= 16 && r.len() >= 4);
-    let lo = i16x8_narrow_i32x4(r[0], r[1]);
-    let hi = i16x8_narrow_i32x4(r[2], r[3]);
-    // SAFETY: `q` has at least 16 writable bytes (checked above); unaligned stores are allowed.
-    unsafe { v128_store(q.as_mut_ptr() as *mut v128, i8x16_narrow_i16x8(lo, hi)) };
+fn quantize32(v: &[v128; 8], id: v128, q: &mut [i8]) -> [v128; 8] {
+    assert!(q.len() >= 32);
+    let r: [v128; 8] = std::array::from_fn(|i| round_scaled(v[i], id));
+    for (half, r) in r.chunks_exact(4).enumerate() {
+        let lo = i16x8_narrow_i32x4(r[0], r[1]);
+        let hi = i16x8_narrow_i32x4(r[2], r[3]);
+        // SAFETY: `q` has at least 32 writable bytes (checked above), so bytes 16·half .. +16
+        // are in it; unaligned stores are allowed.
+        unsafe {
+            let p = q.as_mut_ptr().add(16 * half) as *mut v128;
+            v128_store(p, i8x16_narrow_i16x8(lo, hi));
+        }
+    }
+    r
 }
 
 /// The sum of an i32x4's lanes.
@@ -83,9 +92,7 @@ pub(super) fn quantize_q8(
         let v = load8(xc);
         let dv = abs_max(&v) / 127.0;
         let id = f32x4_splat(if dv > 0.0 { 1.0 / dv } else { 0.0 });
-        let r: [v128; 8] = std::array::from_fn(|i| round_scaled(v[i], id));
-        store16(&mut qc[..16], &r[..4]);
-        store16(&mut qc[16..], &r[4..]);
+        let r = quantize32(&v, id, qc);
         let qsum = hsum_i32(r.iter().fold(i32x4_splat(0), |a, &b| i32x4_add(a, b)));
         *dc = dv;
         *sc = hsum_f32(v.iter().fold(f32x4_splat(0.0), |a, &b| f32x4_add(a, b)));
@@ -112,10 +119,7 @@ pub(super) fn quantize_q8k(x: &[f32], kq: &mut [i8], kd: &mut [f32], kb: &mut [f
             .zip(qk.chunks_exact_mut(32))
             .zip(bk.chunks_exact_mut(2))
         {
-            let v = load8(xc);
-            let r: [v128; 8] = std::array::from_fn(|i| round_scaled(v[i], id));
-            store16(&mut qc[..16], &r[..4]);
-            store16(&mut qc[16..], &r[4..]);
+            let r = quantize32(&load8(xc), id, qc);
             for (b, g) in bc.iter_mut().zip(r.chunks_exact(4)) {
                 let sum = i32x4_add(i32x4_add(g[0], g[1]), i32x4_add(g[2], g[3]));
                 *b = dv * hsum_i32(sum) as f32;
