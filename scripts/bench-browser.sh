@@ -13,6 +13,7 @@
 #
 # usage: scripts/bench-browser.sh
 # env:   MODEL (file in models/, default SmolLM2-135M-Instruct.Q4_1.gguf), RUNS (default 5),
+#        WARMUP_TOKENS (default 16: the untimed warm-up generation; see tests/bench/run.mjs),
 #        N_PREDICT (default 64), WARMUP (default 1), BENCH_PORT (default: a free port),
 #        CHROMIUM (default /usr/bin/chromium), THREADS (default 1; e.g. 1,2), DIST (default dist)
 set -euo pipefail

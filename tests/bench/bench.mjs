@@ -9,14 +9,16 @@
 //                              n_threads: threads — 1: no pthreads — and n_gpu_layers: 0, so no
 //                              WebGPU)
 //
-// opts: { modelUrl, prompt, nPredict, warmup, threads, kernels, build } (defaults below; ours: build
+// opts: { modelUrl, prompt, nPredict, warmup, warmupTokens, threads, kernels, build } (defaults below; ours: build
 // `mt` = the threaded worker at any thread count, 1 included; kernels
 // `simd128` = `?kernels=simd128` on the worker's URL, the default build even where the relaxed-SIMD
 // one would load; wllama also takes keepLog: return its whole log). More than one thread needs a cross-origin isolated page (serve.py sends
 // COOP/COEP). Both engines get the same bytes
 // (fetched once per call), the same raw prompt (no chat template), greedy sampling and
-// ignore_eos, so both generate exactly nPredict tokens. With `warmup`, a short untimed generation
-// on another prompt runs first (wasm tier-up), then the timed one.
+// ignore_eos, so both generate exactly nPredict tokens. With `warmup`, an untimed generation of
+// warmupTokens tokens on another prompt runs first (wasm tier-up: V8 compiles the hot functions
+// again, optimized, on background threads, which compete with the engine's own threads when they
+// take every core), then the timed one.
 //
 // Timing is the same for both, with performance.now() in the page around each engine's API:
 //   t0     the request is sent (Generate message / createCompletion call)
@@ -40,10 +42,10 @@ export const DEFAULTS = {
     'and new ideas travelled faster than ever before. Historians often argue that',
   nPredict: 64,
   warmup: true,
+  warmupTokens: 16,
   threads: 1,
 };
 const WARMUP_PROMPT = 'Once upon a time, in a small village by the sea,';
-const WARMUP_TOKENS = 16;
 const CHUNK = 4 << 20; // the app's chunk size (app/src/cache.rs CHUNK_BYTES)
 const WLLAMA_ESM = new URL('./node_modules/@wllama/wllama/esm/', import.meta.url);
 
@@ -161,7 +163,7 @@ async function ours(opts = {}) {
     if (info.backend?.kind !== 'cpu') {
       throw new Error(`ours: expected the CPU engine, got ${JSON.stringify(info.backend)}`);
     }
-    if (o.warmup) await oursGenerate(worker, WARMUP_PROMPT, WARMUP_TOKENS);
+    if (o.warmup) await oursGenerate(worker, WARMUP_PROMPT, o.warmupTokens);
     const r = await oursGenerate(worker, o.prompt, o.nPredict);
     const t = `${o.threads} thread${o.threads === 1 ? '' : 's'}`;
     return { engine: 'ours', threads: o.threads, loadMs, backend: `cpu (${info.arch}, ${info.n_params} params, ${t})`, ...r };
@@ -258,7 +260,7 @@ async function wllama(opts = {}) {
     }
     const gpuLine = log.find((l) => /offloaded [1-9]\d*\/\d+ layers to GPU|using device WebGPU/i.test(l));
     if (gpuLine) throw new Error(`wllama: layers went to the GPU: ${gpuLine}`);
-    if (o.warmup) await wllamaGenerate(w, WARMUP_PROMPT, WARMUP_TOKENS);
+    if (o.warmup) await wllamaGenerate(w, WARMUP_PROMPT, o.warmupTokens);
     const r = await wllamaGenerate(w, o.prompt, o.nPredict);
     const sysInfo = log.find((l) => /system_info|system info/i.test(l));
     return {

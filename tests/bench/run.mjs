@@ -11,7 +11,9 @@
 //
 // env: BASE_URL (default http://127.0.0.1:8092/), MODEL_URL (default
 //      /models/SmolLM2-135M-Instruct.Q4_1.gguf), RUNS (default 5), N_PREDICT (default 64),
-//      WARMUP (default 1; 0 = no warm-up generation), RUN_TIMEOUT_S (default 600, per engine run),
+//      WARMUP (default 1; 0 = no warm-up generation), WARMUP_TOKENS (default 16: tokens of the
+//      warm-up generation; with all cores busy, V8's optimizing compiler, still running after a
+//      short one, takes a core from the timed run), RUN_TIMEOUT_S (default 600, per engine run),
 //      CHROMIUM (default /usr/bin/chromium), THREADS (default 1; a list such as 1,2 runs the whole
 //      comparison at each count: ours > 1 is the threaded worker, wllama > 1 its pthreads),
 //      KERNELS (ours: `simd128` loads the default build even where relaxed SIMD validates, see
@@ -25,6 +27,7 @@ const MODEL_URL = process.env.MODEL_URL || '/models/SmolLM2-135M-Instruct.Q4_1.g
 const RUNS = intEnv('RUNS', 5);
 const N_PREDICT = intEnv('N_PREDICT', 64);
 const WARMUP = process.env.WARMUP !== '0';
+const WARMUP_TOKENS = intEnv('WARMUP_TOKENS', 16);
 const RUN_TIMEOUT_MS = intEnv('RUN_TIMEOUT_S', 600) * 1000;
 const ENGINES = ['ours', 'wllama'];
 const THREADS = (process.env.THREADS || '1').split(',').map((t) => {
@@ -71,7 +74,7 @@ async function runOnce(browser, engine, threads) {
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${engine}: no result after ${RUN_TIMEOUT_MS / 1000} s`)), RUN_TIMEOUT_MS);
     });
-    const opts = { modelUrl: MODEL_URL, nPredict: N_PREDICT, warmup: WARMUP, threads, kernels: process.env.KERNELS || '', build: process.env.OURS_BUILD || '' };
+    const opts = { modelUrl: MODEL_URL, nPredict: N_PREDICT, warmup: WARMUP, warmupTokens: WARMUP_TOKENS, threads, kernels: process.env.KERNELS || '', build: process.env.OURS_BUILD || '' };
     return await Promise.race([page.evaluate(([e, o]) => window.bench[e](o), [engine, opts]), timeout]);
   } catch (e) {
     const tail = logs.slice(-30).join('\n');
@@ -106,7 +109,7 @@ async function benchAt(threads) {
   const results = { ours: [], wllama: [] };
   try {
     console.log(`model ${MODEL_URL}, ${N_PREDICT} tokens greedy, ${threads} thread${threads === 1 ? '' : 's'}, ${RUNS} runs per engine` +
-      `${WARMUP ? ', warm-up generation before each timed one' : ''}; Chromium ${browser.version()}` +
+      `${WARMUP ? `, warm-up generation (${WARMUP_TOKENS} tokens) before each timed one` : ''}; Chromium ${browser.version()}` +
       `${process.env.KERNELS ? `; ours: kernels=${process.env.KERNELS}` : ''}`);
     for (let i = 0; i < RUNS; i++) {
       const order = i % 2 === 0 ? ENGINES : [...ENGINES].reverse();

@@ -336,10 +336,16 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
-    /// Bumped for every job (read without the lock while spinning).
+    /// Bumped for every job, after the job is in `state` and the lock is released: a spinning
+    /// worker that sees it takes the lock uncontended. (Bumped under the lock, a worker that saw
+    /// it before the caller's unlock found the lock held; std's mutex polls a hundred times
+    /// before it sleeps, and in wasm, where `spin_loop` is no instruction, that is over within
+    /// a fraction of a µs: the worker then slept until the caller's unlock woke it.)
     generation: AtomicU64,
-    /// Workers parked on `wake` (changed under the `state` lock): a job is announced with a
-    /// notification only when one is, spinning workers see the new generation by themselves.
+    /// Workers about to park on `wake`: a job is announced with a notification only when one
+    /// is, spinning workers see the new generation by themselves. Paired with `generation`
+    /// (both SeqCst): a worker counts itself, then looks at the generation once more; the
+    /// caller bumps the generation, then looks at this count; one of the two sees the other.
     sleepers: AtomicUsize,
 }
 
@@ -573,14 +579,13 @@ impl Pool {
     fn launch(&self, job: Job) -> Arc<Job> {
         let job = Arc::new(job);
         let sh = &*self.shared;
-        {
-            let mut st = sh.state.lock().expect("pool lock");
-            st.job = Some(Arc::clone(&job));
-            sh.generation.fetch_add(1, Ordering::AcqRel);
-        }
-        // A worker that parked did so under the lock before the generation changed, so it is
-        // counted here; one that had not yet taken the lock sees the new generation itself.
-        if sh.sleepers.load(Ordering::Acquire) > 0 {
+        sh.state.lock().expect("pool lock").job = Some(Arc::clone(&job));
+        sh.generation.fetch_add(1, Ordering::SeqCst);
+        // A worker that counted itself before this bump is woken (under the lock, so one that
+        // has counted itself but not yet gone to sleep is asleep, the lock released, before the
+        // notification); one that counts itself after it sees the new generation itself.
+        if sh.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = sh.state.lock().expect("pool lock");
             sh.wake.notify_all();
         }
         job.work(0);
@@ -611,14 +616,16 @@ fn worker(sh: &Shared, me: usize) {
                 if st.quit {
                     return;
                 }
-                let g = sh.generation.load(Ordering::Acquire);
+                let g = sh.generation.load(Ordering::SeqCst);
                 if g != seen {
                     seen = g;
                     break st.job.clone();
                 }
-                sh.sleepers.fetch_add(1, Ordering::AcqRel);
-                st = sh.wake.wait(st).expect("pool lock");
-                sh.sleepers.fetch_sub(1, Ordering::AcqRel);
+                sh.sleepers.fetch_add(1, Ordering::SeqCst);
+                if sh.generation.load(Ordering::SeqCst) == seen {
+                    st = sh.wake.wait(st).expect("pool lock");
+                }
+                sh.sleepers.fetch_sub(1, Ordering::SeqCst);
             }
         };
         if let Some(job) = job {
