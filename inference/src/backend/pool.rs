@@ -9,10 +9,11 @@
 //! serves every session of that thread ([`Pool::shared`]): Web Workers are costly to start.
 //!
 //! No `unsafe`: a job owns everything it reads (the weight [`Bytes`] are reference counted and the
-//! activations are copied in, which is small next to the product itself), and each chunk of rows
-//! is written to its own buffer, which the caller copies out. The rows are cut into a few chunks
-//! per thread; each thread claims its own from a counter of its own and then helps with the
-//! others' unclaimed ones, so a worker the OS has not scheduled (a busy machine) delays nothing.
+//! activations are copied in, which is small next to the product itself), and each thread writes
+//! its chunks' rows into buffers of its own, kept from job to job, which the caller copies out.
+//! The rows are cut into a few chunks per thread; each thread claims its own from a counter of
+//! its own and then helps with the others' unclaimed ones, so a worker the OS has not scheduled
+//! (a busy machine) delays nothing.
 //! A row is always computed whole, by one thread, with the same kernel, so the results do not
 //! depend on the thread count.
 
@@ -97,22 +98,25 @@ impl<T> std::ops::Deref for Padded<T> {
 }
 
 /// Work cut into chunks that the caller and the workers claim one at a time. Thread `s` of `T`
-/// owns chunks `s, s + T, s + 2T, …` and claims them from its own counter, on its own cache line
-/// (a claim is then an uncontended atomic, where one shared counter moved its line between the
-/// cores at every claim, a few hundred ns each on a VM); a thread out of chunks takes those of
-/// the others that are still unclaimed, so a worker the OS has not scheduled yet, or one that is
-/// held up, delays nothing.
+/// owns the `s`-th run of `⌈chunks / T⌉` consecutive chunks (consecutive rows: its reads of a
+/// product's weights are one stream, where every `T`-th chunk began a new one for the memory
+/// prefetchers at each chunk) and claims them in order from its own counter, on its own cache
+/// line (a claim is then an uncontended atomic, where one shared counter moved its line between
+/// the cores at every claim, a few hundred ns each on a VM); a thread out of chunks takes those
+/// of the others that are still unclaimed, so a worker the OS has not scheduled yet, or one that
+/// is held up, delays nothing.
 struct Job {
     work: Work,
     /// Chunks in all.
     chunks: usize,
-    /// Per thread: how many of its own chunks are claimed (chunk `s + T·k` is the k-th).
+    /// Per thread: how many of its own chunks are claimed (chunk `s·⌈chunks / T⌉ + k` is the
+    /// k-th).
     claimed: Vec<Padded<AtomicUsize>>,
-    /// Chunks whose rows are in `outs`: each thread adds its count once, when it runs out.
+    /// Chunks whose output is written (in their thread's [`Outputs`]): each thread adds its
+    /// count once, when it runs out.
     finished: Padded<AtomicUsize>,
-    /// Chunk `i`'s output (a product's rows: (n_tok, rows of the chunk) row-major; an
-    /// attention unit's: (tokens of the unit, its heads · head_dim)).
-    outs: Vec<Padded<Mutex<Vec<f32>>>>,
+    /// The pool generation that announced this job (its threads' [`Outputs`] carry it).
+    id: u64,
     /// The first panic of a chunk (on any thread): the chunk still counts as finished, so the
     /// caller stops waiting, and re-raises it on its own thread.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
@@ -134,23 +138,33 @@ impl Job {
     /// workers for the page's life. As its own function the job's work is optimized like any
     /// other after a few calls.
     #[inline(never)]
-    fn work(&self, me: usize) {
+    fn work(&self, me: usize, outputs: &Mutex<Outputs>) {
         let t = self.claimed.len();
+        let per = self.chunks.div_ceil(t);
         let mut done = 0;
+        let mut o = outputs.lock().unwrap_or_else(|e| e.into_inner());
+        o.start(self.id);
         for owner in (me..t).chain(0..me) {
             loop {
                 let k = self.claimed[owner].fetch_add(1, Ordering::AcqRel);
-                let i = owner + k * t;
-                if i >= self.chunks {
+                let i = owner * per + k;
+                if k >= per || i >= self.chunks {
                     break;
                 }
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.chunk(i))) {
+                let (start, len) = (o.data.len(), self.chunk_len(i));
+                o.data.resize(start + len, 0.0);
+                o.chunks.push((i, start));
+                let Outputs { data, scratch, .. } = &mut *o;
+                let out = &mut data[start..];
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.chunk(i, out, scratch)))
+                {
                     let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
                     slot.get_or_insert(payload);
                 }
                 done += 1;
             }
         }
+        drop(o);
         if done > 0
             && self.finished.fetch_add(done, Ordering::SeqCst) + done == self.chunks
             && self.caller_sleeps.load(Ordering::SeqCst)
@@ -201,9 +215,7 @@ impl Job {
                 .map(|_| Padded(AtomicUsize::new(0)))
                 .collect(),
             finished: Padded(AtomicUsize::new(0)),
-            outs: (0..chunks)
-                .map(|_| Padded(Mutex::new(Vec::new())))
-                .collect(),
+            id: 0,
             panic: Mutex::new(None),
             done_lock: Mutex::new(()),
             done: Condvar::new(),
@@ -211,12 +223,40 @@ impl Job {
         }
     }
 
-    /// Compute chunk `i` into its output buffer.
-    fn chunk(&self, i: usize) {
-        let mut out = self.outs[i].lock().unwrap_or_else(|e| e.into_inner());
+    /// Values of chunk `i`'s output: a product's rows, (n_tok, rows of the chunk) row-major;
+    /// an attention unit's, (tokens of the unit, its heads · head_dim).
+    fn chunk_len(&self, i: usize) -> usize {
         match &self.work {
-            Work::Prods(p) => p.chunk(i, &mut out),
-            Work::Attention(a) => a.chunk(i, &mut out),
+            Work::Prods(p) => {
+                let (_, r0, r1) = p.ranges[i];
+                p.n * (r1 - r0)
+            }
+            Work::Attention(a) => {
+                let (tb, width) = a.unit_shape(i);
+                tb * width
+            }
+        }
+    }
+
+    /// Compute chunk `i` into `out` (zeroed, [`Job::chunk_len`] values).
+    fn chunk(&self, i: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
+        match &self.work {
+            Work::Prods(p) => p.chunk(i, out, scratch),
+            Work::Attention(a) => a.chunk(i, out, scratch),
+        }
+    }
+
+    /// Every chunk's output as `(chunk, values)`, from the threads' [`Outputs`] (once the job is
+    /// finished).
+    fn each_output(&self, outputs: &[Padded<Mutex<Outputs>>], mut f: impl FnMut(usize, &[f32])) {
+        for o in outputs {
+            let o = o.lock().unwrap_or_else(|e| e.into_inner());
+            if o.job != self.id {
+                continue;
+            }
+            for &(i, start) in &o.chunks {
+                f(i, &o.data[start..start + self.chunk_len(i)]);
+            }
         }
     }
 }
@@ -257,19 +297,16 @@ impl Attention {
         (tb, a.unit_width())
     }
 
-    fn chunk(&self, i: usize, out: &mut Vec<f32>) {
-        let (tb, width) = self.unit_shape(i);
-        out.clear();
-        out.resize(tb * width, 0.0);
+    fn chunk(&self, i: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
+        let (_, width) = self.unit_shape(i);
         let (k, v) = (kv_cache::read(&self.k), kv_cache::read(&self.v));
-        let mut scratch = Vec::new();
         attention_unit(
             &self.shape,
             &self.q,
             &k,
             &v,
             self.units[i],
-            &mut scratch,
+            scratch,
             out,
             width,
         );
@@ -278,16 +315,15 @@ impl Attention {
 
 impl Prods {
     /// Compute chunk `i` (a gated pair: both products' rows, then the activation step).
-    fn chunk(&self, i: usize, out: &mut Vec<f32>) {
+    fn chunk(&self, i: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
         let (pi, r0, r1) = self.ranges[i];
         let p = &self.parts[pi];
-        out.clear();
-        out.resize(self.n * (r1 - r0), 0.0);
         self.rows(&p.w, r0..r1, out);
         if let Some((up, ga)) = &p.gated {
-            let mut u = vec![0f32; out.len()];
-            self.rows(up, r0..r1, &mut u);
-            ga.apply(r0..r1, out, &u);
+            scratch.clear();
+            scratch.resize(out.len(), 0.0);
+            self.rows(up, r0..r1, scratch);
+            ga.apply(r0..r1, out, scratch);
         }
     }
 
@@ -328,6 +364,43 @@ fn input_format(act: Activations, ty: GgmlType, cols: usize) -> Option<usize> {
     quant::uses_q8(act, ty, cols).then(|| quant::q8_block(ty))
 }
 
+/// A thread's chunk outputs of its latest job, kept from job to job: once its buffers have grown
+/// to a job's size, a chunk allocates nothing, and no chunk writes memory that another thread
+/// has just written (an allocator's lock and free lists, a per-chunk buffer made by the
+/// caller), so each chunk moves no cache line between the cores but its results'. The caller
+/// reads them once the job is finished.
+#[derive(Default)]
+struct Outputs {
+    /// The job (pool generation) they belong to: a thread that saw no chunk of a job keeps an
+    /// older one's.
+    job: u64,
+    /// The chunks' values, one after another.
+    data: Vec<f32>,
+    /// Per chunk computed: (chunk index, its first value in `data`).
+    chunks: Vec<(usize, usize)>,
+    /// A chunk's working memory (a gated product's up rows, attention's scores).
+    scratch: Vec<f32>,
+}
+
+/// Values an [`Outputs`] buffer keeps between jobs at most (4 MiB): a decode step's largest
+/// output is the lm head's share; a long prefill's larger buffers are given back.
+const OUTPUTS_KEEP: usize = 1 << 20;
+
+impl Outputs {
+    /// Empty, for job `id`.
+    fn start(&mut self, id: u64) {
+        self.job = id;
+        self.chunks.clear();
+        self.data.clear();
+        if self.data.capacity() > OUTPUTS_KEEP {
+            self.data = Vec::new();
+        }
+        if self.scratch.capacity() > OUTPUTS_KEEP {
+            self.scratch = Vec::new();
+        }
+    }
+}
+
 struct State {
     job: Option<Arc<Job>>,
     quit: bool,
@@ -347,6 +420,8 @@ struct Shared {
     /// (both SeqCst): a worker counts itself, then looks at the generation once more; the
     /// caller bumps the generation, then looks at this count; one of the two sees the other.
     sleepers: AtomicUsize,
+    /// Per thread (the caller is 0): its chunks' outputs.
+    outputs: Vec<Padded<Mutex<Outputs>>>,
 }
 
 pub struct Pool {
@@ -395,6 +470,9 @@ impl Pool {
             wake: Condvar::new(),
             generation: AtomicU64::new(0),
             sleepers: AtomicUsize::new(0),
+            outputs: (0..threads)
+                .map(|_| Padded(Mutex::new(Outputs::default())))
+                .collect(),
         });
         let mut handles = Vec::new();
         let mut started = 1;
@@ -526,14 +604,14 @@ impl Pool {
         let Work::Prods(w) = &job.work else {
             unreachable!("a products job")
         };
-        for (i, &(pi, r0, r1)) in w.ranges.iter().enumerate() {
-            let rows = job.outs[i].lock().unwrap_or_else(|e| e.into_inner());
+        job.each_output(&self.shared.outputs, |i, rows| {
+            let (pi, r0, r1) = w.ranges[i];
             let (c, wr) = (r1 - r0, w.parts[pi].rows);
             let out = &mut prods[pi].out;
             for t in 0..n {
                 out[t * wr + r0..t * wr + r1].copy_from_slice(&rows[t * c..(t + 1) * c]);
             }
-        }
+        });
     }
 
     /// A layer's attention ([`attention`]) with its units split across the pool: `q`, `out`
@@ -564,21 +642,23 @@ impl Pool {
             unreachable!("an attention job")
         };
         let qd = a.n_head * a.head_dim;
-        for (i, &(kvh, t0)) in w.units.iter().enumerate() {
+        job.each_output(&self.shared.outputs, |i, got| {
+            let (kvh, t0) = w.units[i];
             let (tb, width) = w.unit_shape(i);
-            let got = job.outs[i].lock().unwrap_or_else(|e| e.into_inner());
             for t in 0..tb {
                 let o = (t0 + t) * qd + kvh * width;
                 out[o..o + width].copy_from_slice(&got[t * width..(t + 1) * width]);
             }
-        }
+        });
     }
 
     /// Hand `job` to the workers, work on it too, and wait until every chunk is done; a chunk's
     /// panic is raised here.
-    fn launch(&self, job: Job) -> Arc<Job> {
-        let job = Arc::new(job);
+    fn launch(&self, mut job: Job) -> Arc<Job> {
         let sh = &*self.shared;
+        // Only this thread bumps the generation: the job's is the next one.
+        job.id = sh.generation.load(Ordering::Relaxed) + 1;
+        let job = Arc::new(job);
         sh.state.lock().expect("pool lock").job = Some(Arc::clone(&job));
         sh.generation.fetch_add(1, Ordering::SeqCst);
         // A worker that counted itself before this bump is woken (under the lock, so one that
@@ -588,7 +668,7 @@ impl Pool {
             let _g = sh.state.lock().expect("pool lock");
             sh.wake.notify_all();
         }
-        job.work(0);
+        job.work(0, &sh.outputs[0]);
         // Wait for the chunks other threads claimed.
         job.wait();
         sh.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
@@ -629,7 +709,7 @@ fn worker(sh: &Shared, me: usize) {
             }
         };
         if let Some(job) = job {
-            job.work(me);
+            job.work(me, &sh.outputs[me]);
         }
     }
 }
@@ -711,13 +791,25 @@ mod tests {
             ranges: (0..8).map(|i| (0, 32 * i, 32 * i + 32)).collect(),
         });
         let job = Job::new(work, 8, 3);
-        job.work(0);
+        let outputs: Vec<_> = (0..3)
+            .map(|_| Padded(Mutex::new(Outputs::default())))
+            .collect();
+        // A thread that saw no chunk of this job still holds an older job's outputs.
+        {
+            let mut stale = outputs[2].lock().unwrap();
+            stale.start(job.id + 7);
+            stale.data.resize(32, f32::NAN);
+            stale.chunks.push((0, 0));
+        }
+        job.work(0, &outputs[0]);
         assert_eq!(job.finished.load(Ordering::SeqCst), 8, "every chunk done");
         job.wait();
-        for i in 0..8 {
-            let got = job.outs[i].lock().unwrap();
+        let mut seen = [false; 8];
+        job.each_output(&outputs, |i, got| {
             assert_eq!(got[..], want[32 * i..32 * i + 32], "chunk {i}");
-        }
+            seen[i] = true;
+        });
+        assert!(seen.iter().all(|&s| s), "every chunk's output is there");
     }
 
     /// A layer's attention split across threads (decode and prefill shapes, grouped heads, a
