@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Browser CPU benchmark: our wasm CPU engine vs wllama (@wllama/wllama, llama.cpp in wasm) on the same
-# GGUF, one thread each (THREADS=1,2: at each count), greedy, same raw prompt (~64 tokens) and 64 generated tokens, in headless
-# Chromium (system /usr/bin/chromium via playwright-core). Prints each run, the median prefill and
-# decode tok/s of each engine, the ratio ours/wllama, and both generated texts.
+# GGUF, one thread each (THREADS=1,2: at each count, interleaved round by round), greedy, same raw
+# prompt (~64 tokens) and 64 generated tokens, in headless Chromium (system /usr/bin/chromium via
+# playwright-core). Prints each run, the median prefill and decode tok/s of each engine, the ratio
+# ours/wllama, both generated texts, and with several counts each engine's decode scaling.
 #
 # Serves, on a free 127.0.0.1 port (scripts/serve.py): the built app dist/ at / (its engine worker),
 # tests/bench/ at /bench/ (bench.html, bench.mjs, and wllama from tests/bench/node_modules), and

@@ -2,7 +2,10 @@
 // /usr/bin/chromium through playwright-core; no browser download). scripts/bench-browser.sh serves
 // dist/, this folder (at /bench/) and models/, then runs this.
 //
-// RUNS rounds; each round runs both engines, alternating which goes first. Every engine run gets a
+// RUNS rounds; each round runs both engines at every thread count (THREADS), alternating which
+// engine and which count go first, so that a drift of the machine's speed during the run falls on
+// every figure alike (the ratios between thread counts are measured side by side, and each
+// round's own ratio is printed too). Every engine run gets a
 // fresh browser context and page (nothing cached or warmed from an earlier run, beyond Chromium's
 // on-disk wasm code cache, which both engines share alike); in the page, bench.mjs loads the
 // model, does a short untimed warm-up generation, then the timed one (see bench.mjs for what is
@@ -14,8 +17,9 @@
 //      WARMUP (default 1; 0 = no warm-up generation), WARMUP_TOKENS (default 16: tokens of the
 //      warm-up generation; with all cores busy, V8's optimizing compiler, still running after a
 //      short one, takes a core from the timed run), RUN_TIMEOUT_S (default 600, per engine run),
-//      CHROMIUM (default /usr/bin/chromium), THREADS (default 1; a list such as 1,2 runs the whole
-//      comparison at each count: ours > 1 is the threaded worker, wllama > 1 its pthreads),
+//      CHROMIUM (default /usr/bin/chromium), THREADS (default 1; a list such as 1,2 runs the
+//      comparison at each count, interleaved: ours > 1 is the threaded worker, wllama > 1 its
+//      pthreads),
 //      KERNELS (ours: `simd128` loads the default build even where relaxed SIMD validates, see
 //      scripts/build-worker-relaxed.sh; default: the loader's choice), CHROMIUM_ARGS (extra
 //      Chromium flags, space-separated, e.g. --js-flags=--liftoff-only), OURS_BUILD (`mt`: ours runs
@@ -92,13 +96,6 @@ function commonPrefix(a, b) {
 }
 
 async function main() {
-  for (const threads of THREADS) {
-    if (THREADS.length > 1) console.log(`\n===== ${threads} thread${threads === 1 ? '' : 's'} =====`);
-    await benchAt(threads);
-  }
-}
-
-async function benchAt(threads) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -106,26 +103,52 @@ async function benchAt(threads) {
       '--disable-sync', '--no-first-run', '--disable-quic',
       ...(process.env.CHROMIUM_ARGS || '').split(' ').filter((a) => a)],
   });
-  const results = { ours: [], wllama: [] };
+  const results = Object.fromEntries(THREADS.map((t) => [t, { ours: [], wllama: [] }]));
+  const tn = (t) => `${t} thread${t === 1 ? '' : 's'}`;
   try {
-    console.log(`model ${MODEL_URL}, ${N_PREDICT} tokens greedy, ${threads} thread${threads === 1 ? '' : 's'}, ${RUNS} runs per engine` +
+    console.log(`model ${MODEL_URL}, ${N_PREDICT} tokens greedy, ${THREADS.map(tn).join(' and ')}` +
+      `${THREADS.length > 1 ? ' (interleaved: each round runs every count)' : ''}, ${RUNS} runs per engine` +
       `${WARMUP ? `, warm-up generation (${WARMUP_TOKENS} tokens) before each timed one` : ''}; Chromium ${browser.version()}` +
       `${process.env.KERNELS ? `; ours: kernels=${process.env.KERNELS}` : ''}`);
     for (let i = 0; i < RUNS; i++) {
-      const order = i % 2 === 0 ? ENGINES : [...ENGINES].reverse();
-      for (const engine of order) {
-        const r = await runOnce(browser, engine, threads);
-        results[engine].push(r);
-        console.log(`run ${i + 1}/${RUNS} ${engine.padEnd(6)} prefill ${f1(r.prefillTokS).padStart(7)} tok/s ` +
-          `(${r.promptTokens} tok in ${r.ttftMs.toFixed(0)} ms)  decode ${f1(r.decodeTokS).padStart(6)} tok/s ` +
-          `(${r.tokens} tok)  engine's own: ${f1(r.enginePrefillTokS)} / ${f1(r.engineDecodeTokS)}  ` +
-          `load ${(r.loadMs / 1000).toFixed(1)} s` + (r.chunks !== undefined ? `  chunks ${r.chunks}` : ''));
+      const counts = i % 2 === 0 ? THREADS : [...THREADS].reverse();
+      for (const [j, threads] of counts.entries()) {
+        const order = (i + j) % 2 === 0 ? ENGINES : [...ENGINES].reverse();
+        for (const engine of order) {
+          const r = await runOnce(browser, engine, threads);
+          results[threads][engine].push(r);
+          console.log(`run ${i + 1}/${RUNS}${THREADS.length > 1 ? ` ${threads}t` : ''} ${engine.padEnd(6)} prefill ${f1(r.prefillTokS).padStart(7)} tok/s ` +
+            `(${r.promptTokens} tok in ${r.ttftMs.toFixed(0)} ms)  decode ${f1(r.decodeTokS).padStart(6)} tok/s ` +
+            `(${r.tokens} tok)  engine's own: ${f1(r.enginePrefillTokS)} / ${f1(r.engineDecodeTokS)}  ` +
+            `load ${(r.loadMs / 1000).toFixed(1)} s` + (r.chunks !== undefined ? `  chunks ${r.chunks}` : ''));
+        }
       }
     }
   } finally {
     await browser.close().catch(() => {});
   }
+  for (const threads of THREADS) {
+    if (THREADS.length > 1) console.log(`\n===== ${tn(threads)} =====`);
+    report(results[threads]);
+  }
+  if (THREADS.length > 1) {
+    // Decode at each count against the first count: the ratio of the medians, and the median of
+    // each round's own ratio (its runs ran minutes apart at most).
+    const base = THREADS[0];
+    console.log(`\ndecode scaling against ${tn(base)}`);
+    for (const threads of THREADS.slice(1)) {
+      for (const engine of ENGINES) {
+        const a = results[base][engine].map((r) => r.decodeTokS);
+        const b = results[threads][engine].map((r) => r.decodeTokS);
+        const rounds = b.map((x, k) => x / a[k]);
+        console.log(`${engine.padEnd(7)} ${tn(threads)}: ${(median(b) / median(a)).toFixed(2)}x (medians ${f1(median(b))} / ${f1(median(a))}); ` +
+          `per round ${rounds.map((x) => x.toFixed(2)).join(' ')}, median ${median(rounds).toFixed(2)}x`);
+      }
+    }
+  }
+}
 
+function report(results) {
   const row = (cells, widths) => cells.map((c, j) => String(c).padEnd(widths[j])).join('  ');
   const widths = [7, 14, 13, 20, 19];
   console.log('');
