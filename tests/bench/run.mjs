@@ -42,6 +42,11 @@ const THREADS = (process.env.THREADS || '1').split(',').map((t) => {
   }
   return n;
 });
+if (new Set(THREADS).size !== THREADS.length) {
+  // Results are kept per count, and each round pairs one run of each count.
+  console.error(`error: THREADS=${process.env.THREADS}: a count is listed twice`);
+  process.exit(2);
+}
 
 function intEnv(name, dflt) {
   const v = process.env[name];
